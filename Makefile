@@ -1,0 +1,26 @@
+# cti: two commands on a fresh Debian 12 machine.
+#   make run   - set up what is missing, then run the demo hotline (config/cti.yaml)
+#   make test  - set up what is missing, then run every test
+CONFIG ?= config/cti.yaml
+PYTEST_ARGS ?=
+
+.PHONY: run test setup lint unit e2e clean
+
+setup:
+	@./scripts/setup.sh
+
+run: setup
+	.venv/bin/cti check-config --config $(CONFIG)
+	.venv/bin/cti serve --config $(CONFIG)
+
+lint: setup
+	.venv/bin/ruff check cti plugins tests scripts
+
+test: setup lint
+	.venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: setup
+	.venv/bin/python -m pytest -q tests/unit
+
+clean:
+	rm -rf var .pytest_cache

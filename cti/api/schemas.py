@@ -1,0 +1,38 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginRequest(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class LoginResponse(BaseModel):
+    token: str
+    user: str
+    role: str
+    expires_in: int
+
+
+class StateRequest(Strict):
+    state: Literal["available", "away", "logged_out"]
+    reason: str | None = Field(None, max_length=64)
+
+
+class AgentView(BaseModel):
+    name: str
+    display_name: str | None
+    role: str
+    state: str
+    languages: list[str]
+    topics: list[str]
+    trainings: list[str]

@@ -1,0 +1,125 @@
+"""`cti` command line: serve, check-config, prompts, worker, phone."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from cti.config import ConfigError, Settings, load_settings
+
+DEFAULT_CONFIG = Path("config/cti.yaml")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def _serve(settings: Settings) -> int:
+    from cti.controller.gateway import Gateway
+
+    gw = Gateway(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await gw.start()
+    print(f"cti: {settings.gateway_name} is running", flush=True)
+    for line in gw.listening():
+        print(f"  {line}", flush=True)
+    print("  Ctrl-C stops everything.", flush=True)
+    await stop.wait()
+    print("cti: stopping", flush=True)
+    await gw.stop()
+    print("cti: stopped", flush=True)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _setup_logging(args.log_level)
+    settings = load_settings(args.config)
+    return asyncio.run(_serve(settings))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from cti.controller.gateway import prepare
+
+    settings = load_settings(args.config)
+    prepare(settings)
+    print(f"{args.config}: ok ({len(settings.advisors)} advisors, "
+          f"{settings.workers.count} media workers)")
+    return 0
+
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    from cti.prompts import main_build
+
+    settings = load_settings(args.config)
+    argv = ["build", "--texts", str(settings.path(settings.prompts.texts)),
+            "--cache", str(settings.path(settings.prompts.cache_dir)),
+            "--override", str(settings.path(settings.prompts.override_dir))]
+    return main_build(argv)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from cti.media.worker import main
+
+    return main(args.rest)
+
+
+def cmd_phone(args: argparse.Namespace) -> int:
+    from cti.media.phone import main
+
+    return main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cti", description="SIP CTI gateway for contact centres")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_config(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG,
+                        help="gateway config file (default: config/cti.yaml)")
+
+    s = sub.add_parser("serve", help="run the gateway: SIP edge, media workers, API")
+    with_config(s)
+    s.add_argument("--log-level", default="info")
+    s.set_defaults(fn=cmd_serve)
+
+    c = sub.add_parser("check-config", help="validate the config and prompts, then exit")
+    with_config(c)
+    c.set_defaults(fn=cmd_check_config)
+
+    pr = sub.add_parser("prompts", help="prompt files")
+    with_config(pr)
+    pr.add_argument("action", choices=["build"])
+    pr.set_defaults(fn=cmd_prompts)
+
+    for name, fn, text in (("worker", cmd_worker, "a media worker (started by serve)"),
+                           ("phone", cmd_phone, "a headless scripted SIP phone (JSON lines)")):
+        w = sub.add_parser(name, help=text, add_help=False)
+        w.add_argument("rest", nargs=argparse.REMAINDER)
+        w.set_defaults(fn=fn)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except ConfigError as e:
+        print(f"cti: config error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Customer calls as the controller sees them, keyed by our own UUID."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import phonenumbers
+
+from cti.store.db import CallRecord
+
+_URI_USER = re.compile(r"sips?:([^@;>]+)@", re.IGNORECASE)
+
+
+def sip_user(header_value: str) -> str:
+    """The user part of a From/To header or URI ('' if there is none)."""
+    m = _URI_USER.search(header_value or "")
+    return m.group(1) if m else ""
+
+
+def caller_country(number: str) -> str | None:
+    """ISO country of an E.164-ish number ('+34…' or '0034…'), None if unknown."""
+    digits = number.strip()
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    if not digits.startswith("+"):
+        return None
+    try:
+        parsed = phonenumbers.parse(digits, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.region_code_for_number(parsed)
+
+
+@dataclass
+class Leg:
+    leg_id: str
+    worker: str
+    role: str  # "customer" | "advisor"
+    peer: str  # number or advisor name
+    state: str = "new"
+    created_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    end_code: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "leg": self.leg_id, "worker": self.worker, "role": self.role, "peer": self.peer,
+            "state": self.state, "created_at": self.created_at, "ended_at": self.ended_at,
+            "end_code": self.end_code,
+        }
+
+
+@dataclass
+class Call:
+    """One customer call: the customer leg, and the advisor legs tried or bridged."""
+
+    worker: str
+    customer: Leg
+    caller_number: str
+    dialled: str
+    call_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    caller_country: str | None = None
+    state: str = "incoming"  # incoming → ivr → queued → offered → connected → ended
+    language: str | None = None
+    topic: str | None = None
+    ivr_path: list[str] = field(default_factory=list)
+    priority: int = 0
+    flags: dict[str, Any] = field(default_factory=dict)
+    advisor: str | None = None
+    advisor_leg: Leg | None = None
+    legs: list[Leg] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+    queued_at: float | None = None
+    offered_at: float | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        self.legs.append(self.customer)
+        if self.caller_country is None:
+            self.caller_country = caller_country(self.caller_number)
+
+    def waited_s(self, now: float | None = None) -> float:
+        start = self.queued_at or self.started_at
+        end = self.answered_at or now or time.time()
+        return round(max(0.0, end - start), 1)
+
+    def to_record(self) -> CallRecord:
+        return CallRecord(
+            call_id=self.call_id, started_at=self.started_at,
+            caller_number=self.caller_number, caller_country=self.caller_country,
+            dialled=self.dialled, language=self.language, topic=self.topic,
+            ivr_path=list(self.ivr_path), priority=self.priority, advisor=self.advisor,
+            worker=self.worker, queued_at=self.queued_at, offered_at=self.offered_at,
+            answered_at=self.answered_at, ended_at=self.ended_at, end_reason=self.end_reason,
+            legs=[leg.as_dict() for leg in self.legs],
+        )
+
+
+class CallRegistry:
+    """Active calls by call id and by (worker, leg id)."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, Call] = {}
+        self._by_leg: dict[tuple[str, str], Call] = {}
+
+    def add(self, call: Call) -> None:
+        self._calls[call.call_id] = call
+        self.bind_leg(call, call.customer)
+
+    def bind_leg(self, call: Call, leg: Leg) -> None:
+        self._by_leg[(leg.worker, leg.leg_id)] = call
+
+    def by_leg(self, worker: str, leg_id: str) -> Call | None:
+        return self._by_leg.get((worker, leg_id))
+
+    def get(self, call_id: str) -> Call | None:
+        return self._calls.get(call_id)
+
+    def on_worker(self, worker: str) -> list[Call]:
+        return [c for c in self._calls.values() if c.worker == worker]
+
+    def remove(self, call: Call) -> None:
+        self._calls.pop(call.call_id, None)
+        for leg in call.legs:
+            self._by_leg.pop((leg.worker, leg.leg_id), None)
+
+    def all(self) -> list[Call]:
+        return list(self._calls.values())
+
+    def __len__(self) -> int:
+        return len(self._calls)

@@ -1,0 +1,429 @@
+"""The call flow: worker events in, IVR and distributor decisions, media commands out.
+
+This is the only place that ties telephony (worker legs) to logic (the pure
+IVR engine and distributor). Every log line carries the call id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from cti.config import Settings
+from cti.controller.calls import Call, CallRegistry, Leg, sip_user
+from cti.controller.prompts import PromptLibrary
+from cti.controller.workers import WorkerCommandError, WorkerLink, WorkerPool
+from cti.events import EventBus, make_event
+from cti.ivr import Done, IvrConfig, IvrSession, MenuOption, Play, StopPlay
+from cti.plugins import PluginHost
+from cti.routing import (
+    AdvisorChanged,
+    AdvisorProfile,
+    AdvisorState,
+    Distributor,
+    Offer,
+    OfferRevoked,
+)
+from cti.store.db import Store
+
+log = logging.getLogger("cti.flow")
+
+# Offer delivery: how long the screen pop may take to reach the advisor's
+# client before we ring their phone anyway.
+SCREEN_POP_WAIT_S = 1.0
+
+Delivered = Callable[[str, int, float], Awaitable[bool]]
+
+
+def ivr_config(settings: Settings) -> IvrConfig:
+    ivr = settings.ivr
+    return IvrConfig(
+        languages=tuple(MenuOption(m.digit, m.code) for m in ivr.languages),
+        topics=tuple(MenuOption(m.digit, m.code) for m in ivr.topics),
+        default_language=ivr.default_language,
+        default_topic=ivr.default_topic,
+        digit_timeout_s=ivr.digit_timeout_s,
+        max_retries=ivr.max_retries,
+    )
+
+
+def advisor_profiles(settings: Settings) -> list[AdvisorProfile]:
+    return [
+        AdvisorProfile(
+            name=a.name, languages=frozenset(a.languages), topics=frozenset(a.topics),
+            trainings=frozenset(a.trainings),
+        )
+        for a in settings.advisors
+    ]
+
+
+class CallFlow:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: WorkerPool,
+        bus: EventBus,
+        store: Store,
+        plugins: PluginHost,
+        prompts: PromptLibrary,
+        delivered: Delivered,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.bus = bus
+        self.store = store
+        self.plugins = plugins
+        self.prompts = prompts
+        self._delivered = delivered
+        self.calls = CallRegistry()
+        self.ivr_config = ivr_config(settings)
+        r = settings.routing
+        # The distributor decides when an offer times out (OfferRevoked).
+        self.distributor = Distributor(
+            advisor_profiles(settings), offer_timeout_s=r.offer_timeout_s,
+            wrap_up_s=r.wrap_up_s, max_missed=r.max_missed,
+        )
+        self._ivr: dict[str, IvrSession] = {}
+        self._ivr_timers: dict[str, asyncio.TimerHandle] = {}
+        self._dist_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ helpers
+    def _spawn(self, coro: Coroutine[Any, Any, Any], call_id: str | None = None) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and (exc := t.exception()):
+                log.error("flow task failed call_id=%s: %s", call_id, exc)
+
+        task.add_done_callback(done)
+
+    def _send(self, call: Call, cmd: str, **fields: Any) -> None:
+        """Fire a command at the call's worker; failures are logged with the call id."""
+        link = self.pool.get(call.worker)
+        if link is None or not link.up:
+            log.warning("worker down, dropped %s call_id=%s", cmd, call.call_id)
+            return
+
+        async def run() -> None:
+            try:
+                await link.command(cmd, **fields)
+            except WorkerCommandError as e:
+                # A hang-up racing the far end's own BYE is normal, not a warning.
+                level = logging.DEBUG if "unknown leg" in str(e) else logging.WARNING
+                log.log(level, "command failed call_id=%s: %s", call.call_id, e)
+
+        self._spawn(run(), call.call_id)
+
+    def _publish(self, type_: str, call: Call | None, data: dict[str, Any],
+                 advisor: str | None = None) -> int:
+        ev = make_event(type_, data, call_id=call.call_id if call else None,
+                        advisor=advisor or (call.advisor if call else None))
+        self.bus.publish(ev)
+        self.plugins.call("cti_event", call_id=ev["call_id"], event=ev)
+        return ev["seq"]
+
+    # ------------------------------------------------------------ worker events
+    def on_worker_event(self, link: WorkerLink, msg: dict[str, Any]) -> None:
+        kind = msg.get("event")
+        if kind == "leg.incoming":
+            self._on_incoming(link, msg)
+            return
+        call = self.calls.by_leg(link.worker_id, str(msg.get("leg")))
+        if call is None:
+            if kind == "leg.state" and msg.get("state") != "disconnected":
+                log.warning("event for unknown leg worker=%s: %s", link.worker_id, msg)
+            return
+        if kind == "leg.state":
+            self._on_leg_state(call, msg)
+        elif kind == "leg.media" and msg.get("active"):
+            self._on_media(call, msg)
+        elif kind == "leg.dtmf" and msg.get("leg") == call.customer.leg_id:
+            self._on_digit(call, str(msg.get("digit", "")))
+        elif kind == "play.done" and msg.get("leg") == call.customer.leg_id:
+            self._on_play_done(call, str(msg.get("play_id", "")))
+
+    def _on_incoming(self, link: WorkerLink, msg: dict[str, Any]) -> None:
+        leg = Leg(str(msg["leg"]), link.worker_id, "customer", sip_user(msg.get("from", "")))
+        call = Call(worker=link.worker_id, customer=leg, caller_number=leg.peer,
+                    dialled=sip_user(msg.get("to", "")))
+        self.calls.add(call)
+        log.info("call incoming call_id=%s from=%s country=%s worker=%s leg=%s",
+                 call.call_id, call.caller_number, call.caller_country, link.worker_id,
+                 leg.leg_id)
+        self.plugins.call("cti_call_incoming", call_id=call.call_id, call=call)
+        self._publish("call.incoming", call, self._caller_data(call))
+        self._send(call, "answer", leg=leg.leg_id, code=200,
+                   headers={"X-CTI-Call-ID": call.call_id})
+
+    def _on_media(self, call: Call, msg: dict[str, Any]) -> None:
+        if msg.get("leg") == call.customer.leg_id and call.state == "incoming":
+            call.state = "ivr"
+            guess = self.settings.ivr.country_languages.get(call.caller_country or "")
+            session = IvrSession(self.ivr_config, guessed_language=guess)
+            self._ivr[call.call_id] = session
+            self._apply_ivr(call, session, session.start(time.time()))
+
+    def _on_leg_state(self, call: Call, msg: dict[str, Any]) -> None:
+        state = str(msg.get("state"))
+        leg = next((x for x in call.legs if x.leg_id == msg.get("leg")), None)
+        if leg is None:
+            return
+        leg.state = state
+        if state == "disconnected":
+            leg.ended_at = time.time()
+            leg.end_code = msg.get("code")
+            if leg is call.customer:
+                self._on_customer_gone(call)
+            elif leg is call.advisor_leg:
+                self._on_advisor_leg_gone(call, leg)
+        elif state == "confirmed" and leg is call.advisor_leg:
+            self._on_advisor_answered(call, leg)
+
+    # ---------------------------------------------------------------------- IVR
+    def _on_digit(self, call: Call, digit: str) -> None:
+        session = self._ivr.get(call.call_id)
+        if session is None:
+            log.info("digit outside the IVR ignored call_id=%s digit=%r", call.call_id, digit)
+            return
+        log.info("dtmf call_id=%s digit=%s", call.call_id, digit)
+        self._apply_ivr(call, session, session.on_digit(digit, time.time()))
+
+    def _on_play_done(self, call: Call, play_id: str) -> None:
+        session = self._ivr.get(call.call_id)
+        if session is not None:
+            self._apply_ivr(call, session, session.on_play_done(play_id, time.time()))
+        elif play_id == "hold-intro" and call.state in ("queued", "offered"):
+            self._play_music(call)
+
+    def _apply_ivr(self, call: Call, session: IvrSession, actions: list[Any]) -> None:
+        for action in actions:
+            if isinstance(action, Play):
+                refs = [(p.language, p.key) for p in action.prompts]
+                self._send(call, "play", leg=call.customer.leg_id, loop=False,
+                           play_id=action.play_id, file=str(self.prompts.sequence(refs)))
+            elif isinstance(action, StopPlay):
+                self._send(call, "stop_play", leg=call.customer.leg_id)
+            elif isinstance(action, Done):
+                self._ivr_done(call, action)
+                return
+        self._arm_ivr_timer(call, session)
+
+    def _arm_ivr_timer(self, call: Call, session: IvrSession) -> None:
+        if (old := self._ivr_timers.pop(call.call_id, None)) is not None:
+            old.cancel()
+        if session.deadline is None:
+            return
+        delay = max(0.0, session.deadline - time.time())
+
+        def fire() -> None:
+            self._ivr_timers.pop(call.call_id, None)
+            if self._ivr.get(call.call_id) is session:
+                self._apply_ivr(call, session, session.on_timer(time.time()))
+
+        self._ivr_timers[call.call_id] = asyncio.get_running_loop().call_later(delay, fire)
+
+    def _ivr_done(self, call: Call, done: Done) -> None:
+        self._ivr.pop(call.call_id, None)
+        if (t := self._ivr_timers.pop(call.call_id, None)) is not None:
+            t.cancel()
+        call.language, call.topic, call.ivr_path = done.language, done.topic, list(done.path)
+        prio = self.plugins.first("cti_call_priority", call_id=call.call_id, call=call)
+        if prio is None:
+            prio = 10 if done.topic in self.settings.ivr.emergency_topics else 0
+        call.priority = int(prio)
+        call.state, call.queued_at = "queued", time.time()
+        log.info("ivr done call_id=%s language=%s topic=%s path=%s", call.call_id,
+                 call.language, call.topic, ",".join(call.ivr_path))
+        self._publish("call.ivr_done", call, {"language": call.language, "topic": call.topic,
+                                              "ivr_path": call.ivr_path})
+        self._send(call, "play", leg=call.customer.leg_id, loop=False, play_id="hold-intro",
+                   file=str(self.prompts.path(call.language, "please_hold")))
+        self.plugins.call("cti_call_queued", call_id=call.call_id, call=call)
+        self._publish("call.queued", call, {"language": call.language, "topic": call.topic,
+                                            "priority": call.priority})
+        self._apply_routing(self.distributor.add_call(
+            call.call_id, language=call.language, topic=call.topic, priority=call.priority,
+            now=time.time()))
+
+    def _play_music(self, call: Call) -> None:
+        self._send(call, "play", leg=call.customer.leg_id, loop=True, play_id="music",
+                   file=str(self.prompts.music()))
+
+    # ------------------------------------------------------------------ routing
+    def _apply_routing(self, actions: list[Any]) -> None:
+        for action in actions:
+            if isinstance(action, Offer):
+                self._offer(action.call_id, action.advisor)
+            elif isinstance(action, OfferRevoked):
+                self._revoke(action)
+            elif isinstance(action, AdvisorChanged):
+                self._publish("agent.state", None, {
+                    "state": action.state.value, "reason": action.reason,
+                }, advisor=action.advisor)
+        self._arm_distributor_timer()
+
+    def _arm_distributor_timer(self) -> None:
+        if self._dist_timer is not None:
+            self._dist_timer.cancel()
+            self._dist_timer = None
+        deadline = self.distributor.next_deadline()
+        if deadline is not None:
+            delay = max(0.0, deadline - time.time())
+            self._dist_timer = asyncio.get_running_loop().call_later(
+                delay, lambda: self._apply_routing(self.distributor.tick(time.time())))
+
+    def set_advisor_state(self, advisor: str, state: str, reason: str | None = None) -> None:
+        """From the API: an advisor sets themself available / away / logged out."""
+        self._apply_routing(self.distributor.set_state(
+            advisor, AdvisorState(state), time.time(), reason=reason))
+
+    def _offer(self, call_id: str, advisor: str) -> None:
+        call = self.calls.get(call_id)
+        if call is None:
+            log.error("offer for an unknown call call_id=%s advisor=%s", call_id, advisor)
+            self._apply_routing(self.distributor.remove_call(call_id, time.time()))
+            return
+        if call.advisor_leg is not None:  # a stale ring: stop it first
+            self._drop_advisor_leg(call)
+        call.state, call.advisor, call.offered_at = "offered", advisor, time.time()
+        leg = Leg(uuid.uuid4().hex, call.worker, "advisor", advisor)
+        call.advisor_leg = leg
+        call.legs.append(leg)
+        self.calls.bind_leg(call, leg)
+        seq = self._publish("call.offered", call, self._screen_pop(call), advisor=advisor)
+        log.info("offer call_id=%s advisor=%s seq=%s", call.call_id, advisor, seq)
+        self._spawn(self._ring(call, leg, advisor, seq), call.call_id)
+
+    async def _ring(self, call: Call, leg: Leg, advisor: str, seq: int) -> None:
+        # The screen pop goes out before the phone rings (bounded wait).
+        await self._delivered(advisor, seq, SCREEN_POP_WAIT_S)
+        if call.advisor_leg is not leg or call.state != "offered":
+            return
+        uri = f"sip:{advisor}@{self.settings.sip.ip}:{self.settings.sip.port}"
+        link = self.pool.get(call.worker)
+        try:
+            if link is None:
+                raise WorkerCommandError("worker gone")
+            await link.command("dial", leg=leg.leg_id, uri=uri,
+                               headers={"X-CTI-Call-ID": call.call_id})
+        except WorkerCommandError as e:
+            log.warning("dial failed call_id=%s advisor=%s: %s", call.call_id, advisor, e)
+            leg.state = "disconnected"
+            self._on_advisor_leg_gone(call, leg)
+
+    def _revoke(self, action: OfferRevoked) -> None:
+        """The distributor gave up on an offer (ring timeout): stop ringing."""
+        call = self.calls.get(action.call_id)
+        if call is None or call.advisor != action.advisor:
+            return
+        log.info("offer revoked call_id=%s advisor=%s reason=%s", call.call_id,
+                 action.advisor, action.reason)
+        self._drop_advisor_leg(call)
+        if call.state == "offered":
+            call.state, call.advisor = "queued", None
+
+    def _drop_advisor_leg(self, call: Call) -> None:
+        leg = call.advisor_leg
+        call.advisor_leg = None
+        if leg is not None and leg.state != "disconnected":
+            self._send(call, "hangup", leg=leg.leg_id)
+
+    def _on_advisor_answered(self, call: Call, leg: Leg) -> None:
+        call.state, call.answered_at = "connected", time.time()
+        self._send(call, "bridge", a=call.customer.leg_id, b=leg.leg_id)
+        self._apply_routing(self.distributor.offer_accepted(call.call_id, time.time()))
+        log.info("connected call_id=%s advisor=%s waited_s=%s", call.call_id, call.advisor,
+                 call.waited_s())
+        self.plugins.call("cti_call_connected", call_id=call.call_id, call=call)
+        self._publish("call.connected", call, {"waited_s": call.waited_s()})
+
+    def _on_advisor_leg_gone(self, call: Call, leg: Leg) -> None:
+        if call.state == "connected":
+            self._end_call(call, "advisor_hangup")
+            return
+        if call.state != "offered" or call.advisor_leg is not leg:
+            return
+        code = leg.end_code or 0
+        reason = "rejected" if code in (486, 600, 603) else (
+            "unreachable" if code in (404, 480, 503) or not code else "no_answer")
+        log.info("offer failed call_id=%s advisor=%s code=%s reason=%s", call.call_id,
+                 leg.peer, code, reason)
+        call.advisor_leg, call.advisor, call.state = None, None, "queued"
+        self._apply_routing(self.distributor.offer_failed(call.call_id, time.time(),
+                                                          reason=reason))
+
+    def _on_customer_gone(self, call: Call) -> None:
+        reason = "caller_hangup" if call.state == "connected" else "caller_abandoned"
+        self._end_call(call, reason)
+
+    # ------------------------------------------------------------------ ending
+    def _end_call(self, call: Call, reason: str, worker_alive: bool = True) -> None:
+        if call.state == "ended":
+            return
+        was = call.state
+        call.state, call.ended_at, call.end_reason = "ended", time.time(), reason
+        self._ivr.pop(call.call_id, None)
+        if (t := self._ivr_timers.pop(call.call_id, None)) is not None:
+            t.cancel()
+        if worker_alive:
+            for leg in call.legs:
+                if leg.state != "disconnected":
+                    self._send(call, "hangup", leg=leg.leg_id)
+        now = time.time()
+        if was == "connected":
+            actions = self.distributor.call_ended(call.call_id, now)
+        else:
+            actions = self.distributor.remove_call(call.call_id, now)
+        self.store.save_call(call.to_record())
+        log.info("call ended call_id=%s reason=%s advisor=%s", call.call_id, reason,
+                 call.advisor)
+        self.calls.remove(call)
+        self.plugins.call("cti_call_ended", call_id=call.call_id, call=call)
+        self._publish("call.ended", call, {"reason": reason, "advisor": call.advisor,
+                                           "duration_s": round(now - call.started_at, 1)})
+        self._apply_routing(actions)
+
+    async def on_worker_down(self, link: WorkerLink) -> None:
+        """A worker died: its calls are lost media-wise; end them with a reason."""
+        for call in self.calls.on_worker(link.worker_id):
+            log.error("worker failed during call call_id=%s worker=%s", call.call_id,
+                      link.worker_id)
+            self._end_call(call, "worker_failed", worker_alive=False)
+
+    async def on_worker_up(self, link: WorkerLink) -> None:
+        log.info("worker up worker=%s restarts=%s", link.worker_id, link.restarts)
+
+    def hangup_all(self) -> None:
+        for call in self.calls.all():
+            self._end_call(call, "shutdown")
+
+    # ------------------------------------------------------------- screen pop
+    def _caller_data(self, call: Call) -> dict[str, Any]:
+        return {"caller": {"number": call.caller_number, "country": call.caller_country},
+                "dialled": call.dialled}
+
+    def _screen_pop(self, call: Call) -> dict[str, Any]:
+        return {
+            **self._caller_data(call),
+            "language": call.language,
+            "topic": call.topic,
+            "ivr_path": call.ivr_path,
+            "priority": call.priority,
+            "flags": call.flags,
+            "waited_s": call.waited_s(),
+            "offer_timeout_s": self.settings.routing.offer_timeout_s,
+        }
+
+    def active_calls(self) -> list[dict[str, Any]]:
+        return [
+            {"call_id": c.call_id, "state": c.state, "advisor": c.advisor,
+             **self._screen_pop(c)}
+            for c in self.calls.all()
+        ]

@@ -1,0 +1,190 @@
+"""Wiring: `cti serve` builds the gateway, starts edge, workers and API, stops them all."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import uvicorn
+
+from cti.api.app import create_app
+from cti.api.auth import Authenticator
+from cti.api.ws import Hub
+from cti.config import ConfigError, Settings
+from cti.controller.flow import CallFlow
+from cti.controller.prompts import PromptLibrary
+from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
+from cti.edge.process import KamailioEdge
+from cti.edge.render import EdgeSettings, WorkerTarget
+from cti.edge.rpc import EdgeRpc
+from cti.events import EventBus
+from cti.ivr import required_prompts
+from cti.plugins import PluginHost
+from cti.store.db import Store
+
+log = logging.getLogger("cti.gateway")
+
+CUSTOMERS_PER_WORKER = 2  # 4 pjsua calls per process, 2 per bridged customer call
+
+
+def worker_specs(settings: Settings) -> list[WorkerSpec]:
+    w = settings.workers
+    return [
+        WorkerSpec(
+            worker_id=f"w{i + 1}", ip=w.ip, sip_port=w.sip_port_base + i,
+            rtp_port=w.rtp_port_base + i * w.rtp_ports_per_worker,
+            rtp_range=w.rtp_ports_per_worker,
+        )
+        for i in range(w.count)
+    ]
+
+
+def prepare(settings: Settings) -> tuple[PluginHost, PromptLibrary]:
+    """Everything that can fail on config, checked before anything starts."""
+    source = str(settings.source)
+    plugins = PluginHost()
+    plugins.load(settings.plugins, source)
+    override = settings.path(settings.prompts.override_dir)
+    prompts = PromptLibrary(settings.path(settings.prompts.cache_dir), override)
+    from cti.controller.flow import ivr_config
+
+    refs = {(r.language, r.key) for r in required_prompts(ivr_config(settings))}
+    langs = {m.code for m in settings.ivr.languages}
+    refs |= {(lang, "please_hold") for lang in langs}
+    missing = prompts.missing(sorted(refs))
+    if missing:
+        lang, key = missing[0]
+        raise ConfigError(
+            f"{source}: prompts: missing prompt file {lang}/{key}.wav in "
+            f"{prompts.cache_dir} (expected a WAV for language {lang!r}, key {key!r}; "
+            f"run `cti prompts build`)" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+        )
+    return plugins, prompts
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.plugins, self.prompts = prepare(settings)
+        self.runtime_dir = settings.path(settings.runtime_dir)
+        self.bus = EventBus()
+        self.store = Store(settings.path(settings.store.path))
+        self.auth = Authenticator(settings)
+        self.hub = Hub(self.bus)
+        specs = worker_specs(settings)
+        self.pool = WorkerPool(
+            specs, self.runtime_dir / "workers.sock", self.runtime_dir,
+            on_event=self._on_worker_event, on_up=self._on_worker_up,
+            on_down=self._on_worker_down, restart_delay_s=settings.workers.restart_delay_s,
+        )
+        self.flow = CallFlow(settings, self.pool, self.bus, self.store, self.plugins,
+                             self.prompts, self.hub.delivered)
+        self.edge = KamailioEdge(self._edge_settings(specs))
+        self.rpc: EdgeRpc | None = None
+        self._http: uvicorn.Server | None = None
+        self._http_task: asyncio.Task[Any] | None = None
+        self.started_at = time.time()
+
+    def _edge_settings(self, specs: list[WorkerSpec]) -> EdgeSettings:
+        s = self.settings
+        return EdgeSettings(
+            ip=s.sip.ip, port=s.sip.port, runtime_dir=self.runtime_dir / "edge",
+            realm=s.sip.realm, hotline_numbers=list(s.sip.hotlines),
+            workers=[WorkerTarget(w.worker_id, w.ip, w.sip_port, CUSTOMERS_PER_WORKER)
+                     for w in specs],
+            advisors={a.name: a.password for a in s.advisors},
+        )
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        http_sock = _bind_tcp(self.settings.http.host, self.settings.http.port)
+        try:
+            await self.pool.start()
+            await self.edge.start()
+            self.rpc = self.edge.rpc
+            self._http = uvicorn.Server(uvicorn.Config(
+                create_app(self), log_level="warning", lifespan="off", access_log=False))
+            self._http_task = asyncio.create_task(self._http.serve(sockets=[http_sock]))
+            while not self._http.started:
+                if self._http_task.done():
+                    raise RuntimeError("the HTTP server failed to start")
+                await asyncio.sleep(0.01)
+        except BaseException:
+            await self.stop()
+            raise
+        self.plugins.call("cti_startup", settings=self.settings)
+
+    async def stop(self) -> None:
+        self.plugins.call("cti_shutdown")
+        if self._http is not None:
+            self._http.should_exit = True
+            if self._http_task is not None:
+                await asyncio.gather(self._http_task, return_exceptions=True)
+        self.flow.hangup_all()
+        await self.pool.stop()
+        await self.edge.stop()
+        self.store.close()
+
+    def listening(self) -> list[str]:
+        s = self.settings
+        lines = [
+            f"SIP edge     udp+tcp {s.sip.ip}:{s.sip.port}  hotline "
+            + ", ".join(f"sip:{n}@{s.sip.ip}:{s.sip.port}" for n in s.sip.hotlines),
+            f"HTTP API     http://{s.http.host}:{s.http.port}/api/v1  (docs: /docs)",
+            f"WebSocket    ws://{s.http.host}:{s.http.port}/api/v1/ws",
+        ]
+        for link in self.pool.links.values():
+            lines.append(f"media worker {link.worker_id} {link.spec.ip}:{link.spec.sip_port}"
+                         f" pid {link.process.pid if link.process else '-'}")
+        return lines
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if all(w.up for w in self.pool.links.values()) else "degraded",
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "active_calls": len(self.flow.calls),
+            "workers": {w.worker_id: {"up": w.up, "restarts": w.restarts,
+                                      "pid": w.process.pid if w.process else None}
+                        for w in self.pool.links.values()},
+        }
+
+    # ------------------------------------------------------------- workers
+    def _on_worker_event(self, link: WorkerLink, msg: dict[str, Any]) -> None:
+        self.flow.on_worker_event(link, msg)
+
+    async def _on_worker_up(self, link: WorkerLink) -> None:
+        await self.flow.on_worker_up(link)
+        await self._set_dispatch(link, True)
+
+    async def _on_worker_down(self, link: WorkerLink) -> None:
+        await self._set_dispatch(link, False)
+        await self.flow.on_worker_down(link)
+
+    async def _set_dispatch(self, link: WorkerLink, active: bool) -> None:
+        if self.rpc is None:
+            return
+        try:
+            await self.rpc.set_worker_state(link.worker_id, active)
+        except Exception as e:  # the edge may be stopping; the OPTIONS probe still works
+            log.warning("could not set worker=%s active=%s at the edge: %s",
+                        link.worker_id, active, e)
+
+
+def _bind_tcp(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"http: cannot listen on {host}:{port}: {os.strerror(e.errno or 0)}"
+                          ) from None
+    sock.listen(128)
+    sock.set_inheritable(False)
+    return sock
+

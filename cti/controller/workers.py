@@ -1,0 +1,245 @@
+"""Media workers: spawning, supervising and talking to them (docs/ipc.md).
+
+The controller listens on a unix socket; each worker process connects to it
+and says `ready`. A worker whose process exits or whose connection drops is
+reported down at once and restarted after a short delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cti.media.protocol import ProtocolError, decode, encode
+
+log = logging.getLogger("cti.workers")
+
+COMMAND_TIMEOUT_S = 5.0
+
+
+class WorkerCommandError(Exception):
+    """A command a worker refused or did not answer."""
+
+
+@dataclass
+class WorkerSpec:
+    worker_id: str
+    ip: str
+    sip_port: int
+    rtp_port: int
+    rtp_range: int
+
+
+@dataclass
+class WorkerLink:
+    """One worker: its process, its connection, its pending commands."""
+
+    spec: WorkerSpec
+    process: asyncio.subprocess.Process | None = None
+    writer: asyncio.StreamWriter | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    restarts: int = 0
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def worker_id(self) -> str:
+        return self.spec.worker_id
+
+    @property
+    def up(self) -> bool:
+        return self.ready.is_set() and self.writer is not None
+
+    async def command(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        """Send one command and wait for its cmd.result; raise WorkerCommandError if refused."""
+        if not self.up or self.writer is None:
+            raise WorkerCommandError(f"worker {self.worker_id} is down")
+        cid = next(self._ids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[cid] = fut
+        try:
+            self.writer.write(encode({"cmd": cmd, "id": cid, **fields}))
+            res = await asyncio.wait_for(fut, COMMAND_TIMEOUT_S)
+        except (asyncio.TimeoutError, ConnectionError) as e:
+            raise WorkerCommandError(f"worker {self.worker_id}: {cmd} failed: {e!r}") from None
+        finally:
+            self.pending.pop(cid, None)
+        if not res.get("ok"):
+            raise WorkerCommandError(f"worker {self.worker_id}: {cmd}: {res.get('error')}")
+        return res
+
+    def fail_pending(self) -> None:
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("worker down"))
+        self.pending.clear()
+
+
+EventHandler = Callable[[WorkerLink, dict[str, Any]], None]
+StateHandler = Callable[[WorkerLink], Awaitable[None]]
+
+
+class WorkerPool:
+    """Starts N workers, keeps them running, routes their events."""
+
+    def __init__(
+        self,
+        specs: list[WorkerSpec],
+        socket_path: Path,
+        log_dir: Path,
+        on_event: EventHandler,
+        on_up: StateHandler,
+        on_down: StateHandler,
+        restart_delay_s: float = 0.2,
+    ) -> None:
+        self.links = {s.worker_id: WorkerLink(s) for s in specs}
+        self.socket_path = socket_path
+        self.log_dir = log_dir
+        self._on_event = on_event
+        self._on_up = on_up
+        self._on_down = on_down
+        self._restart_delay_s = restart_delay_s
+        self._server: asyncio.AbstractServer | None = None
+        self._supervisors: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    def get(self, worker_id: str) -> WorkerLink | None:
+        return self.links.get(worker_id)
+
+    async def start(self, timeout: float = 20.0) -> None:
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        self._server = await asyncio.start_unix_server(self._accept, path=str(self.socket_path))
+        for link in self.links.values():
+            self._supervisors.append(asyncio.create_task(self._supervise(link)))
+        waits = [link.ready.wait() for link in self.links.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout)
+        except asyncio.TimeoutError:
+            down = [w for w, link in self.links.items() if not link.ready.is_set()]
+            raise RuntimeError(
+                f"media workers {', '.join(down)} did not start within {timeout:.0f} s "
+                f"(see {self.log_dir}/worker-*.log)"
+            ) from None
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for link in self.links.values():
+            if link.up:
+                with contextlib.suppress(WorkerCommandError):
+                    await link.command("shutdown")
+        for link in self.links.values():
+            await _terminate(link.process)
+        for task in self._supervisors:
+            task.cancel()
+        await asyncio.gather(*self._supervisors, return_exceptions=True)
+        if self._server:
+            self._server.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+    def _argv(self, spec: WorkerSpec) -> list[str]:
+        return [
+            sys.executable, "-X", "faulthandler", "-m", "cti.media.worker",
+            "--id", spec.worker_id, "--controller", str(self.socket_path),
+            "--ip", spec.ip, "--sip-port", str(spec.sip_port),
+            "--rtp-port", str(spec.rtp_port), "--rtp-range", str(spec.rtp_range),
+        ]
+
+    async def _supervise(self, link: WorkerLink) -> None:
+        """Run the worker; when it dies, report it down and start it again."""
+        while not self._stopping:
+            log_path = self.log_dir / f"worker-{link.worker_id}.log"
+            with open(log_path, "ab") as log_file:
+                link.process = await asyncio.create_subprocess_exec(
+                    *self._argv(link.spec), stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_file, stderr=log_file, preexec_fn=_die_with_parent,
+                )
+            log.info("worker started worker=%s pid=%s", link.worker_id, link.process.pid)
+            code = await link.process.wait()
+            if self._stopping:
+                return
+            log.error("worker exited worker=%s code=%s", link.worker_id, code)
+            await self._mark_down(link)
+            link.restarts += 1
+            await asyncio.sleep(self._restart_delay_s)
+
+    async def _mark_down(self, link: WorkerLink) -> None:
+        was_up = link.ready.is_set()
+        link.ready.clear()
+        if link.writer:
+            link.writer.close()
+            link.writer = None
+        link.fail_pending()
+        if was_up:
+            await self._on_down(link)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        link: WorkerLink | None = None
+        try:
+            first = decode(await reader.readline())
+            link = self.links.get(str(first.get("worker")))
+            if first.get("event") != "ready" or link is None:
+                log.error("unexpected worker hello: %r", first)
+                return
+            link.writer = writer
+            link.ready.set()
+            log.info("worker ready worker=%s sip_port=%s", link.worker_id, first.get("sip_port"))
+            await self._on_up(link)
+            await self._read_events(link, reader)
+        except (ProtocolError, ConnectionError) as e:
+            log.error("worker connection error worker=%s: %s", link and link.worker_id, e)
+        finally:
+            writer.close()
+            if link is not None and link.writer is writer and not self._stopping:
+                # The connection dropped: the worker is useless even if alive.
+                await _terminate(link.process)
+
+    async def _read_events(self, link: WorkerLink, reader: asyncio.StreamReader) -> None:
+        while line := await reader.readline():
+            try:
+                msg = decode(line)
+            except ProtocolError as e:
+                log.error("bad message from worker=%s: %s", link.worker_id, e)
+                continue
+            if msg.get("event") == "cmd.result":
+                fut = link.pending.get(msg.get("id", -1))
+                if fut and not fut.done():
+                    fut.set_result(msg)
+                continue
+            try:
+                self._on_event(link, msg)
+            except Exception:
+                log.exception("event handler failed worker=%s event=%s", link.worker_id, msg)
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the controller dies, so no worker is orphaned."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    os.setpgrp()
+
+
+async def _terminate(proc: asyncio.subprocess.Process | None, grace: float = 3.0) -> None:
+    if proc is None or proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except asyncio.TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()

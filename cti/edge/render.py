@@ -1,0 +1,201 @@
+"""Render the Kamailio edge configuration into a per-instance runtime directory.
+
+Everything Kamailio reads or creates lives in ``runtime_dir`` with absolute paths:
+Kamailio runs with working directory ``/`` and two instances must never share a
+run dir (the second one deletes the first one's sockets).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+# Advisor names end up inside the Kamailio config ($sht(users=>NAME)) and in SIP
+# URIs: allow only characters that need no escaping anywhere.
+_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+_DUID_RE = _NAME_RE
+_NUMBER_RE = re.compile(r"^\+?[0-9]+$")
+_REALM_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9.:-]+$")
+_PLACEHOLDER_RE = re.compile(r"\{\{([A-Z0-9_]+)\}\}")
+# sun_path is 108 bytes on Linux, including the terminating NUL.
+_MAX_SOCKET_PATH = 107
+
+DISPATCHER_GROUP = 1
+
+
+@dataclass(frozen=True)
+class WorkerTarget:
+    """One media worker as the dispatcher sees it."""
+
+    duid: str
+    host: str
+    port: int
+    maxload: int = 2
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.host}:{self.port}"
+
+
+@dataclass
+class EdgeSettings:
+    ip: str
+    port: int
+    runtime_dir: Path
+    realm: str
+    hotline_numbers: list[str]
+    workers: list[WorkerTarget]
+    advisors: dict[str, str] = field(default_factory=dict)  # name -> plaintext password
+    children: int = 2
+    ping_interval: int = 5  # seconds between OPTIONS probes of each worker
+    hotline_branch_timeout_ms: int = 3000  # fr_timer on dispatched branches
+    hotline_inv_timeout_ms: int = 60000  # fr_inv_timer on dispatched branches
+
+
+@dataclass(frozen=True)
+class RenderedEdge:
+    """Paths of everything render() wrote or Kamailio will create."""
+
+    runtime_dir: Path
+    config: Path
+    dispatcher_list: Path
+    users_file: Path
+    ctl_socket: Path
+    jsonrpc_socket: Path
+    pid_file: Path
+    log_file: Path
+
+
+def ha1(user: str, realm: str, password: str) -> str:
+    """Digest HA1 = md5(user:realm:password), what Kamailio checks with flag 1."""
+    return hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
+
+
+def check_advisor_name(name: str) -> str:
+    if not _NAME_RE.fullmatch(name):
+        raise ValueError(f"invalid advisor name {name!r}: must match {_NAME_RE.pattern}")
+    return name
+
+
+def find_module_path() -> Path:
+    """Kamailio's module directory (multiarch path, e.g. /usr/lib/x86_64-linux-gnu/...)."""
+    candidates = sorted(glob.glob("/usr/lib/*/kamailio/modules")) + sorted(
+        glob.glob("/usr/lib*/kamailio/modules")
+    )
+    for candidate in candidates:
+        if Path(candidate, "dispatcher.so").exists():
+            return Path(candidate)
+    raise FileNotFoundError("Kamailio modules not found under /usr/lib/*/kamailio/modules")
+
+
+def hotline_condition(numbers: list[str]) -> str:
+    """Kamailio expression matching $rU against each number, with and without '+'."""
+    variants: list[str] = []
+    for number in numbers:
+        if not _NUMBER_RE.fullmatch(number):
+            raise ValueError(f"invalid hotline number {number!r}: digits with optional '+'")
+        bare = number.lstrip("+")
+        for variant in (f"+{bare}", bare):
+            if variant not in variants:
+                variants.append(variant)
+    if not variants:
+        return "$rU == $null && $rU != $null"  # never true: no hotline configured
+    return " || ".join(f'$rU == "{v}"' for v in variants)
+
+
+def dispatcher_list_text(workers: list[WorkerTarget]) -> str:
+    """Dispatcher list file: `setid uri flags priority attrs`, one worker a line."""
+    seen: set[str] = set()
+    lines = ["# rendered by cti.edge.render: setid uri flags priority attrs"]
+    for w in workers:
+        if not _DUID_RE.fullmatch(w.duid) or w.duid in seen:
+            raise ValueError(f"invalid or duplicate worker duid {w.duid!r}")
+        if not _HOST_RE.fullmatch(w.host) or not 0 < w.port < 65536 or w.maxload < 1:
+            raise ValueError(f"invalid worker {w!r}")
+        seen.add(w.duid)
+        lines.append(f"{DISPATCHER_GROUP} {w.uri} 0 0 duid={w.duid};maxload={w.maxload}")
+    return "\n".join(lines) + "\n"
+
+
+def users_text(advisors: dict[str, str], realm: str) -> str:
+    """htable include file: one `$sht(users=>NAME) = "HA1";` statement per advisor."""
+    lines = ["# rendered by cti.edge.render: advisor name -> HA1"]
+    for name, password in sorted(advisors.items()):
+        check_advisor_name(name)
+        lines.append(f'$sht(users=>{name}) = "{ha1(name, realm, password)}";')
+    return "\n".join(lines) + "\n"
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    def sub(match: re.Match[str]) -> str:
+        return values[match.group(1)]  # KeyError = template/renderer mismatch
+
+    return _PLACEHOLDER_RE.sub(sub, template)
+
+
+def _check_settings(s: EdgeSettings) -> None:
+    if not s.runtime_dir.is_absolute():
+        raise ValueError(f"runtime_dir must be absolute (Kamailio runs in /): {s.runtime_dir}")
+    if not _HOST_RE.fullmatch(s.ip) or not 0 < s.port < 65536:
+        raise ValueError(f"invalid listen address {s.ip}:{s.port}")
+    if not _REALM_RE.fullmatch(s.realm):
+        raise ValueError(f"invalid realm {s.realm!r}")
+    if s.children < 1:
+        raise ValueError("children must be >= 1")
+
+
+def paths_for(runtime_dir: Path) -> RenderedEdge:
+    d = runtime_dir
+    edge = RenderedEdge(
+        runtime_dir=d,
+        config=d / "kamailio.cfg",
+        dispatcher_list=d / "dispatcher.list",
+        users_file=d / "users.htable",
+        ctl_socket=d / "ctl.sock",
+        jsonrpc_socket=d / "jsonrpc.sock",
+        pid_file=d / "kamailio.pid",
+        log_file=d / "kamailio.log",
+    )
+    for sock in (edge.ctl_socket, edge.jsonrpc_socket):
+        if len(str(sock).encode()) > _MAX_SOCKET_PATH:
+            raise ValueError(f"runtime_dir too long for a unix socket path: {sock}")
+    return edge
+
+
+def render(settings: EdgeSettings) -> RenderedEdge:
+    """Write kamailio.cfg, dispatcher.list and users.htable into settings.runtime_dir."""
+    _check_settings(settings)
+    edge = paths_for(settings.runtime_dir)
+    # Validate everything before writing anything.
+    dispatcher = dispatcher_list_text(settings.workers)
+    users = users_text(settings.advisors, settings.realm)
+    template = resources.files("cti.edge").joinpath("kamailio.cfg.tmpl").read_text()
+    config = _fill(
+        template,
+        {
+            "CHILDREN": str(settings.children),
+            "RUN_DIR": str(edge.runtime_dir),
+            "MODULE_PATH": str(find_module_path()),
+            "IP": settings.ip,
+            "PORT": str(settings.port),
+            "JSONRPC_SOCKET": str(edge.jsonrpc_socket),
+            "CTL_SOCKET": str(edge.ctl_socket),
+            "DISPATCHER_LIST": str(edge.dispatcher_list),
+            "USERS_FILE": str(edge.users_file),
+            "REALM": settings.realm,
+            "PING_INTERVAL": str(settings.ping_interval),
+            "HOTLINE_CONDITION": hotline_condition(settings.hotline_numbers),
+            "HOTLINE_BRANCH_TIMEOUT_MS": str(settings.hotline_branch_timeout_ms),
+            "HOTLINE_INV_TIMEOUT_MS": str(settings.hotline_inv_timeout_ms),
+        },
+    )
+    edge.runtime_dir.mkdir(parents=True, exist_ok=True)
+    edge.dispatcher_list.write_text(dispatcher)
+    edge.users_file.write_text(users)
+    edge.config.write_text(config)
+    return edge

@@ -1,0 +1,166 @@
+"""JSON-RPC to Kamailio's jsonrpcs module over a unix datagram socket.
+
+Kamailio answers to the sender's address, so the client binds its own socket to
+a temporary path (a unix datagram socket without a bound name gets no reply).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cti.edge.render import DISPATCHER_GROUP, check_advisor_name, ha1
+
+_MAX_DATAGRAM = 1 << 20
+
+
+class EdgeRpcError(RuntimeError):
+    """Kamailio answered with a JSON-RPC error, or did not answer in time."""
+
+    def __init__(self, method: str, message: str, code: int | None = None) -> None:
+        super().__init__(f"{method}: {message}" + (f" (code {code})" if code is not None else ""))
+        self.method = method
+        self.code = code
+
+
+class EdgeRpc:
+    """Async JSON-RPC client; one call at a time per instance (replies are matched by id)."""
+
+    def __init__(self, socket_path: str | Path, realm: str = "", timeout: float = 2.0) -> None:
+        self.socket_path = str(socket_path)
+        self.realm = realm  # needed by add_advisor to compute HA1
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._lock: asyncio.Lock | None = None
+
+    async def call(self, method: str, *params: Any, timeout: float | None = None) -> Any:
+        """Call `method` with positional params; return its result or raise EdgeRpcError."""
+        request_id = next(self._ids)
+        request = {"jsonrpc": "2.0", "method": method, "id": request_id}
+        if params:
+            request["params"] = list(params)
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            reply = await self._exchange(json.dumps(request).encode(), request_id, method, timeout)
+        if "error" in reply:
+            err = reply["error"]
+            raise EdgeRpcError(method, str(err.get("message", err)), err.get("code"))
+        return reply.get("result")
+
+    async def _exchange(
+        self, payload: bytes, request_id: int, method: str, timeout: float | None
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        with _ReplySocket() as sock:
+            try:
+                sock.connect(self.socket_path)
+                await loop.sock_sendall(sock, payload)
+                return await asyncio.wait_for(
+                    self._read_reply(loop, sock, request_id), timeout or self.timeout
+                )
+            except (OSError, asyncio.TimeoutError) as exc:
+                detail = "timeout" if isinstance(exc, asyncio.TimeoutError) else str(exc)
+                raise EdgeRpcError(method, f"no answer from {self.socket_path}: {detail}") from exc
+
+    @staticmethod
+    async def _read_reply(
+        loop: asyncio.AbstractEventLoop, sock: socket.socket, request_id: int
+    ) -> dict[str, Any]:
+        while True:
+            data = await loop.sock_recv(sock, _MAX_DATAGRAM)
+            reply = json.loads(data)
+            if reply.get("id") == request_id:
+                return reply
+
+    # ---- convenience ----
+
+    async def version(self) -> str:
+        return str(await self.call("core.version"))
+
+    async def dispatcher_list(self) -> list[dict[str, Any]]:
+        """Destinations as [{"uri", "duid", "flags", "maxload", "load"}]."""
+        result = await self.call("dispatcher.list")
+        return [_destination(t["DEST"]) for t in _targets(result)]
+
+    async def set_worker_state(self, duid: str, active: bool) -> None:
+        """Take a worker out of (or back into) rotation at once.
+
+        "Inactive" would not stick: with ds_probing_mode 1 the next answered OPTIONS
+        makes the worker active again, so out of rotation means "d" (disabled, not
+        probed) until set active again.
+        """
+        state = "a" if active else "d"
+        await self.call("dispatcher.set_duid_state", state, DISPATCHER_GROUP, duid)
+
+    async def reload_dispatcher(self) -> None:
+        """Re-read the list file (resets run-time states to the file's flags)."""
+        await self.call("dispatcher.reload")
+
+    async def add_advisor(self, name: str, password: str) -> None:
+        """Add or change an advisor's password without restarting Kamailio."""
+        if not self.realm:
+            raise ValueError("EdgeRpc needs the realm to add advisors")
+        check_advisor_name(name)
+        await self.call("htable.sets", "users", name, ha1(name, self.realm, password))
+
+    async def remove_advisor(self, name: str) -> None:
+        """Forget an advisor and drop its registrations (a binding outlives the htable entry)."""
+        check_advisor_name(name)
+        await self.call("htable.delete", "users", name)
+        with contextlib.suppress(EdgeRpcError):  # not registered: nothing to remove
+            await self.call("ul.rm", "location", name)
+
+    async def registered(self, name: str) -> bool:
+        check_advisor_name(name)
+        try:
+            result = await self.call("ul.lookup", "location", name)
+        except EdgeRpcError as exc:
+            if exc.code == 404 or "not found" in str(exc).lower():
+                return False
+            raise
+        return bool(result)
+
+
+def _targets(result: Any) -> list[dict[str, Any]]:
+    targets: list[dict[str, Any]] = []
+    for record in (result or {}).get("RECORDS", []):
+        targets.extend(record.get("SET", {}).get("TARGETS", []))
+    return targets
+
+
+def _destination(dest: dict[str, Any]) -> dict[str, Any]:
+    attrs = dest.get("ATTRS", {}) or {}
+    return {
+        "uri": dest.get("URI"),
+        "duid": attrs.get("DUID"),
+        "flags": dest.get("FLAGS"),
+        "maxload": int(attrs.get("MAXLOAD", 0) or 0),
+        "load": int((dest.get("RUNTIME") or {}).get("DLGLOAD", 0) or 0),
+    }
+
+
+class _ReplySocket:
+    """A non-blocking unix datagram socket bound to a fresh temp path, removed on exit."""
+
+    def __enter__(self) -> socket.socket:
+        self._dir = tempfile.mkdtemp(prefix="ctirpc-")
+        self._path = os.path.join(self._dir, "r")
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        self._sock.bind(self._path)
+        return self._sock
+
+    def __exit__(self, *exc: object) -> None:
+        self._sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._path)
+        with contextlib.suppress(OSError):
+            os.rmdir(self._dir)

@@ -1,0 +1,110 @@
+"""The one event schema (docs/events.md) and the bus it flows on.
+
+The same event dicts go to in-process listeners (pyee), to plugins (the
+`cti_event` hook) and over the WebSocket. Every event gets a sequence number;
+the bus keeps the last events so a reconnecting client gets what it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from pyee.asyncio import AsyncIOEventEmitter
+
+SCHEMA_VERSION = 1
+
+EVENT_TYPES = frozenset(
+    {
+        "call.incoming",
+        "call.ivr_done",
+        "call.queued",
+        "call.offered",
+        "call.connected",
+        "call.ended",
+        "agent.state",
+    }
+)
+
+Event = dict[str, Any]
+
+
+def make_event(
+    type_: str,
+    data: dict[str, Any],
+    *,
+    call_id: str | None = None,
+    advisor: str | None = None,
+) -> Event:
+    """Build an event without its sequence number (the bus assigns it)."""
+    if type_ not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type_!r}")
+    return {
+        "v": SCHEMA_VERSION,
+        "seq": 0,
+        "type": type_,
+        "ts": round(time.time(), 3),
+        "call_id": call_id,
+        "advisor": advisor,
+        "data": data,
+    }
+
+
+def visible_to(event: Event, user: str, role: str) -> bool:
+    """Advisors see their own events; supervisors and admins see everything."""
+    return role in ("supervisor", "admin") or event.get("advisor") == user
+
+
+class EventBus:
+    """Numbered events, a replay buffer, pyee for in-process listeners."""
+
+    def __init__(self, replay: int = 10_000) -> None:
+        self._seq = 0
+        self._recent: deque[Event] = deque(maxlen=replay)
+        self.emitter = AsyncIOEventEmitter()
+        self._subscribers: set[Callable[[Event], None]] = set()
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def publish(self, event: Event) -> Event:
+        self._seq += 1
+        event["seq"] = self._seq
+        self._recent.append(event)
+        for sub in list(self._subscribers):
+            sub(event)
+        self.emitter.emit(event["type"], event)
+        self.emitter.emit("event", event)
+        return event
+
+    def since(self, seq: int) -> list[Event]:
+        """Events after `seq` still in the buffer, oldest first."""
+        return [e for e in self._recent if e["seq"] > seq]
+
+    def oldest_seq(self) -> int:
+        return self._recent[0]["seq"] if self._recent else self._seq + 1
+
+    def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:
+        """Call fn synchronously for every event; returns the unsubscribe function."""
+        self._subscribers.add(fn)
+        return lambda: self._subscribers.discard(fn)
+
+    async def wait_for(
+        self, predicate: Callable[[Event], bool], timeout: float
+    ) -> Event:
+        """Wait for the next event matching predicate (used by tests and flows)."""
+        fut: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+
+        def check(ev: Event) -> None:
+            if not fut.done() and predicate(ev):
+                fut.set_result(ev)
+
+        unsub = self.subscribe(check)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            unsub()

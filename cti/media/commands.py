@@ -1,0 +1,176 @@
+"""The protocol commands of the Engine (a mixin: split out of engine.py for size).
+
+Each ``_cmd_<name>`` runs on the main thread (the only pjsua2 thread), takes
+the decoded message and returns None or extra cmd.result fields. Raising
+CommandError / pj.Error / KeyError turns into ``cmd.result ok:false``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pjsua2 as pj
+
+from cti.media import protocol as P
+from cti.media.model import EngineConfig, Leg
+from cti.media.pjobjects import MediaAccount, MediaCall, MediaPlayer
+
+log = logging.getLogger("cti.media")
+
+
+class CommandError(Exception):
+    """A command that cannot run (reported as cmd.result ok:false)."""
+
+
+class Commands:
+    # provided by Engine
+    cfg: EngineConfig
+    legs: dict[str, Leg]
+    _local_acc: MediaAccount | None
+    _reg_acc: MediaAccount | None
+    _stopping: bool
+
+    def _connect_media(self, leg: Leg) -> None: ...
+    def _stop_player(self, leg: Leg, call_alive: bool = True) -> None: ...
+    def _stop_recorder(self, leg: Leg, call_alive: bool = True) -> None: ...
+    def _account_config(self, id_uri: str) -> pj.AccountConfig: ...
+    def _check_call_rate(self) -> None: ...
+
+    def _leg(self, leg_id: Any) -> Leg:
+        leg = self.legs.get(str(leg_id))
+        if leg is None or leg.call is None:
+            raise CommandError("unknown leg")
+        return leg
+
+    @staticmethod
+    def _op(code: int = 0, headers: dict[str, Any] | None = None) -> pj.CallOpParam:
+        op = pj.CallOpParam(True)
+        op.statusCode = code
+        for name, value in (headers or {}).items():
+            h = pj.SipHeader()
+            h.hName = str(name)
+            h.hValue = str(value)
+            op.txOption.headers.append(h)
+        return op
+
+    def _cmd_answer(self, msg: dict[str, Any]) -> None:
+        leg = self._leg(msg["leg"])
+        code = int(msg.get("code") or 200)
+        if code not in (180, 183, 200):
+            raise CommandError(f"answer code must be 180, 183 or 200, not {code}")
+        leg.call.answer(self._op(code, msg.get("headers")))
+        log.info("answer leg=%s code=%s", leg.id, code)
+
+    def _cmd_hangup(self, msg: dict[str, Any]) -> None:
+        leg = self._leg(msg["leg"])
+        if leg.call.isActive():  # hangup() on a call with id -1 aborts the process
+            leg.call.hangup(self._op(int(msg.get("code") or 0)))
+        log.info("hangup leg=%s", leg.id)
+
+    def _cmd_dial(self, msg: dict[str, Any]) -> None:
+        leg_id, uri = str(msg["leg"]), str(msg["uri"])
+        if not leg_id or leg_id in self.legs:
+            raise CommandError("leg id missing or already in use")
+        self._check_call_rate()
+        # The registered account carries the digest credentials for 401/407.
+        acc = self._reg_acc or self._local_acc
+        assert acc is not None
+        call = MediaCall(self, acc, leg_id)
+        self.legs[leg_id] = Leg(leg_id, call)  # callbacks may fire inside makeCall
+        try:
+            call.makeCall(uri, self._op(0, msg.get("headers")))
+        except Exception:
+            leg = self.legs.pop(leg_id, None)
+            if leg is not None:
+                leg.call = None
+            del call  # id is -1 (or already disconnected): safe to free here
+            raise
+        log.info("dial leg=%s uri=%s", leg_id, uri)
+
+    def _cmd_play(self, msg: dict[str, Any]) -> None:
+        leg = self._leg(msg["leg"])
+        path, loop = str(msg["file"]), bool(msg.get("loop", False))
+        player = MediaPlayer(self, leg.id, str(msg.get("play_id") or ""), loop)
+        # Raises pj.Error on a missing/bad WAV; the new player is then just dropped.
+        player.createPlayer(path, 0 if loop else pj.PJMEDIA_FILE_NO_LOOP)
+        self._stop_player(leg)
+        leg.player = player
+        self._connect_media(leg)
+        log.info("play leg=%s file=%s loop=%s play_id=%s", leg.id, path, loop, player.play_id)
+
+    def _cmd_stop_play(self, msg: dict[str, Any]) -> None:
+        self._stop_player(self._leg(msg["leg"]))
+
+    def _cmd_bridge(self, msg: dict[str, Any]) -> None:
+        a, b = self._leg(msg["a"]), self._leg(msg["b"])
+        if a is b:
+            raise CommandError("cannot bridge a leg with itself")
+        a.bridges.add(b.id)
+        b.bridges.add(a.id)
+        self._stop_player(a)
+        self._stop_player(b)
+        self._connect_media(a)  # connects both ways if both are active
+        log.info("bridge a=%s b=%s", a.id, b.id)
+
+    def _cmd_unbridge(self, msg: dict[str, Any]) -> None:
+        a, b = self._leg(msg["a"]), self._leg(msg["b"])
+        a.bridges.discard(b.id)
+        b.bridges.discard(a.id)
+        if a.media_active and b.media_active:
+            am, bm = a.audio_media(), b.audio_media()
+            am.stopTransmit(bm)
+            bm.stopTransmit(am)
+        log.info("unbridge a=%s b=%s", a.id, b.id)
+
+    def _cmd_record_start(self, msg: dict[str, Any]) -> None:
+        leg = self._leg(msg["leg"])
+        path = str(msg["file"])
+        rec = pj.AudioMediaRecorder()
+        rec.createRecorder(path)
+        self._stop_recorder(leg)
+        leg.recorder = rec
+        self._connect_media(leg)
+        log.info("record_start leg=%s file=%s", leg.id, path)
+
+    def _cmd_record_stop(self, msg: dict[str, Any]) -> None:
+        self._stop_recorder(self._leg(msg["leg"]))
+
+    def _cmd_send_dtmf(self, msg: dict[str, Any]) -> None:
+        leg = self._leg(msg["leg"])
+        digits, method = str(msg["digits"]), msg.get("method") or P.DTMF_RFC2833
+        if method == P.DTMF_RFC2833:
+            leg.call.dialDtmf(digits)
+        elif method == P.DTMF_INFO:
+            prm = pj.CallSendDtmfParam()
+            prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
+            prm.digits = digits
+            leg.call.sendDtmf(prm)
+        else:
+            raise CommandError(f"unknown DTMF method {method!r}")
+        log.info("send_dtmf leg=%s digits=%s method=%s", leg.id, digits, method)
+
+    def _cmd_register(self, msg: dict[str, Any]) -> None:
+        if self._reg_acc is not None:
+            raise CommandError("already registered")
+        user, registrar = str(msg["user"]), str(msg["registrar"])
+        transport = msg.get("transport") or "udp"
+        if transport not in ("udp", "tcp"):
+            raise CommandError(f"transport must be udp or tcp, not {transport!r}")
+        suffix = ";transport=tcp" if transport == "tcp" else ""
+        host = registrar.split(":", 1)[1].split(";", 1)[0] if ":" in registrar else registrar
+        acfg = self._account_config(f"sip:{user}@{host}")
+        acfg.regConfig.registrarUri = registrar + suffix
+        acfg.regConfig.timeoutSec = int(msg.get("expires") or 300)
+        acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", user, 0, str(msg["password"])))
+        proxy = msg.get("proxy")  # extension: route every request of the account
+        if proxy:
+            acfg.sipConfig.proxies.append(str(proxy) + suffix + ";lr")
+        acc = MediaAccount(self, user, registered=True)
+        acc.create(acfg, True)
+        self._reg_acc = acc
+        log.info("register user=%s registrar=%s transport=%s", user, registrar, transport)
+
+    def _cmd_shutdown(self, msg: dict[str, Any]) -> None:
+        self._stopping = True  # cmd.result goes out first, then the loop ends
+

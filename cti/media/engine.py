@@ -1,0 +1,459 @@
+"""The PJSIP media engine: one process, one pjsua2 endpoint, up to 4 calls.
+
+Threading model (see /work/shared/design/pjsua2.md, "A worker loop that costs
+nothing when idle"): the main thread is the ONLY thread that calls pjsua2. It
+blocks in ``libHandleEvents(5000)`` (SIP and RTP share one poll because the
+media config has no ioqueue of its own), then runs the queued commands, then
+frees parked objects. Other threads (command reader, signal watcher, PJSIP's
+clock thread calling onEof2) only queue work and ring the "doorbell": a
+``\\r\\n\\r\\n`` UDP datagram (a SIP keep-alive PJSIP silently drops) to our own
+SIP port, which makes libHandleEvents return at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import queue
+import socket
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import pjsua2 as pj
+
+from cti.media import protocol as P
+from cti.media.commands import CommandError, Commands
+from cti.media.model import EngineConfig, Leg
+from cti.media.pjobjects import MediaAccount, MediaCall, MediaEndpoint
+from cti.media.sipmsg import parse_headers
+
+log = logging.getLogger("cti.media")
+
+MAX_CALLS = 4  # PJSUA_MAX_CALLS of the wheel; higher values are silently clamped
+POLL_MS = 5000  # idle poll; the doorbell wakes us for anything else
+PLAYER_GRACE_S = 0.2  # destroy a stopped player >= 100 ms later (pjproject #4812)
+DOORBELL = b"\r\n\r\n"
+# Every call opens 2 RTP/RTCP sockets in PJSIP's select() ioqueue (64 keys; SIP
+# uses ~6). A closed socket's key is only reusable 500 ms later, and running
+# out is an assert (process abort), not an error: cap call starts per window.
+CALL_RATE_WINDOW_S = 0.6
+MAX_CALL_STARTS = 20
+
+Emit = Callable[[dict[str, Any]], None]
+
+_STATES = {
+    pj.PJSIP_INV_STATE_CALLING: P.STATE_CALLING,
+    pj.PJSIP_INV_STATE_INCOMING: P.STATE_INCOMING,
+    pj.PJSIP_INV_STATE_EARLY: P.STATE_EARLY,
+    pj.PJSIP_INV_STATE_CONNECTING: P.STATE_CONNECTING,
+    pj.PJSIP_INV_STATE_CONFIRMED: P.STATE_CONFIRMED,
+    pj.PJSIP_INV_STATE_DISCONNECTED: P.STATE_DISCONNECTED,
+}
+_DTMF_METHODS = {pj.PJSUA_DTMF_METHOD_RFC2833: P.DTMF_RFC2833, pj.PJSUA_DTMF_METHOD_SIP_INFO: P.DTMF_INFO}
+_AUDIO_UP = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
+_CODEC_PRIORITIES = {"PCMU/8000": 255, "PCMA/8000": 254, "G722/16000": 253}
+
+
+class Engine(Commands):
+    def __init__(self, cfg: EngineConfig, emit: Emit) -> None:
+        self.cfg = cfg
+        self._emit_raw = emit
+        self._ep: MediaEndpoint | None = None
+        self._local_acc: MediaAccount | None = None
+        self._reg_acc: MediaAccount | None = None
+        self.legs: dict[str, Leg] = {}
+        self._queue: queue.SimpleQueue[dict[str, Any] | Callable[[], None]] = queue.SimpleQueue()
+        self._parked: list[tuple[float, Any]] = []  # (free-after monotonic time, pjsua2 obj)
+        self._stopping = False
+        self._call_starts: deque[float] = deque()  # monotonic times of dials/incoming
+        self._bell = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._bell_addr = ("127.0.0.1" if cfg.ip in ("0.0.0.0", "") else cfg.ip, cfg.sip_port)
+
+    # ------------------------------------------------------------ any thread
+    def emit(self, name: str, **fields: Any) -> None:
+        """Send an event (thread-safe: the sink serialises writes)."""
+        self._emit_raw(P.event(name, **fields))
+
+    def submit(self, msg: dict[str, Any]) -> None:
+        """Queue a protocol command for the main thread."""
+        self._queue.put(msg)
+        self.ring()
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Queue an internal action for the main thread."""
+        self._queue.put(fn)
+        self.ring()
+
+    def request_shutdown(self) -> None:
+        """Stop the loop (no cmd.result): socket closed, EOF, or a signal."""
+        self.call_soon(self._set_stopping)
+
+    def ring(self) -> None:
+        try:
+            self._bell.sendto(DOORBELL, self._bell_addr)
+        except OSError as exc:  # nothing useful to do: next poll (<= 5 s) picks it up
+            log.warning("doorbell failed: %s", exc)
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Create the endpoint, transports and the local account (main thread)."""
+        ep = MediaEndpoint(self)
+        self._ep = ep
+        try:
+            ep.libCreate()
+            ep.libInit(self._ep_config())
+            self._create_transports()
+            ep.libStart()
+            # The null device clocks the conference bridge (no sound card here).
+            ep.audDevManager().setNullDev()
+            self._set_codec_priorities()
+            self._local_acc = self._create_local_account()
+        except Exception:
+            self._destroy()
+            raise
+        log.info("engine started ip=%s sip_port=%s rtp=%s+%s", self.cfg.ip, self.cfg.sip_port,
+                 self.cfg.rtp_port, self.cfg.rtp_range)
+
+    def ready_event(self) -> None:
+        self.emit(P.EV_READY, worker=self.cfg.ident, pid=os.getpid(), sip_port=self.cfg.sip_port,
+                  max_calls=MAX_CALLS, protocol=P.PROTOCOL_VERSION)
+
+    def run(self) -> int:
+        """Main loop until shutdown; returns the process exit code."""
+        assert self._ep is not None
+        # Python's cyclic GC may run on any thread and free pjsua2 objects there
+        # (abort). Only collect explicitly, here, on the main thread.
+        gc.disable()
+        last_gc = time.monotonic()
+        try:
+            while not self._stopping:
+                self._ep.libHandleEvents(self._poll_ms())
+                self._drain()
+                self._free_parked()
+                if time.monotonic() - last_gc > 30:
+                    gc.collect()
+                    last_gc = time.monotonic()
+        except Exception:
+            log.exception("main loop failed")
+            return 1
+        finally:
+            self._shutdown()
+        return 0
+
+    def _ep_config(self) -> pj.EpConfig:
+        cfg = pj.EpConfig()
+        ua = cfg.uaConfig
+        ua.threadCnt = 0
+        ua.mainThreadOnly = False
+        ua.maxCalls = MAX_CALLS
+        ua.userAgent = self.cfg.user_agent
+        med = cfg.medConfig
+        med.hasIoqueue = False  # RTP read by the same poll as SIP: no media thread
+        med.threadCnt = 0
+        med.clockRate = 8000
+        med.sndClockRate = 8000
+        med.sndAutoCloseTime = -1  # else no RTP/DTMF once nothing is connected for 1 s
+        logc = cfg.logConfig
+        logc.level = self.cfg.pj_log_level
+        logc.consoleLevel = self.cfg.pj_log_level
+        return cfg
+
+    def _create_transports(self) -> None:
+        assert self._ep is not None
+        for kind in (pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP):
+            tc = pj.TransportConfig()
+            tc.port = self.cfg.sip_port
+            tc.boundAddress = self.cfg.ip
+            self._ep.transportCreate(kind, tc)
+
+    def _set_codec_priorities(self) -> None:
+        assert self._ep is not None
+        for codec, prio in _CODEC_PRIORITIES.items():
+            try:
+                self._ep.codecSetPriority(codec, prio)
+            except pj.Error as exc:
+                log.warning("codec=%s priority not set: %s", codec, exc.reason)
+
+    def _account_config(self, id_uri: str) -> pj.AccountConfig:
+        acfg = pj.AccountConfig()
+        acfg.idUri = id_uri
+        tc = acfg.mediaConfig.transportConfig
+        tc.port = self.cfg.rtp_port
+        tc.portRange = self.cfg.rtp_range
+        tc.boundAddress = self.cfg.ip  # else RTP leaves from the outside address
+        return acfg
+
+    def _create_local_account(self) -> MediaAccount:
+        acc = MediaAccount(self, self.cfg.user)
+        acc.create(self._account_config(f"sip:{self.cfg.user}@{self.cfg.ip}:{self.cfg.sip_port}"), True)
+        return acc
+
+    # ------------------------------------------------------------ main loop
+    def _poll_ms(self) -> int:
+        if not self._queue.empty():
+            return 0
+        if not self._parked:
+            return POLL_MS
+        due = min(t for t, _ in self._parked) - time.monotonic()
+        return max(1, min(POLL_MS, int(due * 1000) + 1))
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if callable(item):
+                try:
+                    item()
+                except Exception:
+                    log.exception("internal action failed")
+            else:
+                self._execute(item)
+
+    def _park(self, obj: Any, delay: float = 0.0) -> None:
+        """Free a pjsua2 object later, on the main thread, never in a callback."""
+        self._parked.append((time.monotonic() + delay, obj))
+
+    def _free_parked(self) -> None:
+        if not self._parked:
+            return
+        now = time.monotonic()
+        keep = [(t, o) for t, o in self._parked if t > now]
+        if len(keep) != len(self._parked):
+            self._parked = keep  # the last references go here: freed on this thread
+            gc.collect(0)  # cheap safety net; pjsua2 objects are kept out of cycles
+
+    def _set_stopping(self) -> None:
+        self._stopping = True
+
+    # ------------------------------------------------------------ commands
+    def _execute(self, msg: dict[str, Any]) -> None:
+        cmd, cid = msg.get("cmd"), msg.get("id")
+        handler = getattr(self, f"_cmd_{cmd}", None) if cmd in P.COMMANDS else None
+        if self._stopping and cmd != P.CMD_SHUTDOWN:
+            self._emit_raw(P.result(cid, False, "shutting down"))
+            return
+        if handler is None:
+            self._emit_raw(P.result(cid, False, f"unknown command {cmd!r}"))
+            return
+        try:
+            extra = handler(msg) or {}
+        except CommandError as exc:
+            self._fail(cid, cmd, str(exc))
+        except pj.Error as exc:
+            self._fail(cid, cmd, f"{exc.reason} [status={exc.status}] ({exc.title})")
+        except KeyError as exc:
+            self._fail(cid, cmd, f"missing field {exc}")
+        except (TypeError, ValueError) as exc:
+            self._fail(cid, cmd, f"bad field: {exc}")
+        except Exception as exc:  # a bug: keep the engine alive, report it
+            log.exception("cmd=%s id=%s crashed", cmd, cid)
+            self._fail(cid, cmd, f"internal error: {exc!r}")
+        else:
+            self._emit_raw(P.result(cid, True, **extra))
+
+    def _fail(self, cid: Any, cmd: Any, error: str) -> None:
+        log.warning("cmd=%s id=%s failed: %s", cmd, cid, error)
+        self._emit_raw(P.result(cid, False, error))
+
+    def _check_call_rate(self) -> None:
+        """Refuse a dial that could exhaust the ioqueue (see MAX_CALL_STARTS)."""
+        now = time.monotonic()
+        while self._call_starts and now - self._call_starts[0] > CALL_RATE_WINDOW_S:
+            self._call_starts.popleft()
+        if len(self._call_starts) >= MAX_CALL_STARTS:
+            raise CommandError(f"call rate limit: {MAX_CALL_STARTS} calls started in "
+                               f"{CALL_RATE_WINDOW_S}s")
+        self._call_starts.append(now)
+
+    # ------------------------------------------------------------ media helpers
+    def _connect_media(self, leg: Leg) -> None:
+        """(Re)apply everything the leg should hear/say; the stream may be new."""
+        if not leg.media_active or leg.call is None:
+            return
+        am = leg.audio_media()
+        if leg.player is not None:
+            leg.player.startTransmit(am)
+        if leg.recorder is not None:
+            am.startTransmit(leg.recorder)
+        for peer_id in sorted(leg.bridges):
+            peer = self.legs.get(peer_id)
+            if peer is not None and peer.media_active and peer.call is not None:
+                pm = peer.audio_media()
+                am.startTransmit(pm)
+                pm.startTransmit(am)
+
+    def _stop_player(self, leg: Leg, call_alive: bool = True) -> None:
+        player, leg.player = leg.player, None
+        if player is None:
+            return
+        player.stopped = True
+        if call_alive and leg.media_active and leg.call is not None:
+            try:
+                player.stopTransmit(leg.audio_media())
+            except pj.Error as exc:
+                log.warning("leg=%s stopTransmit(player) failed: %s", leg.id, exc.reason)
+        self._park(player, PLAYER_GRACE_S)  # an EOF callback may still be pending
+
+    def _stop_recorder(self, leg: Leg, call_alive: bool = True) -> None:
+        rec, leg.recorder = leg.recorder, None
+        if rec is None:
+            return
+        if call_alive and leg.media_active and leg.call is not None:
+            try:
+                leg.audio_media().stopTransmit(rec)
+            except pj.Error as exc:
+                log.warning("leg=%s stopTransmit(recorder) failed: %s", leg.id, exc.reason)
+        self._park(rec)  # deleting it finalises the WAV header
+
+    def _player_finished(self, leg_id: str, play_id: str) -> None:
+        leg = self.legs.get(leg_id)
+        if leg is not None and leg.player is not None and leg.player.play_id == play_id:
+            self._stop_player(leg)
+
+    # ------------------------------------------------------------ callbacks
+    def on_incoming_call(self, acc: MediaAccount, prm: Any) -> None:
+        leg_id = uuid.uuid4().hex
+        call = MediaCall(self, acc, leg_id, prm.callId)
+        if self._stopping:
+            if call.isActive():
+                call.hangup(self._op(503))
+            self._park(call)
+            return
+        self.legs[leg_id] = Leg(leg_id, call)
+        self._call_starts.append(time.monotonic())
+        headers = parse_headers(prm.rdata.wholeMsg)
+        ci = call.getInfo()
+        log.info("incoming leg=%s from=%s call_id=%s", leg_id, ci.remoteUri, ci.callIdString)
+        # from/to without tags; the raw header values are in headers
+        self.emit(P.EV_LEG_INCOMING, leg=leg_id, **{"from": ci.remoteUri}, to=ci.localUri,
+                  sip_call_id=ci.callIdString,
+                  headers=headers, source=prm.rdata.srcAddress)
+
+    def on_call_state(self, call: MediaCall) -> None:
+        ci = call.getInfo()
+        state = _STATES.get(ci.state, str(ci.stateText).lower())
+        log.info("leg.state leg=%s state=%s code=%s reason=%s", call.leg_id, state,
+                 ci.lastStatusCode, ci.lastReason)
+        self.emit(P.EV_LEG_STATE, leg=call.leg_id, state=state, code=ci.lastStatusCode,
+                  reason=ci.lastReason)
+        if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self._leg_gone(call)
+
+    def _leg_gone(self, call: MediaCall) -> None:
+        """The call is dead: forget the leg, park everything (never touch its media)."""
+        leg = self.legs.pop(call.leg_id, None)
+        self._park(call)  # last reference dropped in the main loop, not in this callback
+        if leg is None:
+            return
+        was_active, leg.media_active = leg.media_active, False
+        for peer_id in leg.bridges:
+            peer = self.legs.get(peer_id)
+            if peer is not None:
+                peer.bridges.discard(leg.id)
+        leg.bridges.clear()
+        self._stop_player(leg, call_alive=False)
+        self._stop_recorder(leg, call_alive=False)
+        leg.call = None
+        if was_active:
+            self.emit(P.EV_LEG_MEDIA, leg=leg.id, active=False)
+
+    def on_call_media_state(self, call: MediaCall) -> None:
+        leg = self.legs.get(call.leg_id)
+        if leg is None:
+            return
+        ci = call.getInfo()  # keep it in a local: iterating a temporary's media is a use-after-free
+        index = -1
+        for i, mi in enumerate(ci.media):
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in _AUDIO_UP:
+                index = i
+                break
+        was_active = leg.media_active
+        leg.media_active, leg.media_index = index >= 0, index
+        self._connect_media(leg)
+        if was_active != leg.media_active:
+            log.info("leg.media leg=%s active=%s", leg.id, leg.media_active)
+            self.emit(P.EV_LEG_MEDIA, leg=leg.id, active=leg.media_active)
+
+    def on_dtmf_digit(self, call: MediaCall, prm: Any) -> None:
+        method = _DTMF_METHODS.get(prm.method, str(prm.method))
+        log.info("leg.dtmf leg=%s digit=%s method=%s", call.leg_id, prm.digit, method)
+        self.emit(P.EV_LEG_DTMF, leg=call.leg_id, digit=prm.digit, method=method)
+
+    def on_player_eof(self, leg_id: str, play_id: str, loop: bool, stopped: bool) -> None:
+        """On a PJSIP thread: emit and hand the cleanup to the main thread."""
+        if loop or stopped:
+            return
+        self.emit(P.EV_PLAY_DONE, leg=leg_id, play_id=play_id)
+        self.call_soon(partial(self._player_finished, leg_id, play_id))
+
+    def on_reg_state(self, acc: MediaAccount, prm: Any) -> None:
+        info = acc.getInfo()
+        if prm.expiration == 0 or prm.code >= 300:
+            acc.unregistering = False
+        log.info("reg.state user=%s code=%s reason=%s active=%s", acc.user, prm.code,
+                 prm.reason, info.regIsActive)
+        self.emit(P.EV_REG_STATE, user=acc.user, code=prm.code, reason=prm.reason,
+                  active=bool(info.regIsActive), expires=prm.expiration)
+
+    def on_rejected_incoming(self, prm: Any) -> None:
+        code, reason = getattr(prm, "statusCode", 0), getattr(prm, "reason", "")
+        log.warning("incoming call rejected by pjsua code=%s reason=%s", code, reason)
+        self.emit(P.EV_ERROR, message=f"incoming call rejected: {code} {reason}")
+
+    # ------------------------------------------------------------ shutdown
+    def _poll_for(self, seconds: float, until: Callable[[], bool]) -> None:
+        assert self._ep is not None
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not until():
+            self._ep.libHandleEvents(20)
+
+    def _shutdown(self) -> None:
+        """Hang up, unregister, drop every pjsua2 reference, then libDestroy."""
+        if self._ep is None:
+            return
+        self._stopping = True
+        log.info("shutdown legs=%d", len(self.legs))
+        try:
+            self._ep.hangupAllCalls()
+            if self._reg_acc is not None and self._reg_acc.getInfo().regIsActive:
+                self._reg_acc.unregistering = True
+                self._reg_acc.setRegistration(False)
+        except pj.Error as exc:
+            log.warning("shutdown: %s", exc.reason)
+        self._poll_for(1.0, self._quiet)
+        self._drain()  # answer queued commands ("shutting down")
+        self._destroy()
+        log.info("shutdown done")
+
+    def _quiet(self) -> bool:
+        reg = self._reg_acc
+        return not self.legs and not (reg is not None and reg.unregistering)
+
+    def _destroy(self) -> None:
+        ep = self._ep
+        if ep is None:
+            return
+        for leg in list(self.legs.values()):
+            leg.player = leg.recorder = leg.call = None
+        self.legs.clear()
+        self._parked.clear()
+        self._local_acc = self._reg_acc = None
+        # A traceback kept by the interpreter would free pjsua2 objects after libDestroy.
+        sys.last_type = sys.last_value = sys.last_traceback = None
+        if hasattr(sys, "last_exc"):
+            sys.last_exc = None
+        gc.collect()
+        with contextlib.suppress(pj.Error):
+            ep.libHandleEvents(100)
+        ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
+        self._ep = None
+        gc.enable()

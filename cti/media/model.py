@@ -1,0 +1,37 @@
+"""Plain state of the engine: its configuration and one record per leg."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pjsua2 as pj
+
+from cti.media.pjobjects import MediaCall, MediaPlayer
+
+
+@dataclass
+class EngineConfig:
+    ident: str  # worker id or phone name, for logs and the ready event
+    ip: str
+    sip_port: int
+    rtp_port: int
+    rtp_range: int = 40
+    user: str = "cti"  # user part of the local account URI
+    pj_log_level: int = 1
+    user_agent: str = "cti-media"
+
+
+@dataclass
+class Leg:
+    id: str
+    call: MediaCall | None
+    media_active: bool = False
+    media_index: int = -1
+    bridges: set[str] = field(default_factory=set)
+    player: MediaPlayer | None = None
+    recorder: pj.AudioMediaRecorder | None = None
+
+    def audio_media(self) -> pj.AudioMedia:
+        """The leg's current conference port; only while the call is alive and active."""
+        assert self.call is not None and self.media_active
+        return self.call.getAudioMedia(self.media_index)

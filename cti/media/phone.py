@@ -1,0 +1,70 @@
+"""Headless scriptable SIP phone: the media engine on stdin/stdout.
+
+    python -X faulthandler -m cti.media.phone --ip 127.0.0.1 --sip-port P \
+        --rtp-port R [--rtp-range 40] [--name sofia]
+
+Commands are JSON lines on stdin, events JSON lines on stdout (protocol
+only: every log, PJSIP's included, goes to stderr). EOF on stdin = shutdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from cti.media import protocol as P
+from cti.media.engine import Engine, EngineConfig
+from cti.media.runner import (
+    LineSink,
+    add_engine_options,
+    install_signal_handlers,
+    setup_logging,
+    start_reader,
+    write_all_fd,
+)
+
+log = logging.getLogger("cti.media")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cti.media.phone", description=__doc__.split("\n")[0])
+    parser.add_argument("--name", default="phone", help="phone name (SIP user part, logs)")
+    add_engine_options(parser)
+    return parser.parse_args(argv)
+
+
+def protocol_stdout() -> int:
+    """Keep fd 1 for protocol lines only: anything else printing to stdout
+    (PJSIP's console log writes with printf) is sent to stderr instead."""
+    sys.stdout.flush()
+    out = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.name, args.log_level)
+    out_fd = protocol_stdout()
+    cfg = EngineConfig(ident=args.name, ip=args.ip, sip_port=args.sip_port, rtp_port=args.rtp_port,
+                       rtp_range=args.rtp_range, user=args.name, pj_log_level=args.pj_log_level)
+    engine: Engine | None = None
+    sink = LineSink(write_all_fd(out_fd), on_broken=lambda: engine and engine.request_shutdown())
+    engine = Engine(cfg, sink)
+    install_signal_handlers(engine)
+    try:
+        engine.start()
+    except Exception as exc:
+        log.exception("engine start failed")
+        sink(P.event(P.EV_ERROR, message=f"engine start failed: {exc}"))
+        return 1
+    engine.ready_event()
+    start_reader(sys.stdin.buffer, engine, sink)
+    return engine.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""pjsua2 subclasses whose callbacks forward to the Engine.
+
+Every callback body goes through ``guard``: pjsua2 prints and swallows
+exceptions raised in callbacks, so we log them ourselves with context.
+Callbacks only forward; the Engine holds all state. These objects hold the
+engine and plain strings, never another pjsua2 object, so dropping the last
+reference frees them at once (no reference cycle left for a GC run on a
+thread PJSIP does not know, which would abort the process).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pjsua2 as pj
+
+if TYPE_CHECKING:
+    from cti.media.engine import Engine
+
+log = logging.getLogger("cti.media")
+
+
+def guard(what: str, fn: Callable[..., Any], *args: Any) -> None:
+    """Run a callback body; log instead of letting pjsua2 swallow the error."""
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("callback=%s failed", what)
+
+
+class MediaEndpoint(pj.Endpoint):
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self._engine = engine
+
+    def onRejectedIncomingCall(self, prm: Any) -> None:  # noqa: N802 (pjsua2 API)
+        guard("onRejectedIncomingCall", self._engine.on_rejected_incoming, prm)
+
+
+class MediaAccount(pj.Account):
+    """An account: the local one (direct IP calls) or a registered one."""
+
+    def __init__(self, engine: Engine, user: str = "", registered: bool = False) -> None:
+        super().__init__()
+        self._engine = engine
+        self.user = user
+        self.registered = registered
+        self.unregistering = False
+
+    def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
+        guard("onIncomingCall", self._engine.on_incoming_call, self, prm)
+
+    def onRegState(self, prm: Any) -> None:  # noqa: N802
+        guard("onRegState", self._engine.on_reg_state, self, prm)
+
+
+class MediaCall(pj.Call):
+    """A call tagged with our own leg id (pjsua call ids are reused)."""
+
+    def __init__(
+        self, engine: Engine, acc: pj.Account, leg_id: str, call_id: int = pj.PJSUA_INVALID_ID
+    ) -> None:
+        super().__init__(acc, call_id)
+        self._engine = engine
+        self.leg_id = leg_id
+
+    def onCallState(self, prm: Any) -> None:  # noqa: N802
+        guard("onCallState", self._engine.on_call_state, self)
+
+    def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
+        guard("onCallMediaState", self._engine.on_call_media_state, self)
+
+    def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802
+        guard("onDtmfDigit", self._engine.on_dtmf_digit, self, prm)
+
+
+class MediaPlayer(pj.AudioMediaPlayer):
+    """A WAV player for one leg. onEof2 comes on a PJSIP thread: only hand over."""
+
+    def __init__(self, engine: Engine, leg_id: str, play_id: str, loop: bool) -> None:
+        super().__init__()
+        self._engine = engine
+        self.leg_id = leg_id
+        self.play_id = play_id
+        self.loop = loop
+        self.stopped = False  # set on the main thread when replaced/stopped
+
+    def onEof2(self, *_: Any) -> None:  # noqa: N802 (takes no param in this binding)
+        guard("onEof2", self._engine.on_player_eof, self.leg_id, self.play_id, self.loop, self.stopped)

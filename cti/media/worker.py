@@ -1,0 +1,71 @@
+"""Media worker: the engine driven by the controller over a unix socket.
+
+    python -X faulthandler -m cti.media.worker --id w1 --controller /abs/ctl.sock \
+        --ip 127.0.0.1 --sip-port 5071 --rtp-port 20000 [--rtp-range 40]
+
+The controller listens; the worker connects, sends ``ready`` and then runs
+commands until the socket closes, a ``shutdown`` command or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+
+from cti.media import protocol as P
+from cti.media.engine import Engine, EngineConfig
+from cti.media.runner import (
+    LineSink,
+    add_engine_options,
+    install_signal_handlers,
+    setup_logging,
+    start_reader,
+)
+
+log = logging.getLogger("cti.media")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cti.media.worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--id", required=True, help="worker id (logs, ready event)")
+    parser.add_argument("--controller", required=True, help="controller unix socket path")
+    add_engine_options(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.id, args.log_level)
+    # PJSIP's console log writes to stdout: make every log land on stderr.
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(args.controller)
+    except OSError as exc:
+        log.error("cannot connect to controller %s: %s", args.controller, exc)
+        return 2
+    cfg = EngineConfig(ident=args.id, ip=args.ip, sip_port=args.sip_port, rtp_port=args.rtp_port,
+                       rtp_range=args.rtp_range, user=args.id, pj_log_level=args.pj_log_level)
+    engine: Engine | None = None
+    sink = LineSink(sock.sendall, on_broken=lambda: engine and engine.request_shutdown())
+    engine = Engine(cfg, sink)
+    install_signal_handlers(engine)
+    try:
+        engine.start()
+    except Exception as exc:
+        log.exception("engine start failed")
+        sink(P.event(P.EV_ERROR, message=f"engine start failed: {exc}"))
+        return 1
+    engine.ready_event()
+    start_reader(sock.makefile("rb"), engine, sink)
+    rc = engine.run()
+    sock.close()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""SQLite store (WAL): call records. Durable before acknowledged."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    call_id        TEXT PRIMARY KEY,
+    caller_number  TEXT,
+    caller_country TEXT,
+    dialled        TEXT,
+    language       TEXT,
+    topic          TEXT,
+    ivr_path       TEXT NOT NULL DEFAULT '[]',
+    priority       INTEGER NOT NULL DEFAULT 0,
+    advisor        TEXT,
+    worker         TEXT,
+    started_at     REAL NOT NULL,
+    queued_at      REAL,
+    offered_at     REAL,
+    answered_at    REAL,
+    ended_at       REAL,
+    end_reason     TEXT,
+    legs           TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at);
+CREATE INDEX IF NOT EXISTS calls_advisor ON calls(advisor, started_at);
+CREATE INDEX IF NOT EXISTS calls_number ON calls(caller_number, started_at);
+"""
+
+
+@dataclass
+class CallRecord:
+    call_id: str
+    started_at: float
+    caller_number: str | None = None
+    caller_country: str | None = None
+    dialled: str | None = None
+    language: str | None = None
+    topic: str | None = None
+    ivr_path: list[str] = field(default_factory=list)
+    priority: int = 0
+    advisor: str | None = None
+    worker: str | None = None
+    queued_at: float | None = None
+    offered_at: float | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str | None = None
+    legs: list[dict[str, Any]] = field(default_factory=list)
+
+
+_COLUMNS = [
+    "call_id", "caller_number", "caller_country", "dialled", "language", "topic",
+    "ivr_path", "priority", "advisor", "worker", "started_at", "queued_at",
+    "offered_at", "answered_at", "ended_at", "end_reason", "legs",
+]
+_JSON_COLUMNS = {"ivr_path", "legs"}
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def save_call(self, rec: CallRecord) -> None:
+        """Insert or replace the record of one customer call."""
+        values = []
+        for col in _COLUMNS:
+            v = getattr(rec, col)
+            values.append(json.dumps(v) if col in _JSON_COLUMNS else v)
+        marks = ",".join("?" * len(_COLUMNS))
+        self._db.execute(
+            f"INSERT OR REPLACE INTO calls ({','.join(_COLUMNS)}) VALUES ({marks})", values
+        )
+
+    def get_call(self, call_id: str) -> CallRecord | None:
+        row = self._db.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+        return _to_record(row) if row else None
+
+    def recent_calls(self, limit: int = 50, advisor: str | None = None) -> list[CallRecord]:
+        if advisor:
+            rows = self._db.execute(
+                "SELECT * FROM calls WHERE advisor = ? ORDER BY started_at DESC LIMIT ?",
+                (advisor, limit),
+            )
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM calls ORDER BY started_at DESC LIMIT ?", (limit,)
+            )
+        return [_to_record(r) for r in rows]
+
+
+def _to_record(row: sqlite3.Row) -> CallRecord:
+    data = {k: row[k] for k in _COLUMNS}
+    for k in _JSON_COLUMNS:
+        data[k] = json.loads(data[k] or "[]")
+    return CallRecord(**data)

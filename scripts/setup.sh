@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install what cti needs on Debian 12, only what is missing: apt packages,
+# a virtualenv in .venv with the package (editable, with test extras), prompts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(kamailio espeak-ng sox baresip-core sip-tester python3-venv)
+PYTHON=${PYTHON:-python3}
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing apt packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PYTHON --version)"
+  $PYTHON -m venv .venv
+fi
+stamp=.venv/.cti-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing the cti package and its dependencies into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e '.[test]'
+  touch "$stamp"
+fi
+
+.venv/bin/cti prompts build --config "${CTI_CONFIG:-config/cti.yaml}"

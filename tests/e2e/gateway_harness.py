@@ -1,0 +1,175 @@
+"""Helpers to run the whole gateway (Kamailio, workers, API) in a test, on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+import yaml
+
+from cti.config import Settings, parse_settings
+from cti.controller.gateway import Gateway
+from tests.peers.phone import Phone
+from tests.peers.ports import free_port, free_port_range
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_CONFIG = REPO / "config" / "cti.yaml"
+PROMPT_CACHE = REPO / "var" / "prompts"
+HOTLINE = "+31247247247"
+
+
+def demo_config_data() -> dict[str, Any]:
+    return yaml.safe_load(DEMO_CONFIG.read_text())
+
+
+def test_settings(tmp: Path, workers: int = 2, **overrides: Any) -> Settings:
+    """The demo config on free ports, with its runtime and store in tmp."""
+    data = demo_config_data()
+    rtp_per_worker = 40
+    # unix socket paths are capped at 107 bytes: keep the runtime dir short
+    data["runtime_dir"] = tempfile.mkdtemp(prefix="cti-run-")
+    data["sip"]["port"] = free_port()
+    data["http"]["port"] = free_port()
+    base = free_port()
+    while not all(_free(base + i) for i in range(workers)):
+        base = free_port()
+    data["workers"].update(count=workers, sip_port_base=base,
+                           rtp_port_base=free_port_range(workers * rtp_per_worker),
+                           rtp_ports_per_worker=rtp_per_worker)
+    data["prompts"] = {"texts": str(REPO / "config" / "prompts.yaml"),
+                       "cache_dir": str(PROMPT_CACHE),
+                       "override_dir": str(REPO / "config" / "prompts")}
+    data["store"] = {"path": str(tmp / "cti.sqlite3")}
+    for key, value in overrides.items():
+        section, _, name = key.partition("__")
+        if name:
+            data[section][name] = value
+        else:
+            data[section] = value
+    cfg = tmp / "cti.yaml"
+    cfg.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return parse_settings(data, cfg)
+
+
+def _free(port: int) -> bool:
+    import socket
+
+    from tests.peers.ports import _bindable
+
+    return _bindable(port, (socket.SOCK_STREAM, socket.SOCK_DGRAM), "127.0.0.1")
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(tmp: Path, **kw: Any):  # noqa: ANN201
+    gw = Gateway(test_settings(tmp, **kw))
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop()
+        shutil.rmtree(gw.runtime_dir, ignore_errors=True)
+
+
+class EventStream:
+    """A WebSocket CTI client that keeps every event it received."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.events: list[dict[str, Any]] = []
+        self._cond = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._ws: Any = None
+
+    async def connect(self) -> dict[str, Any]:
+        self._ws = await websockets.connect(self.url)
+        hello = json.loads(await self._ws.recv())
+        self._task = asyncio.create_task(self._read())
+        return hello
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in self._ws:
+                async with self._cond:
+                    self.events.append(json.loads(raw))
+                    self._cond.notify_all()
+
+    async def wait_for(self, type_: str, timeout: float = 15, **match: Any) -> dict[str, Any]:
+        def find() -> dict[str, Any] | None:
+            for ev in self.events:
+                if ev.get("type") == type_ and all(
+                    ev.get(k, ev.get("data", {}).get(k)) == v for k, v in match.items()
+                ):
+                    return ev
+            return None
+
+        async with self._cond:
+            await asyncio.wait_for(self._cond.wait_for(find), timeout)
+            found = find()
+            assert found is not None
+            return found
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+
+
+class Advisor:
+    """An advisor: a registered softphone, an API login, a WebSocket stream."""
+
+    def __init__(self, gw: Gateway, name: str) -> None:
+        self.gw = gw
+        self.name = name
+        self.phone = Phone(name=name)
+        s = gw.settings
+        self.http = httpx.AsyncClient(base_url=f"http://{s.http.host}:{s.http.port}")
+        self.token = ""
+        self.stream: EventStream | None = None
+
+    @property
+    def password(self) -> str:
+        adv = self.gw.settings.advisor(self.name)
+        assert adv is not None
+        return adv.password
+
+    async def __aenter__(self) -> Advisor:
+        await self.phone.start()
+        s = self.gw.settings
+        await self.phone.command("register", user=self.name, password=self.password,
+                                 registrar=f"sip:{s.sip.ip}:{s.sip.port}", transport="udp")
+        reg = await self.phone.wait_for("reg.state", timeout=10)
+        assert reg["code"] == 200, reg
+        r = await self.http.post("/api/v1/login",
+                                 json={"username": self.name, "password": self.password})
+        r.raise_for_status()
+        self.token = r.json()["token"]
+        self.stream = EventStream(
+            f"ws://{s.http.host}:{s.http.port}/api/v1/ws?token={self.token}")
+        await self.stream.connect()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.stream is not None:
+            await self.stream.close()
+        await self.http.aclose()
+        await self.phone.stop(failed=exc[0] is not None)
+
+    async def set_state(self, state: str) -> dict[str, Any]:
+        r = await self.http.post("/api/v1/agents/me/state", json={"state": state},
+                                 headers={"Authorization": f"Bearer {self.token}"})
+        r.raise_for_status()
+        return r.json()
+
+
+def hotline_uri(gw: Gateway) -> str:
+    s = gw.settings
+    return f"sip:{HOTLINE}@{s.sip.ip}:{s.sip.port}"

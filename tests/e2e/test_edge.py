@@ -1,0 +1,477 @@
+"""The SIP edge against a real Kamailio: start/stop, digest REGISTER, dispatching,
+worker-to-advisor routing, malformed requests, port conflicts.
+
+Every test gets its own free ports and its own runtime dir; Kamailio and SIPp are
+always stopped in fixture teardown, also when the test fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from cti.edge import EdgeSettings, EdgeStartError, KamailioEdge, WorkerTarget
+from tests.peers.rawsip import SipUA
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio not installed"),
+]
+
+HOTLINE = "+31247247247"
+REALM = "cti.test"
+ADVISORS = {"alice": "alice-pw", "bob": "bob-pw"}
+SIPP_WORKER = Path(__file__).parent / "sipp" / "worker_uas.xml"
+
+EdgeFactory = Callable[..., Awaitable[KamailioEdge]]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (Kamailio listens on both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port")
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids (not zombies) whose process group is `pgid`, read from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+def edge_settings(runtime_dir: Path, port: int, workers: list[WorkerTarget]) -> EdgeSettings:
+    return EdgeSettings(
+        ip="127.0.0.1",
+        port=port,
+        runtime_dir=runtime_dir,
+        realm=REALM,
+        hotline_numbers=[HOTLINE],
+        workers=workers,
+        advisors=dict(ADVISORS),
+    )
+
+
+def hotline_uri(port: int, number: str = HOTLINE) -> str:
+    return f"sip:{number}@127.0.0.1:{port}"
+
+
+def loads(dests: list[dict[str, object]]) -> dict[object, object]:
+    return {d["duid"]: d["load"] for d in dests}
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def runtime_dir() -> Iterator[Path]:
+    # Short path on purpose: unix socket paths are limited to 107 bytes.
+    path = Path(tempfile.mkdtemp(prefix="cti-edge-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def edge_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+async def make_edge(runtime_dir: Path, edge_port: int) -> AsyncIterator[EdgeFactory]:
+    """Start an edge on this test's port and run dir; always stopped afterwards."""
+    started: list[KamailioEdge] = []
+
+    async def make(workers: list[WorkerTarget] | None = None) -> KamailioEdge:
+        edge = KamailioEdge(edge_settings(runtime_dir, edge_port, workers or []))
+        started.append(edge)
+        await edge.start()
+        return edge
+
+    yield make
+    for edge in started:
+        await edge.stop()
+        if edge.pid is not None:
+            assert group_members(edge.pid) == [], "kamailio processes left behind"
+
+
+@pytest.fixture
+def sipp_workers(runtime_dir: Path) -> Iterator[Callable[[int], list[WorkerTarget]]]:
+    """Start n SIPp fake workers (answer INVITE, wait for BYE, 200 to OPTIONS)."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(n: int) -> list[WorkerTarget]:
+        workers = []
+        for i in range(n):
+            port = free_port()
+            cmd = [
+                "sipp", "-sf", str(SIPP_WORKER), "-i", "127.0.0.1", "-p", str(port),
+                "-aa", "-nostdin", "-timeout", "90s", "-max_socket", "64",
+            ]  # fmt: skip
+            procs.append(
+                subprocess.Popen(
+                    cmd, cwd=runtime_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+            )
+            workers.append(WorkerTarget(f"w{i + 1}", "127.0.0.1", port))
+        for w in workers:
+            wait_sip_alive(w.port)
+        return workers
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_sip_alive(port: int, timeout: float = 5.0) -> None:
+    """Poll with OPTIONS until something answers SIP on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    with SipUA(("127.0.0.1", port)) as ua:
+        while True:
+            raw = ua.request(
+                "OPTIONS", f"sip:127.0.0.1:{port}", call_id=f"probe-{time.monotonic_ns()}",
+                cseq=1, from_hdr="<sip:probe@127.0.0.1>;tag=p", to_hdr=f"<sip:127.0.0.1:{port}>",
+            )  # fmt: skip
+            try:
+                ua.transact(raw, timeout=0.2)
+                return
+            except (TimeoutError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+
+@pytest.fixture
+def ua_factory(edge_port: int) -> Iterator[Callable[..., SipUA]]:
+    uas: list[SipUA] = []
+
+    def make(local: tuple[str, int] = ("127.0.0.1", 0), user: str = "caller") -> SipUA:
+        ua = SipUA(("127.0.0.1", edge_port), local=local, user=user)
+        uas.append(ua)
+        return ua
+
+    yield make
+    for ua in uas:
+        ua.close()
+
+
+# ---------------------------------------------------------------- (a) lifecycle
+
+
+async def test_start_ready_and_stop_leaves_no_process(make_edge: EdgeFactory) -> None:
+    edge = await make_edge()
+    assert edge.alive and edge.returncode is None
+    assert edge.files is not None and edge.files.pid_file.exists()
+    assert "kamailio 5." in await edge.rpc.version()
+    pgid = edge.pid
+    assert pgid is not None and len(group_members(pgid)) > 1  # main + children
+
+    await edge.stop()
+    assert not edge.alive and edge.returncode == 0
+    assert group_members(pgid) == []
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    assert not edge.files.jsonrpc_socket.exists()
+    await edge.stop()  # idempotent
+
+
+async def test_wait_returns_when_kamailio_dies(make_edge: EdgeFactory) -> None:
+    edge = await make_edge()
+    assert edge.pid is not None
+    os.kill(edge.pid, 15)
+    assert await asyncio.wait_for(edge.wait(), 5) == 0
+    assert not edge.alive
+
+
+# ---------------------------------------------------------------- (b) REGISTER
+
+
+async def test_register_digest_auth(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA]
+) -> None:
+    edge = await make_edge()
+
+    ok = ua_factory().register("alice", ADVISORS["alice"])
+    assert ok.status == 200, ok
+    assert await edge.rpc.registered("alice")
+
+    wrong = ua_factory().register("bob", "not-bobs-password")
+    assert wrong.status == 401
+    assert not await edge.rpc.registered("bob")
+
+    unknown = ua_factory().register("mallory", "whatever")
+    assert unknown.status == 401
+    assert not await edge.rpc.registered("mallory")
+
+
+async def test_advisors_added_and_removed_at_run_time(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA]
+) -> None:
+    edge = await make_edge()
+    assert ua_factory().register("carol", "carol-pw").status == 401
+
+    await edge.rpc.add_advisor("carol", "carol-pw")
+    assert ua_factory().register("carol", "carol-pw").status == 200
+    assert await edge.rpc.registered("carol")
+
+    await edge.rpc.remove_advisor("carol")
+    assert not await edge.rpc.registered("carol")
+    assert ua_factory().register("carol", "carol-pw").status == 401
+
+
+async def test_options_to_the_edge_is_answered(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
+) -> None:
+    await make_edge()
+    ua = ua_factory()
+    raw = ua.request(
+        "OPTIONS", f"sip:127.0.0.1:{edge_port}", call_id="ka-1", cseq=1,
+        from_hdr="<sip:alice@127.0.0.1>;tag=k", to_hdr=f"<sip:127.0.0.1:{edge_port}>",
+    )  # fmt: skip
+    assert ua.transact(raw).status == 200
+
+
+# ---------------------------------------------------------------- (c) dispatching
+
+
+async def test_hotline_calls_are_spread_with_maxload_and_503_when_full(
+    make_edge: EdgeFactory,
+    sipp_workers: Callable[[int], list[WorkerTarget]],
+    ua_factory: Callable[..., SipUA],
+    edge_port: int,
+) -> None:
+    edge = await make_edge(sipp_workers(2))
+    callers = [ua_factory() for _ in range(5)]
+    # The bare number (without '+') is a hotline too.
+    numbers = [HOTLINE, HOTLINE.lstrip("+")] * 2 + [HOTLINE]
+    dialogs = [
+        ua.send_invite(hotline_uri(edge_port, n)) for ua, n in zip(callers, numbers, strict=True)
+    ]
+    replies = [ua.wait_invite(d) for ua, d in zip(callers, dialogs, strict=True)]
+
+    assert sorted(r.status for r in replies) == [200, 200, 200, 200, 503]
+    busy = next(r for r in replies if r.status == 503)
+    assert busy.reason == "All workers busy" and "kamailio" in busy.get("Server")
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 2, "w2": 2}
+
+    for ua, dialog, reply in zip(callers, dialogs, replies, strict=True):
+        if reply.status == 200:
+            assert "hl=1" in reply.get("Record-Route")
+            assert ua.bye(dialog).status == 200
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0, "w2": 0}
+
+
+async def test_disabled_workers_get_no_calls(
+    make_edge: EdgeFactory,
+    sipp_workers: Callable[[int], list[WorkerTarget]],
+    ua_factory: Callable[..., SipUA],
+    edge_port: int,
+) -> None:
+    edge = await make_edge(sipp_workers(1))
+    await edge.rpc.set_worker_state("w1", active=False)
+    ua = ua_factory()
+    assert ua.wait_invite(ua.send_invite(hotline_uri(edge_port))).status == 503
+
+    await edge.rpc.set_worker_state("w1", active=True)
+    dialog = ua.send_invite(hotline_uri(edge_port))
+    assert ua.wait_invite(dialog).status == 200
+    assert ua.bye(dialog).status == 200
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0}
+
+
+async def test_dead_worker_fails_over_after_branch_timeout(
+    make_edge: EdgeFactory,
+    sipp_workers: Callable[[int], list[WorkerTarget]],
+    ua_factory: Callable[..., SipUA],
+    edge_port: int,
+) -> None:
+    live = sipp_workers(1)[0]
+    dead = WorkerTarget("dead", "127.0.0.1", free_port())  # nothing listens there
+    edge = await make_edge([dead, live])
+    # Two calls: with equal loads one of them is tried on the dead worker first.
+    ua = ua_factory()
+    start = time.monotonic()
+    dialogs = [ua.send_invite(hotline_uri(edge_port)) for _ in range(2)]
+    replies = [ua.wait_invite(d, timeout=10) for d in dialogs]
+    assert [r.status for r in replies] == [200, 200]
+    assert 2.5 < time.monotonic() - start < 8  # one 3 s branch timeout, not more
+    assert loads(await edge.rpc.dispatcher_list()) == {"dead": 0, "w1": 2}
+    for d in dialogs:
+        assert ua.bye(d).status == 200
+    assert loads(await edge.rpc.dispatcher_list()) == {"dead": 0, "w1": 0}
+
+
+async def test_cancelled_hotline_call_frees_its_slot(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
+) -> None:
+    worker = WorkerTarget("w1", "127.0.0.1", free_port())
+    edge = await make_edge([worker])
+    worker_ua = ua_factory(local=(worker.host, worker.port), user="worker")
+    caller = ua_factory()
+
+    dialog = caller.send_invite(hotline_uri(edge_port))
+    invite = worker_ua.recv(2.0, lambda m: m.method == "INVITE" and not m.is_response)
+    worker_ua.send(worker_ua.response_to(invite, 180, "Ringing", to_tag="w1"))
+    assert caller.recv(2.0, lambda m: m.is_response and m.status == 180).call_id == dialog.call_id
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 1}
+
+    caller.send_cancel(dialog)
+    cancel = worker_ua.recv(2.0, lambda m: m.method == "CANCEL" and not m.is_response)
+    worker_ua.send(worker_ua.response_to(cancel, 200, "OK", to_tag="w1"))
+    worker_ua.send(worker_ua.response_to(invite, 487, "Request Terminated", to_tag="w1"))
+    assert caller.wait_invite(dialog).status == 487
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0}
+
+
+async def test_rejecting_workers_fail_over_then_503_without_load_drift(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
+) -> None:
+    workers = [WorkerTarget(f"w{i}", "127.0.0.1", free_port()) for i in (1, 2)]
+    edge = await make_edge(workers)
+    worker_uas = [ua_factory(local=(w.host, w.port), user=w.duid) for w in workers]
+    caller = ua_factory()
+
+    dialog = caller.send_invite(hotline_uri(edge_port))
+    for _ in workers:  # each worker is tried once, in load order, and says busy
+        invite = None
+        while invite is None:
+            for ua in worker_uas:
+                with contextlib.suppress(TimeoutError):
+                    invite = ua.recv(0.2, lambda m: m.method == "INVITE" and not m.is_response)
+                    ua.send(ua.response_to(invite, 486, "Busy Here", to_tag=ua.user))
+                    ua.recv(2.0, lambda m: m.method == "ACK")
+                    break
+    reply = caller.wait_invite(dialog)
+    assert (reply.status, reply.reason) == (503, "All workers busy")
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0, "w2": 0}
+
+
+async def test_unknown_number_404_and_other_destinations_need_auth(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
+) -> None:
+    await make_edge()
+    ua = ua_factory()
+    assert ua.wait_invite(ua.send_invite(hotline_uri(edge_port, "+3100000"))).status == 404
+    assert ua.wait_invite(ua.send_invite(f"sip:alice@127.0.0.1:{edge_port}")).status == 407
+
+
+# ---------------------------------------------------------------- (d) worker -> advisor
+
+
+async def test_worker_invite_reaches_registered_advisor(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
+) -> None:
+    worker = WorkerTarget("w1", "127.0.0.1", free_port())
+    edge = await make_edge([worker])
+    advisor = ua_factory(user="alice")
+    assert advisor.register("alice", ADVISORS["alice"]).status == 200
+    worker_ua = ua_factory(local=(worker.host, worker.port), user="worker")
+
+    dialog = worker_ua.send_invite(f"sip:alice@127.0.0.1:{edge_port}")
+    invite = advisor.recv(2.0, lambda m: m.method == "INVITE" and not m.is_response)
+    assert invite.call_id == dialog.call_id
+    assert invite.request_uri == f"sip:alice@{advisor.host}:{advisor.port}"
+    assert "hl=1" not in invite.get("Record-Route")  # not a dispatched dialog
+
+    advisor.send(advisor.response_to(invite, 200, "OK", to_tag="adv1"))
+    assert worker_ua.wait_invite(dialog).status == 200
+    ack = advisor.recv(2.0, lambda m: m.method == "ACK")
+    assert ack.call_id == dialog.call_id
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0}  # not counted
+
+    worker_ua.send_bye(dialog)
+    bye = advisor.recv(2.0, lambda m: m.method == "BYE" and not m.is_response)
+    advisor.send(advisor.response_to(bye, 200, "OK"))
+    assert worker_ua.final_response(dialog.call_id, "BYE").status == 200
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0}
+
+
+async def test_worker_invite_to_unregistered_advisor_is_404(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
+) -> None:
+    worker = WorkerTarget("w1", "127.0.0.1", free_port())
+    await make_edge([worker])
+    worker_ua = ua_factory(local=(worker.host, worker.port), user="worker")
+    reply = worker_ua.wait_invite(worker_ua.send_invite(f"sip:bob@127.0.0.1:{edge_port}"))
+    assert reply.status == 404
+
+
+# ---------------------------------------------------------------- (e) malformed
+
+
+async def test_bad_cseq_gets_400(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
+) -> None:
+    await make_edge()
+    ua = ua_factory()
+    raw = ua.request(
+        "INVITE", hotline_uri(edge_port), call_id="bad-cseq-1", cseq=1,
+        from_hdr="<sip:x@127.0.0.1>;tag=b", to_hdr=f"<{hotline_uri(edge_port)}>",
+    ).replace("CSeq: 1 INVITE", "CSeq: abc INVITE")  # fmt: skip
+    ua.send(raw)
+    reply = ua.recv(2.0, lambda m: m.is_response and m.call_id == "bad-cseq-1")
+    assert reply.status == 400
+
+
+async def test_edge_survives_garbage(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA]
+) -> None:
+    edge = await make_edge()
+    ua = ua_factory()
+    for junk in (b"\x00\x01garbage", b"INVITE\r\n\r\n", b"SIP/2.0 200 OK\r\n\r\n"):
+        ua.send(junk)
+    await asyncio.sleep(0.1)
+    assert edge.alive
+    assert "kamailio" in await edge.rpc.version()
+
+
+# ---------------------------------------------------------------- (f) port in use
+
+
+async def test_port_in_use_fails_start_with_the_reason(runtime_dir: Path, edge_port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", edge_port))
+        edge = KamailioEdge(edge_settings(runtime_dir, edge_port, []))
+        try:
+            with pytest.raises(EdgeStartError, match="Address already in use") as exc:
+                await edge.start(timeout=5)
+            assert f"127.0.0.1:{edge_port}" in str(exc.value)
+            assert not edge.alive
+        finally:
+            await edge.stop()
+        assert edge.pid is not None and group_members(edge.pid) == []

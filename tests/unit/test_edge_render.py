@@ -1,0 +1,94 @@
+"""Rendering of the Kamailio edge config (no Kamailio needed except for the syntax check)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cti.edge.render import EdgeSettings, WorkerTarget, find_module_path, render
+
+
+def settings(tmp: Path, **overrides: object) -> EdgeSettings:
+    values: dict[str, object] = {
+        "ip": "127.0.0.1",
+        "port": 5070,
+        "runtime_dir": tmp,
+        "realm": "cti.test",
+        "hotline_numbers": ["+31247247247"],
+        "workers": [WorkerTarget("w1", "127.0.0.1", 5081), WorkerTarget("w2", "127.0.0.1", 5082)],
+        "advisors": {"alice": "s3cret", "bob.smith-2": 'pa"ss\\word'},
+    }
+    values.update(overrides)
+    return EdgeSettings(**values)  # type: ignore[arg-type]
+
+
+def test_render_writes_all_files_with_absolute_paths(tmp_path: Path) -> None:
+    edge = render(settings(tmp_path / "rt"))
+    cfg = edge.config.read_text()
+    assert "{{" not in cfg and "}}" not in cfg
+    assert "listen=udp:127.0.0.1:5070" in cfg and "listen=tcp:127.0.0.1:5070" in cfg
+    for path in (edge.dispatcher_list, edge.users_file, edge.jsonrpc_socket, edge.ctl_socket):
+        assert path.is_absolute()
+        assert str(path) in cfg
+    assert f'run_dir="{edge.runtime_dir}"' in cfg
+    assert f'mpath="{find_module_path()}"' in cfg
+    assert edge.pid_file.parent == edge.runtime_dir
+
+
+def test_hotline_number_matches_with_and_without_plus(tmp_path: Path) -> None:
+    cfg = render(settings(tmp_path, hotline_numbers=["31247247247"])).config.read_text()
+    assert '$rU == "+31247247247" || $rU == "31247247247"' in cfg
+
+
+def test_dispatcher_list_has_duid_and_maxload(tmp_path: Path) -> None:
+    workers = [WorkerTarget("w1", "127.0.0.1", 5081), WorkerTarget("w2", "127.0.0.1", 5082, 3)]
+    text = render(settings(tmp_path, workers=workers)).dispatcher_list.read_text()
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    assert lines == [
+        "1 sip:127.0.0.1:5081 0 0 duid=w1;maxload=2",
+        "1 sip:127.0.0.1:5082 0 0 duid=w2;maxload=3",
+    ]
+
+
+def test_users_file_holds_ha1_not_passwords(tmp_path: Path) -> None:
+    text = render(settings(tmp_path)).users_file.read_text()
+    expected = hashlib.md5(b'bob.smith-2:cti.test:pa"ss\\word').hexdigest()
+    assert f'$sht(users=>bob.smith-2) = "{expected}";' in text
+    assert "s3cret" not in text and "pa" + '"ss' not in text
+
+
+@pytest.mark.parametrize("name", ['eve"; exit', "a b", "", "x)y", "ünï"])
+def test_bad_advisor_name_is_rejected_by_name(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match="invalid advisor name") as exc:
+        render(settings(tmp_path, advisors={name: "pw"}))
+    assert repr(name) in str(exc.value)
+    assert not (tmp_path / "kamailio.cfg").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"runtime_dir": Path("relative/dir")},
+        {"hotline_numbers": ["0800-HELP"]},
+        {"workers": [WorkerTarget("w1", "127.0.0.1", 5081), WorkerTarget("w1", "127.0.0.1", 5082)]},
+        {"realm": 'evil"realm'},
+    ],
+)
+def test_invalid_settings_are_rejected(tmp_path: Path, overrides: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        render(settings(tmp_path, **overrides))
+
+
+@pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio not installed")
+@pytest.mark.parametrize("empty", [False, True])
+def test_kamailio_accepts_rendered_config(tmp_path: Path, empty: bool) -> None:
+    overrides = {"hotline_numbers": [], "advisors": {}, "workers": []} if empty else {}
+    edge = render(settings(tmp_path, **overrides))
+    check = subprocess.run(
+        ["kamailio", "-c", "-f", str(edge.config)], capture_output=True, text=True, timeout=10
+    )
+    assert check.returncode == 0, check.stderr[-2000:]
