@@ -42,6 +42,7 @@ class Leg:
     role: str  # "customer" | "advisor"
     peer: str  # number or advisor name
     state: str = "new"
+    sip_call_id: str | None = None  # as the worker saw it; lets the edge end the dialog
     created_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     end_code: int | None = None
@@ -49,7 +50,7 @@ class Leg:
     def as_dict(self) -> dict[str, Any]:
         return {
             "leg": self.leg_id, "worker": self.worker, "role": self.role, "peer": self.peer,
-            "state": self.state, "created_at": self.created_at, "ended_at": self.ended_at,
+            "state": self.state, "sip_call_id": self.sip_call_id, "created_at": self.created_at, "ended_at": self.ended_at,
             "end_code": self.end_code,
         }
 

@@ -150,7 +150,8 @@ class CallFlow:
             self._on_play_done(call, str(msg.get("play_id", "")))
 
     def _on_incoming(self, link: WorkerLink, msg: dict[str, Any]) -> None:
-        leg = Leg(str(msg["leg"]), link.worker_id, "customer", sip_user(msg.get("from", "")))
+        leg = Leg(str(msg["leg"]), link.worker_id, "customer", sip_user(msg.get("from", "")),
+                  sip_call_id=msg.get("sip_call_id"))
         call = Call(worker=link.worker_id, customer=leg, caller_number=leg.peer,
                     dialled=sip_user(msg.get("to", "")))
         self.calls.add(call)

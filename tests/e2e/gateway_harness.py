@@ -126,9 +126,11 @@ class EventStream:
 class Advisor:
     """An advisor: a registered softphone, an API login, a WebSocket stream."""
 
-    def __init__(self, gw: Gateway, name: str) -> None:
+    def __init__(self, gw: Gateway, name: str, sip_password: str | None = None) -> None:
         self.gw = gw
         self.name = name
+        self.sip_password = sip_password  # None: the right one from the config
+        self.registration: dict[str, Any] = {}
         self.phone = Phone(name=name)
         s = gw.settings
         self.http = httpx.AsyncClient(base_url=f"http://{s.http.host}:{s.http.port}")
@@ -144,10 +146,12 @@ class Advisor:
     async def __aenter__(self) -> Advisor:
         await self.phone.start()
         s = self.gw.settings
-        await self.phone.command("register", user=self.name, password=self.password,
+        await self.phone.command("register", user=self.name,
+                                 password=self.sip_password or self.password,
                                  registrar=f"sip:{s.sip.ip}:{s.sip.port}", transport="udp")
-        reg = await self.phone.wait_for("reg.state", timeout=10)
-        assert reg["code"] == 200, reg
+        self.registration = await self.phone.wait_for("reg.state", timeout=10)
+        if self.sip_password is None:
+            assert self.registration["code"] == 200, self.registration
         r = await self.http.post("/api/v1/login",
                                  json={"username": self.name, "password": self.password})
         r.raise_for_status()
