@@ -113,6 +113,7 @@ class Engine(Commands):
             ep.libStart()
             # The null device clocks the conference bridge (no sound card here).
             ep.audDevManager().setNullDev()
+            self._arm_sound_auto_close()
             self._set_codec_priorities()
             self._local_acc = self._create_local_account()
         except Exception:
@@ -159,7 +160,7 @@ class Engine(Commands):
         med.threadCnt = 0
         med.clockRate = 8000
         med.sndClockRate = 8000
-        med.sndAutoCloseTime = -1  # else no RTP/DTMF once nothing is connected for 1 s
+        med.sndAutoCloseTime = self.cfg.snd_auto_close_s  # see EngineConfig
         logc = cfg.logConfig
         logc.level = self.cfg.pj_log_level
         logc.consoleLevel = self.cfg.pj_log_level
@@ -415,6 +416,22 @@ class Engine(Commands):
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not until():
             self._ep.libHandleEvents(20)
+
+    def _arm_sound_auto_close(self) -> None:
+        """Let an idle worker's bridge clock stop (see EngineConfig.snd_auto_close_s).
+
+        setNullDev() opens the device at once, and pjsua arms its auto-close
+        timer only when a connection to the device is removed: connect and
+        disconnect a silent tone generator once so the idle clock stops.
+        """
+        if self.cfg.snd_auto_close_s < 0 or self._ep is None:
+            return
+        tone = pj.ToneGenerator()
+        tone.createToneGenerator(8000, 1)
+        sink = self._ep.audDevManager().getPlaybackDevMedia()
+        tone.startTransmit(sink)
+        tone.stopTransmit(sink)
+        self._parked.append((time.monotonic() + 0.2, tone))
 
     def _shutdown(self) -> None:
         """Hang up, unregister, drop every pjsua2 reference, then libDestroy."""

@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot connect to controller %s: %s", args.controller, exc)
         return 2
     cfg = EngineConfig(ident=args.id, ip=args.ip, sip_port=args.sip_port, rtp_port=args.rtp_port,
-                       rtp_range=args.rtp_range, user=args.id, pj_log_level=args.pj_log_level)
+                       rtp_range=args.rtp_range, user=args.id, pj_log_level=args.pj_log_level,
+                       snd_auto_close_s=1)
     engine: Engine | None = None
     sink = LineSink(sock.sendall, on_broken=lambda: engine and engine.request_shutdown())
     engine = Engine(cfg, sink)
