@@ -80,10 +80,11 @@ def create_app(gw: "Gateway") -> FastAPI:
         if not token and header.lower().startswith("bearer "):
             token = header[7:].strip()
         p = gw.auth.check(token)
+        # Accept first so the client can read why it is closed (4401), not a bare 403.
+        await websocket.accept()
         if p is None:
             await websocket.close(code=4401, reason="missing or invalid token")
             return
-        await websocket.accept()
         await gw.hub.serve(websocket, p, since)
 
     return app
