@@ -7,6 +7,7 @@ import contextlib
 import json
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +178,14 @@ class Advisor:
 def hotline_uri(gw: Gateway) -> str:
     s = gw.settings
     return f"sip:{HOTLINE}@{s.sip.ip}:{s.sip.port}"
+
+
+async def call_hotline(caller: Phone, gw: Gateway, digits: str = "") -> str:
+    """Dial the hotline, wait for the answer and audio, press the IVR digits (RFC 2833)."""
+    leg = uuid.uuid4().hex
+    await caller.command("dial", leg=leg, uri=hotline_uri(gw))
+    await caller.wait_for("leg.state", leg=leg, state="confirmed", timeout=10)
+    await caller.wait_for("leg.media", leg=leg, active=True, timeout=10)
+    for d in digits:
+        await caller.command("send_dtmf", leg=leg, digits=d, method="rfc2833")
+    return leg

@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.audio import write_tone
 from tests.peers.baresip import Baresip, read_wav_lenient
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.timeout(60),
-    pytest.mark.skipif(shutil.which("baresip") is None, reason="needs baresip-core"),
 ]
-
-
-def tone_wav(path: Path, freq: float, seconds: float = 30.0, rate: int = 8000) -> Path:
-    t = np.arange(int(seconds * rate)) / rate
-    samples = (0.3 * 32767 * np.sin(2 * np.pi * freq * t)).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.tobytes())
-    return path
 
 
 def peak_frequency(path: Path) -> float:
@@ -45,7 +32,7 @@ def assert_gone(pids: list[int]) -> None:
 
 
 async def test_call_digits_and_audio_both_ways(tmp_path: Path) -> None:
-    a440, a660 = tone_wav(tmp_path / "a440.wav", 440), tone_wav(tmp_path / "a660.wav", 660)
+    a440, a660 = write_tone(tmp_path / "a440.wav", 440, 30), write_tone(tmp_path / "a660.wav", 660, 30)
     async with (
         Baresip(tmp_path, a660, "callee", answermode="auto") as callee,
         Baresip(tmp_path, a440, "caller") as caller,
@@ -73,7 +60,7 @@ async def test_call_digits_and_audio_both_ways(tmp_path: Path) -> None:
 
 
 async def test_manual_accept_and_callee_hangup(tmp_path: Path) -> None:
-    src = tone_wav(tmp_path / "a660.wav", 660)
+    src = write_tone(tmp_path / "a660.wav", 660, 30)
     async with (
         Baresip(tmp_path, src, "advisor") as callee,
         Baresip(tmp_path, src, "caller") as caller,
@@ -92,7 +79,7 @@ async def test_manual_accept_and_callee_hangup(tmp_path: Path) -> None:
 
 
 async def test_process_group_killed_when_test_body_fails(tmp_path: Path) -> None:
-    src = tone_wav(tmp_path / "a.wav", 660, seconds=5)
+    src = write_tone(tmp_path / "a.wav", 660, seconds=5)
     with pytest.raises(RuntimeError, match="boom"):
         async with Baresip(tmp_path, src, "caller") as caller:
             pid = caller.pid

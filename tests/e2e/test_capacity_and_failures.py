@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.gateway_harness import Advisor, hotline_uri, running_gateway
+from tests.e2e.gateway_harness import Advisor, call_hotline, hotline_uri, running_gateway
 from tests.peers.phone import Phone
 
 pytestmark = pytest.mark.e2e
@@ -81,10 +81,7 @@ async def test_killed_worker_ends_the_call_frees_the_advisor_and_comes_back(
     async with running_gateway(tmp_path) as gw, Advisor(gw, "sofia") as sofia, \
             Phone(name="+34911234567") as caller, Phone(name="+34911234568") as caller2:
         await sofia.set_state("available")
-        leg = await _dial(caller, hotline_uri(gw))
-        await caller.wait_for("leg.media", leg=leg, active=True, timeout=10)
-        for d in "32":
-            await caller.command("send_dtmf", leg=leg, digits=d)
+        await call_hotline(caller, gw, "32")
         incoming = await sofia.phone.wait_for("leg.incoming", timeout=20)
         await sofia.phone.command("answer", leg=incoming["leg"], code=200)
         connected = await sofia.stream.wait_for("call.connected")
@@ -118,10 +115,7 @@ async def test_wrong_sip_password_is_refused_and_the_advisor_is_not_reachable(
         assert not await gw.rpc.registered("sofia")
 
         await sofia.set_state("available")
-        leg = await _dial(caller, hotline_uri(gw))
-        await caller.wait_for("leg.media", leg=leg, active=True, timeout=10)
-        for d in "32":
-            await caller.command("send_dtmf", leg=leg, digits=d)
+        leg = await call_hotline(caller, gw, "32")
         offered = await sofia.stream.wait_for("call.offered", timeout=20)
         away = await sofia.stream.wait_for("agent.state", state="away", timeout=10)
         assert away["data"]["reason"] == "unreachable"

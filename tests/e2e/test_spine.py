@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.audio import audio_rms, tone_present, wait_file_final, wait_recorded, write_tone
-from tests.e2e.gateway_harness import Advisor, hotline_uri, running_gateway
+from tests.e2e.gateway_harness import Advisor, call_hotline, running_gateway
 from tests.peers.phone import Phone
 
 pytestmark = pytest.mark.e2e
 
 SPANISH_CALLER = "+34911234567"
-
-
-async def _call_through_ivr(caller: Phone, gw, digits: str) -> str:  # noqa: ANN001
-    leg = uuid.uuid4().hex
-    await caller.command("dial", leg=leg, uri=hotline_uri(gw))
-    await caller.wait_for("leg.state", leg=leg, state="confirmed", timeout=10)
-    await caller.wait_for("leg.media", leg=leg, active=True, timeout=10)
-    for d in digits:
-        await caller.command("send_dtmf", leg=leg, digits=d, method="rfc2833")
-    return leg
 
 
 async def test_spanish_visa_caller_reaches_sofia_with_audio_both_ways(tmp_path: Path) -> None:
@@ -36,7 +25,7 @@ async def test_spanish_visa_caller_reaches_sofia_with_audio_both_ways(tmp_path: 
             Phone(name=SPANISH_CALLER) as caller:
         await michel.set_state("available")
         await sofia.set_state("available")
-        leg = await _call_through_ivr(caller, gw, "32")
+        leg = await call_hotline(caller, gw, "32")
 
         # Sofia's client gets the screen pop before her phone sees the INVITE.
         offered = await sofia.stream.wait_for("call.offered", timeout=20)
@@ -90,7 +79,7 @@ async def test_advisor_hangup_ends_the_caller_leg(tmp_path: Path) -> None:
     async with running_gateway(tmp_path) as gw, Advisor(gw, "emre") as emre, \
             Phone(name="+905321234567") as caller:
         await emre.set_state("available")
-        leg = await _call_through_ivr(caller, gw, "41")
+        leg = await call_hotline(caller, gw, "41")
         incoming = await emre.phone.wait_for("leg.incoming", timeout=20)
         await emre.phone.command("answer", leg=incoming["leg"], code=200)
         connected = await emre.stream.wait_for("call.connected")
@@ -108,7 +97,7 @@ async def test_caller_waits_with_music_until_a_matching_advisor_is_available(
     async with running_gateway(tmp_path) as gw, Advisor(gw, "emre") as emre, \
             Advisor(gw, "sofia") as sofia, Phone(name="+905321234567") as caller:
         await sofia.set_state("available")  # Spanish/English, no Turkish: not eligible
-        leg = await _call_through_ivr(caller, gw, "42")  # Türkçe, visa
+        leg = await call_hotline(caller, gw, "42")  # Türkçe, visa
         heard = tmp_path / "waiting.wav"
         await caller.command("record_start", leg=leg, file=str(heard))
         await wait_recorded(heard, 2.0)
