@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import socket
 import time
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import uvicorn
 
@@ -87,6 +89,7 @@ class Gateway:
         self.rpc: EdgeRpc | None = None
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[Any] | None = None
+        self._lock: IO[str] | None = None
         self.started_at = time.time()
 
     def _edge_settings(self, specs: list[WorkerSpec]) -> EdgeSettings:
@@ -102,6 +105,7 @@ class Gateway:
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_runtime_dir(self.runtime_dir)
         http_sock = _bind_tcp(self.settings.http.host, self.settings.http.port)
         try:
             await self.pool.start()
@@ -129,6 +133,9 @@ class Gateway:
         await self.pool.stop()
         await self.edge.stop()
         self.store.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def listening(self) -> list[str]:
         s = self.settings
@@ -173,6 +180,23 @@ class Gateway:
         except Exception as e:  # the edge may be stopping; the OPTIONS probe still works
             log.warning("could not set worker=%s active=%s at the edge: %s",
                         link.worker_id, active, e)
+
+
+def _lock_runtime_dir(runtime_dir: Path) -> IO[str]:
+    """One gateway per runtime dir: a second one would delete the first one's sockets."""
+    f = open(runtime_dir / "cti.lock", "a+")  # noqa: SIM115 (held until stop)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        other = f.read().strip() or "?"
+        f.close()
+        raise ConfigError(f"runtime_dir: {runtime_dir} is in use by another cti serve "
+                          f"(pid {other}); stop it or give this one its own runtime_dir") from None
+    f.truncate(0)
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
 
 
 def _bind_tcp(host: str, port: int) -> socket.socket:
