@@ -6,6 +6,7 @@ file, the key and what was expected (ConfigError's message).
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -142,11 +143,30 @@ class Settings(_Model):
         return next((a for a in self.advisors if a.name == name), None)
 
 
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at the place a loc points into (for 'did you mean')."""
+    model: Any = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        model = next((a for a in (ann, *args) if isinstance(a, type)
+                      and issubclass(a, BaseModel)), None)
+        if model is None:
+            return []
+    return [k for k in model.model_fields if k != "source"]
+
+
 def _describe_error(err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        msg = "unknown key (typo?)"
+        close = difflib.get_close_matches(str(err["loc"][-1]), _known_keys(err["loc"][:-1]), 1)
+        msg = f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
     elif err["type"] == "missing":
         msg = "required key is missing"
     inp = err.get("input")
@@ -160,7 +180,9 @@ def parse_settings(data: Any, source: Path) -> Settings:
     try:
         return Settings.model_validate({**data, "source": source.resolve()})
     except ValidationError as e:
-        first = e.errors()[0]
+        # A typo shows as an unknown key plus a missing one: name the typo first.
+        errors = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")
+        first = errors[0]
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         raise ConfigError(f"{source}: {_describe_error(first)}{more}") from None
 

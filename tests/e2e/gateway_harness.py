@@ -30,7 +30,7 @@ def demo_config_data() -> dict[str, Any]:
     return yaml.safe_load(DEMO_CONFIG.read_text())
 
 
-def test_settings(tmp: Path, workers: int = 2, **overrides: Any) -> Settings:
+def gateway_settings(tmp: Path, workers: int = 2, **overrides: Any) -> Settings:
     """The demo config on free ports, with its runtime and store in tmp."""
     data = demo_config_data()
     rtp_per_worker = 40
@@ -69,7 +69,7 @@ def _free(port: int) -> bool:
 
 @contextlib.asynccontextmanager
 async def running_gateway(tmp: Path, **kw: Any):  # noqa: ANN201
-    gw = Gateway(test_settings(tmp, **kw))
+    gw = Gateway(gateway_settings(tmp, **kw))
     await gw.start()
     try:
         yield gw
