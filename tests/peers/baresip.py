@@ -326,11 +326,11 @@ class Baresip:
     # ------------------------------------------------------------------ audio
     def received_wav(self) -> Path | None:
         """The newest sndfile recording of what this instance heard (…-dec.wav)."""
-        return self._newest("*-dec.wav")
+        return self._newest("*-dec*")  # 1.0.0 names some files without .wav
 
     def sent_wav(self) -> Path | None:
         """The newest sndfile recording of what this instance sent (…-enc.wav)."""
-        return self._newest("*-enc.wav")
+        return self._newest("*-enc*")
 
     def _newest(self, pattern: str) -> Path | None:
         files = sorted(self.snd_dir.glob(pattern), key=lambda p: p.stat().st_mtime)
