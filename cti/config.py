@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import difflib
 import re
+from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -84,20 +93,83 @@ class PromptSettings(_Model):
     override_dir: Path = Path("prompts")
 
 
+class EscalationStepSettings(_Model):
+    after_s: float = Field(ge=0)
+    min_language: int = Field(ge=1, le=5)
+    min_topic: int = Field(ge=0, le=5)  # 0: any advisor with the language
+    escalate: bool = False
+
+
+def _default_escalation() -> dict[str, list[EscalationStepSettings]]:
+    return {"default": [
+        EscalationStepSettings(after_s=0, min_language=3, min_topic=3),
+        EscalationStepSettings(after_s=30, min_language=2, min_topic=1),
+        EscalationStepSettings(after_s=90, min_language=1, min_topic=0, escalate=True),
+    ]}
+
+
 class RoutingSettings(_Model):
+    strategy: Literal["best_match", "longest_idle", "least_talk_time", "round_robin"] = (
+        "best_match")
     offer_timeout_s: float = Field(20.0, gt=0)
-    wrap_up_s: float = Field(0.0, ge=0)
+    # Seconds of wrap-up after a call: one number, or per topic with a "default".
+    wrap_up_s: float | dict[str, float] = 0.0
     max_missed: int = Field(1, ge=1)
+    aging_per_minute: float = Field(1.0, ge=0)  # priority points a call gains per minute
+    escalation: dict[str, list[EscalationStepSettings]] = Field(
+        default_factory=_default_escalation)
+
+    @field_validator("escalation")
+    @classmethod
+    def _steps_ordered(
+        cls, v: dict[str, list[EscalationStepSettings]],
+    ) -> dict[str, list[EscalationStepSettings]]:
+        if "default" not in v:
+            raise ValueError("expected a 'default' list of steps")
+        for topic, steps in v.items():
+            if not steps or steps[0].after_s != 0:
+                raise ValueError(f"{topic}: the first step must have after_s 0")
+            if any(a.after_s >= b.after_s for a, b in zip(steps, steps[1:], strict=False)):
+                raise ValueError(f"{topic}: steps must have increasing after_s")
+        return v
+
+    @field_validator("wrap_up_s")
+    @classmethod
+    def _wrap_up(cls, v: float | dict[str, float]) -> float | dict[str, float]:
+        values = v.values() if isinstance(v, dict) else [v]
+        if any(x < 0 for x in values):
+            raise ValueError("expected seconds >= 0")
+        return v
+
+
+Level = Annotated[int, Field(ge=1, le=5)]
 
 
 class AdvisorSettings(_Model):
     name: str
     password: str = Field(min_length=4)
     display_name: str | None = None
-    languages: list[str] = Field(min_length=1)
-    topics: list[str] = Field(min_length=1)
-    trainings: list[str] = []
+    # Skills with a level 1-5 ({es: 5, en: 3}); a plain list means level 3.
+    languages: dict[str, Level] = {}
+    topics: dict[str, Level] = {}
+    # Completed trainings with their expiry date ({crisis: 2027-06-30}); a plain
+    # list, or no date, means no expiry.
+    trainings: dict[str, date | None] = {}
     role: Literal["advisor", "supervisor", "admin"] = "advisor"
+
+    @field_validator("languages", "topics", "trainings", mode="before")
+    @classmethod
+    def _list_to_levels(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, list):
+            filler = None if info.field_name == "trainings" else 3
+            return {str(x): filler for x in v}
+        return v
+
+    @model_validator(mode="after")
+    def _advisors_have_skills(self) -> AdvisorSettings:
+        if self.role == "advisor" and not (self.languages and self.topics):
+            raise ValueError("an advisor needs at least one language and one topic")
+        return self
 
     @field_validator("name")
     @classmethod

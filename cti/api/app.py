@@ -96,6 +96,6 @@ def _agent_view(gw: "Gateway", name: str) -> AgentView:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such advisor")
     return AgentView(
         name=a.name, display_name=a.display_name, role=a.role,
-        state=gw.flow.distributor.advisor_state(name).value,
+        state=gw.flow.distributor.advisor_state(name).value if a.role == "advisor" else None,
         languages=a.languages, topics=a.topics, trainings=a.trainings,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,7 +33,7 @@ class AgentView(BaseModel):
     name: str
     display_name: str | None
     role: str
-    state: str
-    languages: list[str]
-    topics: list[str]
-    trainings: list[str]
+    state: str | None  # None for supervisors and admins (they take no calls)
+    languages: dict[str, int]
+    topics: dict[str, int]
+    trainings: dict[str, date | None]  # training -> expiry date

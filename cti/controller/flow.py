@@ -58,6 +58,7 @@ def advisor_profiles(settings: Settings) -> list[AdvisorProfile]:
             trainings=frozenset(a.trainings),
         )
         for a in settings.advisors
+        if a.role == "advisor"
     ]
 
 
@@ -85,7 +86,8 @@ class CallFlow:
         # The distributor decides when an offer times out (OfferRevoked).
         self.distributor = Distributor(
             advisor_profiles(settings), offer_timeout_s=r.offer_timeout_s,
-            wrap_up_s=r.wrap_up_s, max_missed=r.max_missed,
+            wrap_up_s=r.wrap_up_s if isinstance(r.wrap_up_s, float) else r.wrap_up_s.get("default", 0.0),
+            max_missed=r.max_missed,
         )
         self._ivr: dict[str, IvrSession] = {}
         self._ivr_timers: dict[str, asyncio.TimerHandle] = {}

@@ -48,6 +48,7 @@ def gateway_settings(tmp: Path, workers: int = 2, **overrides: Any) -> Settings:
                        "cache_dir": str(PROMPT_CACHE),
                        "override_dir": str(REPO / "config" / "prompts")}
     data["store"] = {"path": str(tmp / "cti.sqlite3")}
+    data["routing"]["wrap_up_s"] = 0  # tests that want wrap-up say so
     for key, value in overrides.items():
         section, _, name = key.partition("__")
         if name:
