@@ -71,7 +71,8 @@ def create_app(gw: "Gateway") -> FastAPI:
         advisor = rec.advisor if rec else (active or {}).get("advisor")
         if (rec is None and active is None) or (p.role == "advisor" and advisor != p.user):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such call")
-        return {"active": active, "record": dataclasses.asdict(rec) if rec else None}
+        return {"active": active, "record": dataclasses.asdict(rec) if rec else None,
+                "offers": gw.store.offers(call_id)}
 
     @app.websocket("/api/v1/ws")
     async def ws(websocket: WebSocket, token: str | None = None,

@@ -73,6 +73,7 @@ class Call:
     flags: dict[str, Any] = field(default_factory=dict)
     advisor: str | None = None
     advisor_leg: Leg | None = None
+    offer_id: int | None = None  # the open offer's row in the store (decision trace)
     legs: list[Leg] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     queued_at: float | None = None

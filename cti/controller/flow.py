@@ -263,7 +263,7 @@ class CallFlow:
     def _apply_routing(self, actions: list[Any]) -> None:
         for action in actions:
             if isinstance(action, Offer):
-                self._offer(action.call_id, action.advisor)
+                self._offer(action.call_id, action.advisor, getattr(action, "trace", {}))
             elif isinstance(action, OfferRevoked):
                 self._revoke(action)
             elif isinstance(action, AdvisorChanged):
@@ -287,7 +287,12 @@ class CallFlow:
         self._apply_routing(self.distributor.set_state(
             advisor, AdvisorState(state), time.time(), reason=reason))
 
-    def _offer(self, call_id: str, advisor: str) -> None:
+    def _close_offer(self, call: Call, outcome: str) -> None:
+        if call.offer_id is not None:
+            self.store.set_offer_outcome(call.offer_id, outcome, time.time())
+            call.offer_id = None
+
+    def _offer(self, call_id: str, advisor: str, trace: dict[str, Any]) -> None:
         call = self.calls.get(call_id)
         if call is None:
             log.error("offer for an unknown call call_id=%s advisor=%s", call_id, advisor)
@@ -296,6 +301,8 @@ class CallFlow:
         if call.advisor_leg is not None:  # a stale ring: stop it first
             self._drop_advisor_leg(call)
         call.state, call.advisor, call.offered_at = "offered", advisor, time.time()
+        # The trace is durable before the phone rings: "why did this call go there?"
+        call.offer_id = self.store.add_offer(call.call_id, advisor, call.offered_at, trace)
         leg = Leg(uuid.uuid4().hex, call.worker, "advisor", advisor)
         call.advisor_leg = leg
         call.legs.append(leg)
@@ -329,6 +336,7 @@ class CallFlow:
         log.info("offer revoked call_id=%s advisor=%s reason=%s", call.call_id,
                  action.advisor, action.reason)
         self._drop_advisor_leg(call)
+        self._close_offer(call, f"revoked:{action.reason}")
         if call.state == "offered":
             call.state, call.advisor = "queued", None
 
@@ -340,6 +348,7 @@ class CallFlow:
 
     def _on_advisor_answered(self, call: Call, leg: Leg) -> None:
         call.state, call.answered_at = "connected", time.time()
+        self._close_offer(call, "accepted")
         self._send(call, "bridge", a=call.customer.leg_id, b=leg.leg_id)
         self._apply_routing(self.distributor.offer_accepted(call.call_id, time.time()))
         log.info("connected call_id=%s advisor=%s waited_s=%s", call.call_id, call.advisor,
@@ -358,6 +367,7 @@ class CallFlow:
             "unreachable" if code in (404, 480, 503) or not code else "no_answer")
         log.info("offer failed call_id=%s advisor=%s code=%s reason=%s", call.call_id,
                  leg.peer, code, reason)
+        self._close_offer(call, reason)
         call.advisor_leg, call.advisor, call.state = None, None, "queued"
         self._apply_routing(self.distributor.offer_failed(call.call_id, time.time(),
                                                           reason=reason))
@@ -379,6 +389,7 @@ class CallFlow:
             for leg in call.legs:
                 if leg.state != "disconnected":
                     self._send(call, "hangup", leg=leg.leg_id)
+        self._close_offer(call, reason)
         now = time.time()
         if was == "connected":
             actions = self.distributor.call_ended(call.call_id, now)

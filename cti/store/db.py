@@ -31,6 +31,16 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at);
 CREATE INDEX IF NOT EXISTS calls_advisor ON calls(advisor, started_at);
 CREATE INDEX IF NOT EXISTS calls_number ON calls(caller_number, started_at);
+CREATE TABLE IF NOT EXISTS offers (
+    offer_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id     TEXT NOT NULL,
+    advisor     TEXT NOT NULL,
+    offered_at  REAL NOT NULL,
+    outcome     TEXT,            -- accepted, no_answer, rejected, unreachable, revoked, ...
+    outcome_at  REAL,
+    trace       TEXT NOT NULL    -- the distributor's decision trace (JSON)
+);
+CREATE INDEX IF NOT EXISTS offers_call ON offers(call_id, offer_id);
 """
 
 
@@ -86,6 +96,26 @@ class Store:
         self._db.execute(
             f"INSERT OR REPLACE INTO calls ({','.join(_COLUMNS)}) VALUES ({marks})", values
         )
+
+    def add_offer(self, call_id: str, advisor: str, at: float, trace: dict[str, Any]) -> int:
+        """Store an offer with its decision trace before the advisor's phone rings."""
+        cur = self._db.execute(
+            "INSERT INTO offers (call_id, advisor, offered_at, trace) VALUES (?, ?, ?, ?)",
+            (call_id, advisor, at, json.dumps(trace)),
+        )
+        return int(cur.lastrowid or 0)
+
+    def set_offer_outcome(self, offer_id: int, outcome: str, at: float) -> None:
+        self._db.execute(
+            "UPDATE offers SET outcome = ?, outcome_at = ? WHERE offer_id = ? AND outcome IS NULL",
+            (outcome, at, offer_id),
+        )
+
+    def offers(self, call_id: str) -> list[dict[str, Any]]:
+        """Every offer of a call, oldest first, with its decision trace."""
+        rows = self._db.execute(
+            "SELECT * FROM offers WHERE call_id = ? ORDER BY offer_id", (call_id,))
+        return [{**dict(r), "trace": json.loads(r["trace"])} for r in rows]
 
     def get_call(self, call_id: str) -> CallRecord | None:
         row = self._db.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()

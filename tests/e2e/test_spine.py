@@ -73,6 +73,13 @@ async def test_spanish_visa_caller_reaches_sofia_with_audio_both_ways(tmp_path: 
             "SELECT advisor, language, topic, end_reason, caller_country FROM calls "
             "WHERE call_id = ?", (call_id,)).fetchone()
         assert row == ("sofia", "es", "visa", "caller_hangup", "ES")
+        detail = (await sofia.http.get(f"/api/v1/calls/{call_id}",
+                                       headers={"Authorization": f"Bearer {sofia.token}"})).json()
+        assert detail["record"]["advisor"] == "sofia"
+        assert [(o["advisor"], o["outcome"]) for o in detail["offers"]] == [("sofia", "accepted")]
+        other = await michel.http.get(f"/api/v1/calls/{call_id}",
+                                      headers={"Authorization": f"Bearer {michel.token}"})
+        assert other.status_code == 404  # an advisor sees only their own calls
 
 
 async def test_advisor_hangup_ends_the_caller_leg(tmp_path: Path) -> None:
