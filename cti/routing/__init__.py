@@ -1,6 +1,9 @@
 """Pure skills-based distributor (no I/O, no asyncio)."""
 
-from cti.routing.distributor import (
+from cti.routing.distributor import STRATEGIES, Distributor
+from cti.routing.eligibility import is_eligible, match_score, skill_gap, step_index
+from cti.routing.model import (
+    DEFAULT_STEPS,
     DEFAULT_TOPIC_TRAININGS,
     SETTABLE_STATES,
     Action,
@@ -8,27 +11,34 @@ from cti.routing.distributor import (
     AdvisorProfile,
     AdvisorState,
     CallStatus,
-    Distributor,
+    Escalated,
+    EscalationStep,
     Offer,
     OfferRevoked,
     Requirements,
-    is_eligible,
 )
 
 RoutingAction = Action
 
 __all__ = [
+    "DEFAULT_STEPS",
     "DEFAULT_TOPIC_TRAININGS",
     "SETTABLE_STATES",
+    "STRATEGIES",
     "Action",
     "AdvisorChanged",
     "AdvisorProfile",
     "AdvisorState",
     "CallStatus",
     "Distributor",
+    "EscalationStep",
+    "Escalated",
     "Offer",
     "OfferRevoked",
     "Requirements",
     "RoutingAction",
     "is_eligible",
+    "match_score",
+    "skill_gap",
+    "step_index",
 ]

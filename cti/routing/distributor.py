@@ -1,125 +1,53 @@
 """Pure skills-based call distributor.
 
-The distributor is a state machine: operations take the current time (``now``,
-seconds on any monotonic clock) and return actions; it never sleeps, schedules
-or does I/O. The controller executes the actions (screen pop and dial for an
-:class:`Offer`, hang up the ringing advisor leg for an :class:`OfferRevoked`,
-broadcast an :class:`AdvisorChanged`) and calls :meth:`Distributor.tick` at
-:meth:`Distributor.next_deadline`.
+A state machine: operations take the current time (``now``, seconds) and return
+actions; it never sleeps, schedules or does I/O. The controller executes the
+actions and calls :meth:`Distributor.tick` at :meth:`Distributor.next_deadline`.
 
-Matching (this version): an advisor is eligible for a call when AVAILABLE and
-the profile holds the call's language, topic and every required training. The
-required trainings are the ones passed with the call plus the ones its topic
-implies (``topic_trainings``, by default ``emergency`` needs ``crisis``).
-Calls are served in queue order (priority high to low, then enqueue time),
-each by the eligible advisor idle longest. Calls nobody can take wait.
+Matching: an advisor may take a call when AVAILABLE and their skills meet the
+call's current escalation step (language level, topic level or any topic,
+required trainings not expired at ``now``); a preferred advisor has the call to
+themself for ``preferred_wait_s``. Order of calls: priority plus aging
+(``aging_per_s`` points per second waited), then the longest wait. Choice of
+advisor: the configured strategy.
 
-Every change of a call or an advisor goes through one small set of private
-transitions, and every public operation ends with :meth:`_dispatch`, so after
-any operation no waiting call is eligible for an available advisor.
+Speed: waiting calls live in (language, topic) buckets sorted by a
+time-invariant key, available advisors are indexed by language, and timers are
+heaps; an event touches the calls and advisors it concerns, never all calls x
+all advisors. After every operation no waiting call is eligible for an
+available advisor ("dirty" calls and advisors are re-examined in _dispatch).
 """
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import itertools
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
+from cti.routing.eligibility import match_score, skill_gap, step_index
+from cti.routing.model import (
+    DEFAULT_STEPS,
+    DEFAULT_TOPIC_TRAININGS,
+    SETTABLE_STATES,
+    Action,
+    AdvisorChanged,
+    AdvisorProfile,
+    AdvisorState,
+    CallStatus,
+    Escalated,
+    EscalationStep,
+    Offer,
+    OfferRevoked,
+    Requirements,
+)
+from cti.routing.trace import build_trace
 
-class AdvisorState(str, Enum):
-    """Where an advisor is; the values are the strings used on the wire."""
-
-    LOGGED_OUT = "logged_out"
-    AVAILABLE = "available"
-    RESERVED = "reserved"
-    ON_CALL = "on_call"
-    WRAP_UP = "wrap_up"
-    AWAY = "away"
-
-
-#: The states an advisor (or supervisor) may ask for; the others are set by routing.
-SETTABLE_STATES = frozenset({AdvisorState.AVAILABLE, AdvisorState.AWAY, AdvisorState.LOGGED_OUT})
-
-
-class CallStatus(str, Enum):
-    """Where a call is inside the distributor."""
-
-    WAITING = "waiting"
-    OFFERED = "offered"
-    CONNECTED = "connected"
-
-
-#: Trainings a topic implies, whatever the IVR or plugins ask for.
-DEFAULT_TOPIC_TRAININGS: Mapping[str, frozenset[str]] = {"emergency": frozenset({"crisis"})}
-
-
-@dataclass
-class AdvisorProfile:
-    """What an advisor can handle. Replaced as a whole by ``update_advisor``."""
-
-    name: str
-    languages: frozenset[str]
-    topics: frozenset[str]
-    trainings: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        # Config loaders hand lists; eligibility needs sets.
-        self.languages = frozenset(self.languages)
-        self.topics = frozenset(self.topics)
-        self.trainings = frozenset(self.trainings)
-
-
-@dataclass(frozen=True)
-class Requirements:
-    """What a call needs from an advisor (will grow: levels, relaxation)."""
-
-    language: str
-    topic: str
-    trainings: frozenset[str] = frozenset()
-
-
-def is_eligible(profile: AdvisorProfile, requirements: Requirements) -> bool:
-    """Skill match only (the advisor's state is checked by the distributor)."""
-    return (
-        requirements.language in profile.languages
-        and requirements.topic in profile.topics
-        and requirements.trainings <= profile.trainings
-    )
-
-
-@dataclass(frozen=True)
-class Offer:
-    """Reserve ``advisor`` for ``call_id``: screen pop, then dial the advisor."""
-
-    call_id: str
-    advisor: str
-
-
-@dataclass(frozen=True)
-class OfferRevoked:
-    """An offer ended without an answer: stop ringing ``advisor``.
-
-    ``reason`` is "timeout" (offer timeout in :meth:`Distributor.tick`) or
-    "caller_hung_up" (the call was removed while offered).
-    """
-
-    call_id: str
-    advisor: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class AdvisorChanged:
-    """An advisor's state (or away reason) changed."""
-
-    advisor: str
-    state: AdvisorState
-    reason: str | None
-
-
-Action = Offer | OfferRevoked | AdvisorChanged
+STRATEGIES = ("best_match", "longest_idle", "least_talk_time", "round_robin")
+DEFAULT_HANDLE_S = 180.0  # expected handle time before any call was measured
 
 
 @dataclass
@@ -129,15 +57,24 @@ class _Call:
     priority: int
     enqueued_at: float
     seq: int
+    key: tuple[float, float, int]
+    steps: Sequence[EscalationStep]
+    preferred: str | None = None
+    preferred_until: float = 0.0
     status: CallStatus = CallStatus.WAITING
     advisor: str | None = None
     offer_deadline: float | None = None
+    accepted_at: float | None = None
     last_failed_by: str | None = None
+    escalated: set[int] = field(default_factory=set)
 
     @property
-    def queue_key(self) -> tuple[int, float, int]:
-        """Priority high to low, then longest wait; ``seq`` breaks exact ties."""
-        return (-self.priority, self.enqueued_at, self.seq)
+    def bucket(self) -> tuple[str, str]:
+        return (self.requirements.language, self.requirements.topic)
+
+    def step(self, now: float) -> tuple[int, EscalationStep]:
+        i = step_index(self.steps, now - self.enqueued_at)
+        return i, self.steps[i]
 
 
 @dataclass
@@ -150,8 +87,13 @@ class _Advisor:
     call_id: str | None = None
     missed: int = 0
     wrap_until: float | None = None
-    # A state asked for while busy, applied when the call (and wrap-up) ends.
-    pending: tuple[AdvisorState, str | None] | None = field(default=None)
+    talk_s: float = 0.0  # talk time "today" (reset_day)
+    last_offer: int = -1  # round robin
+    pending: tuple[AdvisorState, str | None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
 
 
 class Distributor:
@@ -159,8 +101,7 @@ class Distributor:
 
     Setting a RESERVED or ON_CALL advisor away/logged out is stored as pending
     and applied once the call (and its wrap-up) is over; setting them available
-    cancels the pending change. During WRAP_UP a state change applies at once
-    ("available" ends the wrap-up early).
+    cancels the pending change. During WRAP_UP a state change applies at once.
     """
 
     def __init__(
@@ -168,25 +109,44 @@ class Distributor:
         advisors: Iterable[AdvisorProfile],
         *,
         offer_timeout_s: float = 20.0,
-        wrap_up_s: float = 0.0,
+        wrap_up_s: float | Mapping[str, float] = 0.0,
         max_missed: int = 1,
         topic_trainings: Mapping[str, frozenset[str]] | None = None,
+        strategy: str = "best_match",
+        escalation: Mapping[str, Sequence[EscalationStep]] | None = None,
+        aging_per_s: float = 0.0,
+        preferred_wait_s: float = 60.0,
     ) -> None:
+        wraps = wrap_up_s.values() if isinstance(wrap_up_s, Mapping) else [wrap_up_s]
         if not offer_timeout_s > 0:
             raise ValueError(f"offer_timeout_s must be > 0, got {offer_timeout_s!r}")
-        if wrap_up_s < 0:
+        if any(w < 0 for w in wraps):
             raise ValueError(f"wrap_up_s must be >= 0, got {wrap_up_s!r}")
         if max_missed < 1:
             raise ValueError(f"max_missed must be >= 1, got {max_missed!r}")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         self.offer_timeout_s = offer_timeout_s
         self.wrap_up_s = wrap_up_s
         self.max_missed = max_missed
+        self.strategy = strategy
+        self.aging_per_s = aging_per_s
+        self.preferred_wait_s = preferred_wait_s
+        self._escalation = {k: tuple(v) for k, v in (escalation or {}).items()}
         self._topic_trainings = dict(
-            DEFAULT_TOPIC_TRAININGS if topic_trainings is None else topic_trainings
-        )
+            DEFAULT_TOPIC_TRAININGS if topic_trainings is None else topic_trainings)
         self._advisors: dict[str, _Advisor] = {}
+        self._by_language: dict[str, set[str]] = {}  # every advisor, by language
+        self._available: dict[str, set[str]] = {}  # AVAILABLE advisors, by language
         self._calls: dict[str, _Call] = {}
+        self._buckets: dict[tuple[str, str], list[tuple[tuple[float, float, int], str]]] = {}
+        self._topics_waiting: dict[str, set[str]] = {}  # language -> topics with a bucket
+        self._timers: list[tuple[float, int, str, str]] = []  # (at, seq, kind, id)
+        self._dirty_calls: set[str] = set()
+        self._dirty_advisors: set[str] = set()
+        self._handle_times: deque[float] = deque(maxlen=100)
         self._seq = itertools.count()
+        self._offers = itertools.count()
         self._now = 0.0
         for profile in advisors:
             self.add_advisor(profile)
@@ -198,23 +158,22 @@ class Distributor:
         if profile.name in self._advisors:
             raise ValueError(f"advisor {profile.name!r} already exists")
         self._advisors[profile.name] = _Advisor(profile, order=len(self._advisors))
+        self._index_languages(profile, add=True)
 
     def update_advisor(self, profile: AdvisorProfile, now: float | None = None) -> list[Action]:
-        """Replace an advisor's skills; they count from the next decision.
-
-        With ``now`` the distributor decides at once (the new skills may fit a
-        waiting call); without it the next operation or tick does. A standing
-        offer is kept even if the advisor no longer fits the call.
-        """
-        self._advisor(profile.name).profile = profile
+        """Replace an advisor's skills and trainings; they count from the next decision."""
+        adv = self._advisor(profile.name)
+        available = adv.state is AdvisorState.AVAILABLE
+        self._set_available(adv, False)
+        self._index_languages(adv.profile, add=False)
+        adv.profile = profile
+        self._index_languages(profile, add=True)
+        self._set_available(adv, available)
+        self._dirty_advisors.add(adv.name)
         return [] if now is None else self._dispatch(self._clock(now))
 
     def set_state(
-        self,
-        advisor: str,
-        state: AdvisorState | str,
-        now: float,
-        reason: str | None = None,
+        self, advisor: str, state: AdvisorState | str, now: float, reason: str | None = None,
     ) -> list[Action]:
         """Advisor-requested state: "available", "away" or "logged_out"."""
         adv = self._advisor(advisor)
@@ -234,25 +193,36 @@ class Distributor:
             return []
         return [self._change(adv, target, reason, now), *self._dispatch(now)]
 
+    def reset_day(self) -> None:
+        """Start a new day for the least-talk-time strategy."""
+        for adv in self._advisors.values():
+            adv.talk_s = 0.0
+
     # -- calls --------------------------------------------------------------
 
     def add_call(
-        self,
-        call_id: str,
-        *,
-        language: str,
-        topic: str,
-        priority: int = 0,
-        trainings: Iterable[str] = (),
-        now: float,
+        self, call_id: str, *, language: str, topic: str, priority: int = 0,
+        trainings: Iterable[str] = (), preferred_advisor: str | None = None, now: float,
     ) -> list[Action]:
         """Queue a call; it may be offered at once."""
         if call_id in self._calls:
             raise ValueError(f"call {call_id!r} is already queued")
         now = self._clock(now)
         needed = frozenset(trainings) | self._topic_trainings.get(topic, frozenset())
-        requirements = Requirements(language, topic, needed)
-        self._calls[call_id] = _Call(call_id, requirements, priority, now, next(self._seq))
+        seq = next(self._seq)
+        # priority + aging * waited orders calls; minus that at enqueue time is
+        # the same order at any time, so buckets can stay sorted.
+        key = (self.aging_per_s * now - priority, now, seq)
+        steps = self._escalation.get(topic) or self._escalation.get("default") or DEFAULT_STEPS
+        call = _Call(call_id, Requirements(language, topic, needed), priority, now, seq, key,
+                     steps, preferred_advisor)
+        if preferred_advisor in self._advisors:
+            call.preferred_until = now + self.preferred_wait_s
+            self._push_timer(call.preferred_until, "step", call_id)
+        for step in steps[1:]:
+            self._push_timer(now + step.after_s, "step", call_id)
+        self._calls[call_id] = call
+        self._enqueue(call)
         return self._dispatch(now)
 
     def remove_call(self, call_id: str, now: float) -> list[Action]:
@@ -260,57 +230,43 @@ class Distributor:
         return self._drop(call_id, self._clock(now), "caller_hung_up")
 
     def call_ended(self, call_id: str, now: float) -> list[Action]:
-        """The conversation is over. Same as :meth:`remove_call` for a call not connected."""
+        """The conversation is over (same as remove_call for a call not connected)."""
         return self._drop(call_id, self._clock(now), "caller_hung_up")
 
     def offer_accepted(
         self, call_id: str, now: float, *, advisor: str | None = None
     ) -> list[Action]:
-        """The advisor answered. ``advisor`` guards against a late answer to a
-        stale offer: KeyError when the call is not offered (to that advisor)."""
+        """The advisor answered. ``advisor`` guards against a late answer to a stale offer."""
         call = self._offered_call(call_id, advisor)
         now = self._clock(now)
         adv = self._advisors[call.advisor or ""]
-        call.status = CallStatus.CONNECTED
-        call.offer_deadline = None
+        call.status, call.offer_deadline, call.accepted_at = CallStatus.CONNECTED, None, now
         adv.missed = 0
         return [self._change(adv, AdvisorState.ON_CALL, None, now)]
 
     def offer_failed(
-        self,
-        call_id: str,
-        now: float,
-        reason: str = "no_answer",
-        *,
-        advisor: str | None = None,
+        self, call_id: str, now: float, reason: str = "no_answer", *, advisor: str | None = None,
     ) -> list[Action]:
-        """No answer, rejected, busy or unreachable: requeue and try the next advisor."""
+        """No answer, rejected, busy or unreachable: back to the head of its place."""
         call = self._offered_call(call_id, advisor)
         now = self._clock(now)
         return [*self._fail_offer(call, now, reason), *self._dispatch(now)]
 
     def tick(self, now: float) -> list[Action]:
-        """Expire offers (as "no_answer" misses) and wrap-ups due at ``now``."""
+        """Offer timeouts, wrap-up ends and escalation steps due at ``now``."""
         now = self._clock(now)
         actions: list[Action] = []
-        due = [
-            call
-            for call in self._calls.values()
-            if call.offer_deadline is not None and call.offer_deadline <= now
-        ]
-        for call in sorted(due, key=lambda c: (c.offer_deadline, c.queue_key)):
-            actions.append(OfferRevoked(call.call_id, call.advisor or "", "timeout"))
-            actions += self._fail_offer(call, now, "no_answer")
-        for adv in self._advisors.values():
-            if adv.wrap_until is not None and adv.wrap_until <= now:
-                actions += self._settle(adv, now)
+        while self._timers and self._timers[0][0] <= now:
+            entry = heapq.heappop(self._timers)
+            if not self._stale(entry):
+                actions += self._fire(entry[2], entry[3], now)
         return actions + self._dispatch(now)
 
     def next_deadline(self) -> float | None:
-        """The earliest offer timeout or wrap-up end, or None."""
-        times = [c.offer_deadline for c in self._calls.values() if c.offer_deadline is not None]
-        times += [a.wrap_until for a in self._advisors.values() if a.wrap_until is not None]
-        return min(times, default=None)
+        """The earliest offer timeout, wrap-up end or escalation step, or None."""
+        while self._timers and self._stale(self._timers[0]):
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
 
     # -- queries ------------------------------------------------------------
 
@@ -321,44 +277,68 @@ class Distributor:
         return self._advisor(name).reason
 
     def advisor_call(self, name: str) -> str | None:
-        """The call offered to or connected with this advisor."""
         return self._advisor(name).call_id
 
     def advisor_names(self) -> list[str]:
         return list(self._advisors)
+
+    def advisor_profile(self, name: str) -> AdvisorProfile:
+        return self._advisor(name).profile
 
     def call_status(self, call_id: str) -> CallStatus:
         return self._call(call_id).status
 
     def waiting_calls(self) -> list[str]:
         """Waiting calls (not offered, not connected) in queue order."""
-        return [call.call_id for call in self._waiting()]
+        entries = sorted(e for b in self._buckets.values() for e in b)
+        return [cid for _, cid in entries]
 
     def position(self, call_id: str) -> int | None:
-        """1-based rank among waiting calls with the same requirements; None if
-        the call is offered or connected."""
+        """1-based rank among waiting calls of the same language and topic."""
         call = self._call(call_id)
         if call.status is not CallStatus.WAITING:
             return None
-        rivals = [c for c in self._waiting() if c.requirements == call.requirements]
-        return rivals.index(call) + 1
+        return bisect.bisect_left(self._buckets[call.bucket], (call.key, call_id)) + 1
+
+    def expected_wait_s(self, call_id: str, now: float | None = None) -> float | None:
+        """position x average handle time / advisors able to take it (logged in).
+
+        The handle time is the mean talk + wrap-up of the last 100 calls (180 s
+        before any). None when no logged-in advisor can take the call now.
+        """
+        pos = self.position(call_id)
+        if pos is None:
+            return None
+        call = self._calls[call_id]
+        now = self._now if now is None else now
+        _, step = call.step(now)
+        able = sum(
+            1 for name in self._by_language.get(call.requirements.language, ())
+            if self._advisors[name].state is not AdvisorState.LOGGED_OUT
+            and skill_gap(self._advisors[name].profile, call.requirements, step, now) is None
+        )
+        if able == 0:
+            return None
+        handle = (sum(self._handle_times) / len(self._handle_times)
+                  if self._handle_times else DEFAULT_HANDLE_S)
+        return round(pos * handle / able, 1)
 
     def offered_to(self, call_id: str) -> str | None:
         call = self._call(call_id)
         return call.advisor if call.status is CallStatus.OFFERED else None
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
-        """JSON-able picture for supervisors; waited times at ``now`` (default:
-        the latest time seen)."""
+        """JSON-able picture for supervisors (waited times at ``now``)."""
         now = self._now if now is None else now
+        calls = sorted(self._calls.values(), key=lambda c: c.key)
         return {
             "now": now,
-            "advisors": [self._advisor_view(adv) for adv in self._advisors.values()],
-            "calls": [self._call_view(call, now) for call in self._ordered_calls()],
+            "advisors": [self._advisor_view(a) for a in self._advisors.values()],
+            "calls": [self._call_view(c, now) for c in calls],
             "waiting": self.waiting_calls(),
         }
 
-    # -- internals: lookups -------------------------------------------------
+    # -- internals: lookups and indexes -------------------------------------
 
     def _clock(self, now: float) -> float:
         self._now = max(self._now, now)
@@ -384,12 +364,55 @@ class Distributor:
             raise KeyError(f"call {call_id!r} is offered to {call.advisor!r}, not {advisor!r}")
         return call
 
-    def _waiting(self) -> list[_Call]:
-        waiting = [c for c in self._calls.values() if c.status is CallStatus.WAITING]
-        return sorted(waiting, key=lambda c: c.queue_key)
+    def _index_languages(self, profile: AdvisorProfile, add: bool) -> None:
+        for lang in profile.languages:
+            names = self._by_language.setdefault(lang, set())
+            names.add(profile.name) if add else names.discard(profile.name)
 
-    def _ordered_calls(self) -> list[_Call]:
-        return sorted(self._calls.values(), key=lambda c: c.queue_key)
+    def _set_available(self, adv: _Advisor, available: bool) -> None:
+        for lang in adv.profile.languages:
+            names = self._available.setdefault(lang, set())
+            names.add(adv.name) if available else names.discard(adv.name)
+
+    def _enqueue(self, call: _Call) -> None:
+        bisect.insort(self._buckets.setdefault(call.bucket, []), (call.key, call.call_id))
+        self._topics_waiting.setdefault(call.bucket[0], set()).add(call.bucket[1])
+        self._dirty_calls.add(call.call_id)
+
+    def _dequeue(self, call: _Call) -> None:
+        bucket = self._buckets[call.bucket]
+        del bucket[bisect.bisect_left(bucket, (call.key, call.call_id))]
+        if not bucket:
+            del self._buckets[call.bucket]
+            self._topics_waiting[call.bucket[0]].discard(call.bucket[1])
+
+    def _push_timer(self, at: float, kind: str, ident: str) -> None:
+        heapq.heappush(self._timers, (at, next(self._seq), kind, ident))
+
+    def _stale(self, timer: tuple[float, int, str, str]) -> bool:
+        at, _, kind, ident = timer
+        if kind == "offer":
+            call = self._calls.get(ident)
+            return call is None or call.offer_deadline != at
+        if kind == "wrap":
+            return self._advisors[ident].wrap_until != at
+        call = self._calls.get(ident)
+        return call is None or call.status is not CallStatus.WAITING
+
+    def _fire(self, kind: str, ident: str, now: float) -> list[Action]:
+        if kind == "offer":
+            call = self._calls[ident]
+            return [OfferRevoked(call.call_id, call.advisor or "", "timeout"),
+                    *self._fail_offer(call, now, "no_answer")]
+        if kind == "wrap":
+            return self._settle(self._advisors[ident], now)
+        call = self._calls[ident]  # an escalation step (or the preferred wait) passed
+        self._dirty_calls.add(ident)
+        index, step = call.step(now)
+        if step.escalate and index not in call.escalated:
+            call.escalated.add(index)
+            return [Escalated(ident, index)]
+        return []
 
     # -- internals: transitions ---------------------------------------------
 
@@ -397,8 +420,11 @@ class Distributor:
         self, adv: _Advisor, state: AdvisorState, reason: str | None, now: float
     ) -> AdvisorChanged:
         """The one place an advisor's state changes, so each change is reported."""
+        self._set_available(adv, state is AdvisorState.AVAILABLE)
+        if state is AdvisorState.AVAILABLE:
+            self._dirty_advisors.add(adv.name)
         adv.state, adv.reason, adv.since = state, reason, now
-        return AdvisorChanged(adv.profile.name, state, reason)
+        return AdvisorChanged(adv.name, state, reason)
 
     def _settle(self, adv: _Advisor, now: float, missed_reason: str | None = None) -> list[Action]:
         """Free an advisor: the pending state, AWAY after too many misses, or AVAILABLE."""
@@ -415,94 +441,148 @@ class Distributor:
         return [self._change(adv, state, reason, now)]
 
     def _fail_offer(self, call: _Call, now: float, reason: str) -> list[Action]:
-        """Back to its place in the queue (original enqueue time kept)."""
+        """Back to its place in the queue (its original key kept: the head of its place)."""
         adv = self._advisors[call.advisor or ""]
-        call.status = CallStatus.WAITING
-        call.advisor = None
-        call.offer_deadline = None
-        call.last_failed_by = adv.profile.name
+        call.status, call.advisor, call.offer_deadline = CallStatus.WAITING, None, None
+        call.last_failed_by = adv.name
+        self._enqueue(call)
         adv.missed += 1
         return self._settle(adv, now, missed_reason=reason)
+
+    def _wrap_up_for(self, topic: str) -> float:
+        w = self.wrap_up_s
+        return float(w.get(topic, w.get("default", 0.0))) if isinstance(w, Mapping) else w
 
     def _drop(self, call_id: str, now: float, reason: str) -> list[Action]:
         """Forget a call whatever its status, freeing its advisor."""
         call = self._calls.pop(call_id, None)
-        if call is None or call.advisor is None:
+        if call is None:
             return []
-        adv = self._advisors[call.advisor]
+        self._dirty_calls.discard(call_id)
+        if call.status is CallStatus.WAITING:
+            self._dequeue(call)
+            return []
+        adv = self._advisors[call.advisor or ""]
         actions: list[Action] = []
         if call.status is CallStatus.OFFERED:
-            actions.append(OfferRevoked(call_id, adv.profile.name, reason))
+            actions.append(OfferRevoked(call_id, adv.name, reason))
             actions += self._settle(adv, now)
-        elif self.wrap_up_s > 0:
-            adv.call_id = None
-            adv.wrap_until = now + self.wrap_up_s
-            actions.append(self._change(adv, AdvisorState.WRAP_UP, None, now))
         else:
-            actions += self._settle(adv, now)
+            talk = now - (call.accepted_at or now)
+            wrap = self._wrap_up_for(call.requirements.topic)
+            adv.talk_s += talk
+            self._handle_times.append(talk + wrap)
+            if wrap > 0:
+                adv.call_id = None
+                adv.wrap_until = now + wrap
+                self._push_timer(adv.wrap_until, "wrap", adv.name)
+                actions.append(self._change(adv, AdvisorState.WRAP_UP, None, now))
+            else:
+                actions += self._settle(adv, now)
         return actions + self._dispatch(now)
 
-    def _dispatch(self, now: float) -> list[Action]:
-        """Offer waiting calls, in queue order, to the eligible advisor idle longest.
+    # -- internals: decisions -----------------------------------------------
 
-        Greedy in queue order keeps the fairness rule: an advisor only gets a
-        call when every better call either got someone or cannot use them.
-        """
-        free = [a for a in self._advisors.values() if a.state is AdvisorState.AVAILABLE]
+    def _dispatch(self, now: float) -> list[Action]:
+        """Re-examine what changed: each freed advisor takes their best call, then
+        each new or relaxed call takes its best free advisor."""
         actions: list[Action] = []
-        for call in self._waiting():
-            if not free:
-                break
-            adv = self._choose(call, free)
-            if adv is not None:
-                free.remove(adv)
-                actions += self._offer(call, adv, now)
+        advisors = sorted(
+            (self._advisors[n] for n in self._dirty_advisors),
+            key=lambda a: (a.since if a.since is not None else 0.0, a.order))
+        self._dirty_advisors.clear()
+        for adv in advisors:
+            if adv.state is AdvisorState.AVAILABLE:
+                call = self._best_call_for(adv, now)
+                if call is not None:
+                    actions += self._offer(call, adv, now, trigger="advisor_free")
+        calls = sorted((self._calls[c] for c in self._dirty_calls if c in self._calls),
+                       key=lambda c: c.key)
+        self._dirty_calls.clear()
+        for call in calls:
+            if call.status is CallStatus.WAITING:
+                adv = self._best_advisor_for(call, now)
+                if adv is not None:
+                    actions += self._offer(call, adv, now, trigger="call_waiting")
         return actions
 
-    def _choose(self, call: _Call, free: list[_Advisor]) -> _Advisor | None:
-        """Longest idle eligible advisor, avoiding the one who just missed this call."""
-        eligible = [a for a in free if is_eligible(a.profile, call.requirements)]
-        others = [a for a in eligible if a.profile.name != call.last_failed_by]
-        candidates = others or eligible
-        if not candidates:
-            return None
-        return min(candidates, key=lambda a: (a.since if a.since is not None else 0.0, a.order))
+    def _gap(self, adv: _Advisor, call: _Call, step: EscalationStep, now: float) -> str | None:
+        if call.preferred and call.preferred != adv.name and now < call.preferred_until \
+                and self._advisors[call.preferred].state is not AdvisorState.LOGGED_OUT:
+            return f"kept for preferred advisor {call.preferred}"
+        return skill_gap(adv.profile, call.requirements, step, now)
 
-    def _offer(self, call: _Call, adv: _Advisor, now: float) -> list[Action]:
-        call.status = CallStatus.OFFERED
-        call.advisor = adv.profile.name
+    def _best_call_for(self, adv: _Advisor, now: float) -> _Call | None:
+        """The waiting call this advisor may take with the best key (priority+aging, wait)."""
+        best: _Call | None = None
+        for lang in adv.profile.languages:
+            for topic in self._topics_waiting.get(lang, ()):
+                for key, cid in self._buckets[(lang, topic)]:
+                    if best is not None and key >= best.key:
+                        break
+                    call = self._calls[cid]
+                    if self._gap(adv, call, call.step(now)[1], now) is None and not (
+                            call.last_failed_by == adv.name and self._others_free(call, adv, now)):
+                        best = call
+                        break
+        return best
+
+    def _others_free(self, call: _Call, adv: _Advisor, now: float) -> bool:
+        _, step = call.step(now)
+        return any(self._gap(self._advisors[n], call, step, now) is None
+                   for n in self._available.get(call.requirements.language, ()) if n != adv.name)
+
+    def _best_advisor_for(self, call: _Call, now: float) -> _Advisor | None:
+        _, step = call.step(now)
+        names = self._available.get(call.requirements.language, ())
+        eligible = [self._advisors[n] for n in names
+                    if self._gap(self._advisors[n], call, step, now) is None]
+        others = [a for a in eligible if a.name != call.last_failed_by]
+        candidates = others or eligible
+        return min(candidates, key=lambda a: self._rank(a, call)) if candidates else None
+
+    def _rank(self, adv: _Advisor, call: _Call) -> tuple[float, ...]:
+        """Lower is better, by strategy; ties go to the longest idle, then config order."""
+        idle = (adv.since if adv.since is not None else 0.0, adv.order)
+        if self.strategy == "best_match":
+            return (-match_score(adv.profile, call.requirements), *idle)
+        if self.strategy == "least_talk_time":
+            return (adv.talk_s, *idle)
+        if self.strategy == "round_robin":
+            return (adv.last_offer, *idle)
+        return idle
+
+    def _offer(self, call: _Call, adv: _Advisor, now: float, trigger: str) -> list[Action]:
+        index, step = call.step(now)
+        trace = build_trace(self, call, adv, index, step, now, trigger)
+        self._dequeue(call)
+        call.status, call.advisor = CallStatus.OFFERED, adv.name
         call.offer_deadline = now + self.offer_timeout_s
+        self._push_timer(call.offer_deadline, "offer", call.call_id)
         adv.call_id = call.call_id
+        adv.last_offer = next(self._offers)
         changed = self._change(adv, AdvisorState.RESERVED, None, now)
-        return [Offer(call.call_id, adv.profile.name), changed]
+        return [Offer(call.call_id, adv.name, trace), changed]
 
     # -- internals: views ---------------------------------------------------
 
     def _advisor_view(self, adv: _Advisor) -> dict[str, Any]:
-        profile = adv.profile
+        p = adv.profile
         return {
-            "name": profile.name,
-            "state": adv.state.value,
-            "reason": adv.reason,
-            "since": adv.since,
-            "call_id": adv.call_id,
+            "name": p.name, "state": adv.state.value, "reason": adv.reason,
+            "since": adv.since, "call_id": adv.call_id,
             "pending": None if adv.pending is None else adv.pending[0].value,
-            "languages": sorted(profile.languages),
-            "topics": sorted(profile.topics),
-            "trainings": sorted(profile.trainings),
+            "languages": dict(p.languages), "topics": dict(p.topics),  # type: ignore[arg-type]
+            "trainings": sorted(p.trainings), "talk_s": round(adv.talk_s, 1),
         }
 
     def _call_view(self, call: _Call, now: float) -> dict[str, Any]:
         req = call.requirements
+        index, _ = call.step(now)
         return {
-            "call_id": call.call_id,
-            "status": call.status.value,
-            "language": req.language,
-            "topic": req.topic,
-            "trainings": sorted(req.trainings),
-            "priority": call.priority,
-            "enqueued_at": call.enqueued_at,
-            "waited_s": max(0.0, now - call.enqueued_at),
-            "advisor": call.advisor,
-            "position": self.position(call.call_id),
+            "call_id": call.call_id, "status": call.status.value, "language": req.language,
+            "topic": req.topic, "trainings": sorted(req.trainings), "priority": call.priority,
+            "enqueued_at": call.enqueued_at, "waited_s": max(0.0, now - call.enqueued_at),
+            "advisor": call.advisor, "position": self.position(call.call_id),
+            "step": index, "expected_wait_s": self.expected_wait_s(call.call_id, now),
         }

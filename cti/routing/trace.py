@@ -1,0 +1,71 @@
+"""Decision traces: why a call was offered to an advisor, and why not to the others."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from cti.routing.eligibility import match_score
+from cti.routing.model import AdvisorState, EscalationStep
+
+if TYPE_CHECKING:
+    from cti.routing.distributor import Distributor, _Advisor, _Call
+
+MAX_CANDIDATES = 10
+MAX_NAMED_EXCLUSIONS = 50
+
+
+def _state_reason(adv: _Advisor) -> str | None:
+    if adv.state is AdvisorState.AVAILABLE:
+        return None
+    if adv.state is AdvisorState.AWAY:
+        return f"away ({adv.reason})" if adv.reason else "away"
+    if adv.state is AdvisorState.LOGGED_OUT:
+        return "logged out"
+    return f"busy ({adv.state.value})"
+
+
+def build_trace(
+    dist: Distributor, call: _Call, chosen: _Advisor, index: int, step: EscalationStep,
+    now: float, trigger: str,
+) -> dict[str, Any]:
+    """A JSON-able record of one decision.
+
+    Only advisors who speak the call's language are named (at most 50, then
+    counted by reason); the others are counted as "wrong language". That keeps
+    a decision cheap with a thousand advisors.
+    """
+    req = call.requirements
+    speakers = dist._by_language.get(req.language, set())
+    candidates: list[dict[str, Any]] = []
+    excluded: dict[str, str] = {}
+    counts: Counter[str] = Counter()
+    for name in sorted(speakers):
+        adv = dist._advisors[name]
+        reason = dist._gap(adv, call, step, now) or (
+            None if adv is chosen else _state_reason(adv))
+        if reason is None:
+            candidates.append({"advisor": name, "score": match_score(adv.profile, req),
+                               "rank": list(dist._rank(adv, call))})
+            continue
+        counts[reason.split(" (")[0] if reason.startswith("busy") else reason] += 1
+        if len(excluded) < MAX_NAMED_EXCLUSIONS:
+            excluded[name] = reason
+    others = len(dist._advisors) - len(speakers)
+    if others:
+        counts["wrong language"] += others
+    candidates.sort(key=lambda c: c["rank"])
+    return {
+        "trigger": trigger,  # call_waiting: the call chose; advisor_free: the advisor did
+        "strategy": dist.strategy,
+        "chosen": chosen.name,
+        "requirements": {"language": req.language, "topic": req.topic,
+                         "trainings": sorted(req.trainings)},
+        "priority": call.priority,
+        "waited_s": round(now - call.enqueued_at, 1),
+        "step": {"index": index, "after_s": step.after_s, "min_language": step.min_language,
+                 "min_topic": step.min_topic},
+        "candidates": candidates[:MAX_CANDIDATES],
+        "excluded": excluded,
+        "excluded_counts": dict(counts),
+    }
