@@ -285,6 +285,9 @@ class Distributor:
     def advisor_profile(self, name: str) -> AdvisorProfile:
         return self._advisor(name).profile
 
+    def has_call(self, call_id: str) -> bool:
+        return call_id in self._calls
+
     def call_status(self, call_id: str) -> CallStatus:
         return self._call(call_id).status
 
