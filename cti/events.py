@@ -22,6 +22,7 @@ EVENT_TYPES = frozenset(
         "call.incoming",
         "call.ivr_done",
         "call.queued",
+        "call.escalated",
         "call.offered",
         "call.connected",
         "call.ended",

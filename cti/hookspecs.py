@@ -57,6 +57,14 @@ def cti_call_queued(call: Call) -> None:
 
 
 @hookspec
+def cti_call_escalated(call: Call, step: int) -> None:
+    """A waiting call reached an escalation step marked ``escalate`` (its wait is long).
+
+    The callbacks plugin offers the caller a call back here.
+    """
+
+
+@hookspec
 def cti_call_connected(call: Call) -> None:
     """The caller and the advisor are bridged (``call.advisor`` is set)."""
 

@@ -3,13 +3,21 @@
 # No `from __future__ import annotations`: FastAPI must see the real
 # Annotated dependencies declared inside create_app.
 import dataclasses
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cti.api.auth import Principal
-from cti.api.schemas import AgentView, LoginRequest, LoginResponse, StateRequest
+from cti.api.schemas import (
+    AgentView,
+    LoginRequest,
+    LoginResponse,
+    SkillsRequest,
+    StateRequest,
+)
+from cti.controller.skills import Skills
 
 if TYPE_CHECKING:
     from cti.controller.gateway import Gateway
@@ -30,6 +38,13 @@ def create_app(gw: "Gateway") -> FastAPI:
         return p
 
     Auth = Annotated[Principal, Depends(principal)]
+
+    def supervisor(p: Auth) -> Principal:
+        if p.role not in ("supervisor", "admin"):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisors and admins only")
+        return p
+
+    Supervisor = Annotated[Principal, Depends(supervisor)]
 
     @app.get("/api/v1/health")
     async def health() -> dict[str, Any]:
@@ -56,6 +71,24 @@ def create_app(gw: "Gateway") -> FastAPI:
         except (KeyError, ValueError) as e:
             raise HTTPException(status.HTTP_409_CONFLICT, str(e).strip("'\"")) from None
         return _agent_view(gw, p.user)
+
+    @app.get("/api/v1/advisors", response_model=list[AgentView])
+    async def advisors(p: Supervisor) -> list[AgentView]:
+        return [_agent_view(gw, a.name) for a in gw.settings.advisors]
+
+    @app.put("/api/v1/advisors/{name}/skills", response_model=AgentView)
+    async def set_skills(name: str, body: SkillsRequest, p: Supervisor) -> AgentView:
+        """Live skill and training changes: they count from the next routing decision."""
+        try:
+            gw.flow.update_skills(name, Skills(body.languages, body.topics, body.trainings))
+        except KeyError as e:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(e).strip("'\"")) from None
+        return _agent_view(gw, name)
+
+    @app.get("/api/v1/routing")
+    async def routing(p: Supervisor) -> dict[str, Any]:
+        """The distributor's live picture: advisors, waiting calls, positions, waits."""
+        return gw.flow.distributor.snapshot(time.time())
 
     @app.get("/api/v1/calls")
     async def active_calls(p: Auth) -> list[dict[str, Any]]:
@@ -95,8 +128,12 @@ def _agent_view(gw: "Gateway", name: str) -> AgentView:
     a = gw.settings.advisor(name)
     if a is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such advisor")
+    if a.role != "advisor":
+        return AgentView(name=a.name, display_name=a.display_name, role=a.role, state=None,
+                         languages={}, topics={}, trainings={})
+    skills = gw.flow.skills.get(name)
     return AgentView(
         name=a.name, display_name=a.display_name, role=a.role,
-        state=gw.flow.distributor.advisor_state(name).value if a.role == "advisor" else None,
-        languages=a.languages, topics=a.topics, trainings=a.trainings,
+        state=gw.flow.distributor.advisor_state(name).value,
+        languages=skills.languages, topics=skills.topics, trainings=skills.trainings,
     )

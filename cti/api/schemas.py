@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,3 +37,14 @@ class AgentView(BaseModel):
     languages: dict[str, int]
     topics: dict[str, int]
     trainings: dict[str, date | None]  # training -> expiry date
+
+
+Level = Annotated[int, Field(ge=1, le=5)]
+
+
+class SkillsRequest(Strict):
+    """An advisor's skills, replaced as a whole (levels 1-5, trainings with expiry)."""
+
+    languages: dict[str, Level] = Field(min_length=1)
+    topics: dict[str, Level] = Field(min_length=1)
+    trainings: dict[str, date | None] = {}

@@ -16,15 +16,17 @@ from typing import Any
 from cti.config import Settings
 from cti.controller.calls import Call, CallRegistry, Leg, sip_user
 from cti.controller.prompts import PromptLibrary
+from cti.controller.skills import SkillBook, Skills
 from cti.controller.workers import WorkerCommandError, WorkerLink, WorkerPool
 from cti.events import EventBus, make_event
 from cti.ivr import Done, IvrConfig, IvrSession, MenuOption, Play, StopPlay
 from cti.plugins import PluginHost
 from cti.routing import (
     AdvisorChanged,
-    AdvisorProfile,
     AdvisorState,
     Distributor,
+    Escalated,
+    EscalationStep,
     Offer,
     OfferRevoked,
 )
@@ -51,15 +53,17 @@ def ivr_config(settings: Settings) -> IvrConfig:
     )
 
 
-def advisor_profiles(settings: Settings) -> list[AdvisorProfile]:
-    return [
-        AdvisorProfile(
-            name=a.name, languages=frozenset(a.languages), topics=frozenset(a.topics),
-            trainings=frozenset(a.trainings),
-        )
-        for a in settings.advisors
-        if a.role == "advisor"
-    ]
+def make_distributor(settings: Settings, skills: SkillBook) -> Distributor:
+    r = settings.routing
+    return Distributor(
+        skills.profiles(), strategy=r.strategy, offer_timeout_s=r.offer_timeout_s,
+        wrap_up_s=r.wrap_up_s, max_missed=r.max_missed, aging_per_s=r.aging_per_minute / 60,
+        escalation={
+            topic: [EscalationStep(s.after_s, s.min_language, s.min_topic, s.escalate)
+                    for s in steps]
+            for topic, steps in r.escalation.items()
+        },
+    )
 
 
 class CallFlow:
@@ -82,13 +86,9 @@ class CallFlow:
         self._delivered = delivered
         self.calls = CallRegistry()
         self.ivr_config = ivr_config(settings)
-        r = settings.routing
+        self.skills = SkillBook(settings)
         # The distributor decides when an offer times out (OfferRevoked).
-        self.distributor = Distributor(
-            advisor_profiles(settings), offer_timeout_s=r.offer_timeout_s,
-            wrap_up_s=r.wrap_up_s if isinstance(r.wrap_up_s, float) else r.wrap_up_s.get("default", 0.0),
-            max_missed=r.max_missed,
-        )
+        self.distributor = make_distributor(settings, self.skills)
         self._ivr: dict[str, IvrSession] = {}
         self._ivr_timers: dict[str, asyncio.TimerHandle] = {}
         self._dist_timer: asyncio.TimerHandle | None = None
@@ -263,9 +263,11 @@ class CallFlow:
     def _apply_routing(self, actions: list[Any]) -> None:
         for action in actions:
             if isinstance(action, Offer):
-                self._offer(action.call_id, action.advisor, getattr(action, "trace", {}))
+                self._offer(action.call_id, action.advisor, action.trace)
             elif isinstance(action, OfferRevoked):
                 self._revoke(action)
+            elif isinstance(action, Escalated):
+                self._escalated(action)
             elif isinstance(action, AdvisorChanged):
                 self._publish("agent.state", None, {
                     "state": action.state.value, "reason": action.reason,
@@ -281,6 +283,21 @@ class CallFlow:
             delay = max(0.0, deadline - time.time())
             self._dist_timer = asyncio.get_running_loop().call_later(
                 delay, lambda: self._apply_routing(self.distributor.tick(time.time())))
+
+    def _escalated(self, action: Escalated) -> None:
+        call = self.calls.get(action.call_id)
+        if call is None:
+            return
+        log.info("call escalated call_id=%s step=%s", call.call_id, action.step)
+        self.plugins.call("cti_call_escalated", call_id=call.call_id, call=call,
+                          step=action.step)
+        self._publish("call.escalated", call, {"step": action.step,
+                                               "waited_s": call.waited_s()})
+
+    def update_skills(self, advisor: str, skills: Skills) -> None:
+        """From the API: new skills count from the next routing decision."""
+        profile = self.skills.set(advisor, skills)
+        self._apply_routing(self.distributor.update_advisor(profile, time.time()))
 
     def set_advisor_state(self, advisor: str, state: str, reason: str | None = None) -> None:
         """From the API: an advisor sets themself available / away / logged out."""

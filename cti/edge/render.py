@@ -82,6 +82,12 @@ def check_advisor_name(name: str) -> str:
     return name
 
 
+def check_duid(duid: str) -> str:
+    if not _DUID_RE.fullmatch(duid):
+        raise ValueError(f"invalid worker duid {duid!r}: must match {_DUID_RE.pattern}")
+    return duid
+
+
 def find_module_path() -> Path:
     """Kamailio's module directory (multiarch path, e.g. /usr/lib/x86_64-linux-gnu/...)."""
     candidates = sorted(glob.glob("/usr/lib/*/kamailio/modules")) + sorted(

@@ -16,9 +16,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from cti.edge.render import DISPATCHER_GROUP, check_advisor_name, ha1
+from cti.edge.render import DISPATCHER_GROUP, check_advisor_name, check_duid, ha1
 
 _MAX_DATAGRAM = 1 << 20
+
+# Dialog profile (cfg: modparam dialog profiles_with_value) holding each answered
+# hotline dialog with the duid of the worker that answered it.
+WORKER_PROFILE = "worker"
+# Reason header of the BYEs the edge sends when a worker died (RFC 3326).
+WORKER_FAILED_REASON = 'SIP;cause=503;text="media worker failed"'
+# Dialog states (dialog module): 3 = 2xx seen, no ACK yet; 4 = confirmed.
+# dlg.end_dlg on an earlier state answers OK but sends nothing (5.6.3 only logs
+# "terminating non-confirmed dialogs not supported"), so those are skipped.
+_CONFIRMED_STATES = (3, 4)
 
 
 class EdgeRpcError(RuntimeError):
@@ -118,6 +128,63 @@ class EdgeRpc:
         with contextlib.suppress(EdgeRpcError):  # not registered: nothing to remove
             await self.call("ul.rm", "location", name)
 
+    async def worker_dialogs(self, duid: str) -> list[dict[str, Any]]:
+        """Hotline dialogs a worker answered, as dicts from dlg.profile_list.
+
+        Keys used here: "call-id", "h_entry", "h_id", "state" (4 = confirmed).
+        """
+        check_duid(duid)
+        return _dialogs(await self.call("dlg.profile_list", WORKER_PROFILE, duid))
+
+    async def end_worker_dialogs(
+        self, duid: str, *, reason: str | None = WORKER_FAILED_REASON
+    ) -> int:
+        """End every answered hotline dialog of worker `duid` at the edge.
+
+        Kamailio sends a BYE to both sides (with a Reason header unless `reason` is
+        None) and frees the worker's dispatcher slot for each dialog. Returns how
+        many dialogs were ended. Calls still ringing on the worker are not included
+        (the dialog module cannot end early dialogs); tm fails those over.
+        """
+        ended = 0
+        for dialog in await self.worker_dialogs(duid):
+            if await self._end(dialog, reason):
+                ended += 1
+        return ended
+
+    async def end_dialog(
+        self, sip_call_id: str, *, reason: str | None = WORKER_FAILED_REASON
+    ) -> bool:
+        """End one answered hotline dialog by the caller's Call-ID.
+
+        False when the edge has no such confirmed dialog (unknown, still ringing,
+        already ended, or not a hotline call).
+        """
+        if not sip_call_id or any(c in sip_call_id for c in "\r\n"):
+            raise ValueError(f"invalid Call-ID {sip_call_id!r}")
+        dialogs = _dialogs(await self.call("dlg.dlg_list", sip_call_id))
+        ended = False
+        for dialog in dialogs:
+            if dialog.get("call-id") == sip_call_id and await self._end(dialog, reason):
+                ended = True
+        return ended
+
+    async def _end(self, dialog: dict[str, Any], reason: str | None) -> bool:
+        if dialog.get("state") not in _CONFIRMED_STATES:
+            return False
+        params: list[Any] = [int(dialog["h_entry"]), int(dialog["h_id"])]
+        if reason:
+            if any(c in reason for c in "\r\n"):
+                raise ValueError(f"invalid Reason header value {reason!r}")
+            params.append(f"Reason: {reason}\r\n")
+        try:
+            await self.call("dlg.end_dlg", *params)
+        except EdgeRpcError as exc:
+            if exc.code == 404:  # ended meanwhile (e.g. the caller hung up)
+                return False
+            raise
+        return True
+
     async def registered(self, name: str) -> bool:
         check_advisor_name(name)
         try:
@@ -127,6 +194,15 @@ class EdgeRpc:
                 return False
             raise
         return bool(result)
+
+
+def _dialogs(result: Any) -> list[dict[str, Any]]:
+    """dlg.* results: a list of dialogs, one dialog, or {} for none."""
+    if isinstance(result, list):
+        return [d for d in result if isinstance(d, dict) and d]
+    if isinstance(result, dict) and result:
+        return [result]
+    return []
 
 
 def _targets(result: Any) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from cti.edge import EdgeSettings, EdgeStartError, KamailioEdge, WorkerTarget
-from tests.peers.rawsip import SipUA
+from tests.peers.rawsip import SipMessage, SipUA, header_param
 
 pytestmark = [
     pytest.mark.e2e,
@@ -124,38 +124,69 @@ async def make_edge(runtime_dir: Path, edge_port: int) -> AsyncIterator[EdgeFact
             assert group_members(edge.pid) == [], "kamailio processes left behind"
 
 
-@pytest.fixture
-def sipp_workers(runtime_dir: Path) -> Iterator[Callable[[int], list[WorkerTarget]]]:
-    """Start n SIPp fake workers (answer INVITE, wait for BYE, 200 to OPTIONS)."""
-    procs: list[subprocess.Popen[bytes]] = []
+class SippWorkers:
+    """SIPp fake workers (answer INVITE, wait for BYE, 200 to OPTIONS).
 
-    def start(n: int) -> list[WorkerTarget]:
-        workers = []
-        for i in range(n):
-            port = free_port()
-            cmd = [
-                "sipp", "-sf", str(SIPP_WORKER), "-i", "127.0.0.1", "-p", str(port),
-                "-aa", "-nostdin", "-timeout", "90s", "-max_socket", "64",
-            ]  # fmt: skip
-            procs.append(
-                subprocess.Popen(
-                    cmd, cwd=runtime_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                )
-            )
-            workers.append(WorkerTarget(f"w{i + 1}", "127.0.0.1", port))
+    `workers(n)` starts n of them as w1..wn; `kill(duid)` SIGKILLs one (a crashed
+    media worker), `restart(duid)` starts a fresh one on the same port.
+    """
+
+    def __init__(self, runtime_dir: Path) -> None:
+        self.runtime_dir = runtime_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.targets: dict[str, WorkerTarget] = {}
+        self._all: list[subprocess.Popen[bytes]] = []
+
+    def __call__(self, n: int) -> list[WorkerTarget]:
+        workers = [WorkerTarget(f"w{i + 1}", "127.0.0.1", free_port()) for i in range(n)]
+        for w in workers:
+            self._spawn(w)
         for w in workers:
             wait_sip_alive(w.port)
         return workers
 
-    yield start
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    def _spawn(self, w: WorkerTarget) -> None:
+        cmd = [
+            "sipp", "-sf", str(SIPP_WORKER), "-i", w.host, "-p", str(w.port),
+            "-aa", "-nostdin", "-timeout", "90s", "-max_socket", "64",
+        ]  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, cwd=self.runtime_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self._all.append(proc)
+        self.procs[w.duid] = proc
+        self.targets[w.duid] = w
+
+    def kill(self, duid: str) -> None:
+        proc = self.procs[duid]
+        proc.kill()
+        proc.wait(timeout=3)
+
+    def restart(self, duid: str) -> WorkerTarget:
+        w = self.targets[duid]
+        assert self.procs[duid].poll() is not None, "kill the old worker first"
+        self._spawn(w)
+        wait_sip_alive(w.port)
+        return w
+
+    def stop_all(self) -> None:
+        for proc in self._all:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self._all:
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def sipp_workers(runtime_dir: Path) -> Iterator[SippWorkers]:
+    workers = SippWorkers(runtime_dir)
+    yield workers
+    workers.stop_all()
+    assert all(p.poll() is not None for p in workers._all), "sipp left behind"
 
 
 def wait_sip_alive(port: int, timeout: float = 5.0) -> None:
@@ -271,7 +302,7 @@ async def test_options_to_the_edge_is_answered(
 
 async def test_hotline_calls_are_spread_with_maxload_and_503_when_full(
     make_edge: EdgeFactory,
-    sipp_workers: Callable[[int], list[WorkerTarget]],
+    sipp_workers: SippWorkers,
     ua_factory: Callable[..., SipUA],
     edge_port: int,
 ) -> None:
@@ -298,7 +329,7 @@ async def test_hotline_calls_are_spread_with_maxload_and_503_when_full(
 
 async def test_disabled_workers_get_no_calls(
     make_edge: EdgeFactory,
-    sipp_workers: Callable[[int], list[WorkerTarget]],
+    sipp_workers: SippWorkers,
     ua_factory: Callable[..., SipUA],
     edge_port: int,
 ) -> None:
@@ -316,7 +347,7 @@ async def test_disabled_workers_get_no_calls(
 
 async def test_dead_worker_fails_over_after_branch_timeout(
     make_edge: EdgeFactory,
-    sipp_workers: Callable[[int], list[WorkerTarget]],
+    sipp_workers: SippWorkers,
     ua_factory: Callable[..., SipUA],
     edge_port: int,
 ) -> None:
@@ -331,6 +362,11 @@ async def test_dead_worker_fails_over_after_branch_timeout(
     assert [r.status for r in replies] == [200, 200]
     assert 2.5 < time.monotonic() - start < 8  # one 3 s branch timeout, not more
     assert loads(await edge.rpc.dispatcher_list()) == {"dead": 0, "w1": 2}
+    # Dialogs are tagged with the worker that answered, not the one tried first.
+    assert await edge.rpc.worker_dialogs("dead") == []
+    assert {d["call-id"] for d in await edge.rpc.worker_dialogs("w1")} == {
+        d.call_id for d in dialogs
+    }
     for d in dialogs:
         assert ua.bye(d).status == 200
     assert loads(await edge.rpc.dispatcher_list()) == {"dead": 0, "w1": 0}
@@ -475,3 +511,121 @@ async def test_port_in_use_fails_start_with_the_reason(runtime_dir: Path, edge_p
         finally:
             await edge.stop()
         assert edge.pid is not None and group_members(edge.pid) == []
+
+
+# ---------------------------------------------------------------- (g) dead worker
+
+
+def expect_edge_bye(ua: SipUA, call_id: str, edge_port: int) -> SipMessage:
+    """The BYE the edge itself sends to a caller; answered with 200."""
+    bye = ua.recv(3.0, lambda m: m.method == "BYE" and not m.is_response and m.call_id == call_id)
+    ua.send(ua.response_to(bye, 200, "OK"))
+    assert f"127.0.0.1:{edge_port}" in bye.get("Via")  # sent by the edge itself
+    return bye
+
+
+async def test_dialogs_of_a_killed_worker_are_ended_and_its_slots_freed(
+    make_edge: EdgeFactory,
+    sipp_workers: SippWorkers,
+    ua_factory: Callable[..., SipUA],
+    edge_port: int,
+) -> None:
+    edge = await make_edge(sipp_workers(2))
+    callers = [ua_factory() for _ in range(4)]
+    dialogs = [ua.send_invite(hotline_uri(edge_port)) for ua in callers]
+    assert [ua.wait_invite(d).status for ua, d in zip(callers, dialogs, strict=True)] == [200] * 4
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 2, "w2": 2}
+
+    # The edge knows which worker answered each dialog.
+    on_w1 = {d["call-id"] for d in await edge.rpc.worker_dialogs("w1")}
+    on_w2 = {d["call-id"] for d in await edge.rpc.worker_dialogs("w2")}
+    assert len(on_w1) == len(on_w2) == 2
+    assert on_w1 | on_w2 == {d.call_id for d in dialogs}
+
+    sipp_workers.kill("w1")
+    start = time.monotonic()
+    assert await edge.rpc.end_worker_dialogs("w1") == 2
+    for ua, dialog in zip(callers, dialogs, strict=True):
+        if dialog.call_id in on_w1:
+            bye = expect_edge_bye(ua, dialog.call_id, edge_port)
+            assert bye.get("Reason") == 'SIP;cause=503;text="media worker failed"'
+            assert bye.to_tag == header_param(dialog.from_hdr, "tag")  # the caller's dialog
+    assert time.monotonic() - start < 1.0
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0, "w2": 2}
+    assert await edge.rpc.worker_dialogs("w1") == []
+    assert await edge.rpc.end_worker_dialogs("w1") == 0  # nothing left: idempotent
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0, "w2": 2}
+    for ua in callers:  # the w2 callers got nothing
+        with pytest.raises(TimeoutError):
+            ua.recv(0.05, lambda m: m.method == "BYE" and m.call_id in on_w2)
+
+    # The controller replaces the worker: out of rotation, restart, back in.
+    await edge.rpc.set_worker_state("w1", active=False)
+    sipp_workers.restart("w1")
+    await edge.rpc.set_worker_state("w1", active=True)
+    newcomer = ua_factory()
+    dialog = newcomer.send_invite(hotline_uri(edge_port))
+    assert newcomer.wait_invite(dialog).status == 200
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 1, "w2": 2}
+    assert [d["call-id"] for d in await edge.rpc.worker_dialogs("w1")] == [dialog.call_id]
+
+    assert newcomer.bye(dialog).status == 200
+    for ua, d in zip(callers, dialogs, strict=True):
+        if d.call_id in on_w2:
+            assert ua.bye(d).status == 200
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0, "w2": 0}
+
+
+async def test_end_one_dialog_by_call_id(
+    make_edge: EdgeFactory,
+    sipp_workers: SippWorkers,
+    ua_factory: Callable[..., SipUA],
+    edge_port: int,
+) -> None:
+    edge = await make_edge(sipp_workers(1))
+    first, second = ua_factory(), ua_factory()
+    d1 = first.send_invite(hotline_uri(edge_port))
+    d2 = second.send_invite(hotline_uri(edge_port))
+    assert first.wait_invite(d1).status == 200 and second.wait_invite(d2).status == 200
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 2}
+
+    assert await edge.rpc.end_dialog(d1.call_id) is True
+    bye = expect_edge_bye(first, d1.call_id, edge_port)
+    assert "media worker failed" in bye.get("Reason")
+    # The (live) SIPp worker got its BYE too and answered: the slot is free.
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 1}
+    assert [d["call-id"] for d in await edge.rpc.worker_dialogs("w1")] == [d2.call_id]
+
+    assert await edge.rpc.end_dialog(d1.call_id) is False  # already ended
+    assert await edge.rpc.end_dialog("no-such-call@nowhere") is False
+    with pytest.raises(TimeoutError):
+        second.recv(0.05, lambda m: m.method == "BYE")
+    assert second.bye(d2).status == 200
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0}
+
+
+async def test_ringing_calls_are_not_ended(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
+) -> None:
+    """dlg.end_dlg cannot end early dialogs: the API reports them as not ended."""
+    worker = WorkerTarget("w1", "127.0.0.1", free_port())
+    edge = await make_edge([worker])
+    worker_ua = ua_factory(local=(worker.host, worker.port), user="worker")
+    caller = ua_factory()
+
+    dialog = caller.send_invite(hotline_uri(edge_port))
+    invite = worker_ua.recv(2.0, lambda m: m.method == "INVITE" and not m.is_response)
+    worker_ua.send(worker_ua.response_to(invite, 180, "Ringing", to_tag="w1"))
+    caller.recv(2.0, lambda m: m.is_response and m.status == 180)
+    assert await edge.rpc.end_dialog(dialog.call_id) is False
+    assert await edge.rpc.end_worker_dialogs("w1") == 0  # tagged only once answered
+
+    worker_ua.send(worker_ua.response_to(invite, 200, "OK", to_tag="w1"))
+    assert caller.wait_invite(dialog).status == 200
+    worker_ua.recv(2.0, lambda m: m.method == "ACK")
+    assert await edge.rpc.end_worker_dialogs("w1") == 1
+    expect_edge_bye(caller, dialog.call_id, edge_port)
+    bye = worker_ua.recv(2.0, lambda m: m.method == "BYE" and not m.is_response)
+    assert bye.get("Reason") == 'SIP;cause=503;text="media worker failed"'
+    worker_ua.send(worker_ua.response_to(bye, 200, "OK"))
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0}

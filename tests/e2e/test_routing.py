@@ -1,0 +1,107 @@
+"""Skills routing with real calls: the right advisor, relaxed steps, skipped no-answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.gateway_harness import Advisor, call_hotline, running_gateway
+from tests.peers.phone import Phone
+
+pytestmark = pytest.mark.e2e
+
+QUICK_STEPS = {"default": [
+    {"after_s": 0, "min_language": 3, "min_topic": 3},
+    {"after_s": 2, "min_language": 2, "min_topic": 1},
+    {"after_s": 3, "min_language": 1, "min_topic": 0, "escalate": True},
+]}
+
+
+async def _answer(advisor: Advisor) -> dict:
+    incoming = await advisor.phone.wait_for("leg.incoming", timeout=15)
+    await advisor.phone.command("answer", leg=incoming["leg"], code=200)
+    return incoming
+
+
+async def test_emre_gets_the_turkish_call_not_the_english_one(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path) as gw, Advisor(gw, "emre") as emre, \
+            Phone(name="+442079460123") as english, Phone(name="+905321234567") as turkish:
+        await call_hotline(english, gw, "24")  # English, DigiD
+        await call_hotline(turkish, gw, "42")  # Türkçe, visa
+        await _until_waiting(gw, 2)
+        await emre.set_state("available")
+        offered = await emre.stream.wait_for("call.offered", timeout=10)
+        assert offered["data"]["language"] == "tr"
+        await _answer(emre)
+        await emre.stream.wait_for("call.connected", call_id=offered["call_id"])
+        assert len(gw.flow.distributor.waiting_calls()) == 1  # the English caller waits on
+
+
+async def test_weaker_match_after_the_step_time_with_escalation(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, routing__escalation=QUICK_STEPS) as gw, \
+            Advisor(gw, "emre") as emre, Phone(name="+905321234567") as caller:
+        await emre.set_state("available")
+        await call_hotline(caller, gw, "44")  # Türkçe, DigiD: emre has no DigiD
+        queued = await _wait_bus(gw, "call.queued")
+        assert not [e for e in emre.stream.events if e["type"] == "call.offered"]
+        escalated = await _wait_bus(gw, "call.escalated", timeout=10)
+        offered = await emre.stream.wait_for("call.offered", timeout=10)
+        assert offered["call_id"] == queued["call_id"] == escalated["call_id"]
+        await _answer(emre)
+        await emre.stream.wait_for("call.connected", call_id=offered["call_id"])
+
+        # The decision trace: visible through the API and stored with the call.
+        nadia = Advisor(gw, "nadia")
+        r = await nadia.http.post("/api/v1/login",
+                                  json={"username": "nadia", "password": "demo-nadia"})
+        token = r.json()["token"]
+        detail = (await nadia.http.get(f"/api/v1/calls/{offered['call_id']}",
+                                       headers={"Authorization": f"Bearer {token}"})).json()
+        await nadia.http.aclose()
+        (offer,) = detail["offers"]
+        trace = offer["trace"]
+        assert offer["advisor"] == "emre" and offer["outcome"] == "accepted"
+        assert trace["step"]["index"] == 2 and trace["step"]["min_topic"] == 0
+        assert trace["requirements"] == {"language": "tr", "topic": "digid", "trainings": []}
+        assert trace["candidates"][0]["advisor"] == "emre"
+        assert gw.store.offers(offered["call_id"])[0]["trace"] == trace
+
+
+async def test_no_answer_skips_to_the_next_advisor(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, routing__offer_timeout_s=3,
+                               routing__max_missed=1) as gw, \
+            Advisor(gw, "sofia") as sofia, Advisor(gw, "michel") as michel, \
+            Phone(name="+34911234567") as caller:
+        await sofia.set_state("available")
+        await michel.set_state("available")
+        await call_hotline(caller, gw, "31")  # Español, passport: sofia 5+3, michel 3+4
+        first = await sofia.stream.wait_for("call.offered", timeout=15)
+        await sofia.phone.wait_for("leg.incoming", timeout=10)  # rings; sofia lets it ring
+        away = await sofia.stream.wait_for("agent.state", state="away", timeout=10)
+        assert away["data"]["reason"] == "no_answer"
+        second = await michel.stream.wait_for("call.offered", timeout=10)
+        assert second["call_id"] == first["call_id"]
+        await _answer(michel)
+        await michel.stream.wait_for("call.connected", call_id=first["call_id"])
+        outcomes = [(o["advisor"], o["outcome"]) for o in gw.store.offers(first["call_id"])]
+        assert outcomes == [("sofia", "revoked:timeout"), ("michel", "accepted")]
+        trace = gw.store.offers(first["call_id"])[1]["trace"]
+        assert trace["excluded"]["sofia"] == "away (no_answer)"
+
+
+async def _until_waiting(gw, n: int, timeout: float = 15) -> None:  # noqa: ANN001
+    import asyncio
+
+    async def poll() -> None:
+        while len(gw.flow.distributor.waiting_calls()) < n:
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def _wait_bus(gw, type_: str, timeout: float = 15) -> dict:  # noqa: ANN001
+    past = [e for e in gw.bus.since(0) if e["type"] == type_]
+    if past:
+        return past[0]
+    return await gw.bus.wait_for(lambda e: e["type"] == type_, timeout)
