@@ -81,7 +81,7 @@ async def test_killed_worker_ends_the_call_frees_the_advisor_and_comes_back(
     async with running_gateway(tmp_path) as gw, Advisor(gw, "sofia") as sofia, \
             Phone(name="+34911234567") as caller, Phone(name="+34911234568") as caller2:
         await sofia.set_state("available")
-        await call_hotline(caller, gw, "32")
+        leg = await call_hotline(caller, gw, "32")
         incoming = await sofia.phone.wait_for("leg.incoming", timeout=20)
         await sofia.phone.command("answer", leg=incoming["leg"], code=200)
         connected = await sofia.stream.wait_for("call.connected")
@@ -95,6 +95,11 @@ async def test_killed_worker_ends_the_call_frees_the_advisor_and_comes_back(
         rec = gw.store.get_call(call_id)
         assert rec is not None and rec.end_reason == "worker_failed"
         assert gw.flow.distributor.advisor_state("sofia").value == "available"
+        # The edge sends the caller the BYE the dead worker cannot.
+        bye = await caller.wait_for("leg.state", leg=leg, state="disconnected", timeout=5)
+        assert bye["code"] in (200, 503)
+        loads = {d["duid"]: d["load"] for d in await gw.rpc.dispatcher_list()}
+        assert loads[link.worker_id] == 0  # the dead worker's slots are free again
 
         await asyncio.wait_for(link.ready.wait(), 10)
         assert link.process.pid != old_pid and link.restarts == 1
