@@ -30,7 +30,13 @@ async def _serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await gw.start()
+    try:
+        await gw.start()
+    except (ConfigError, asyncio.CancelledError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # start() has already stopped whatever it had started
+        print(f"cti: cannot start: {e}", file=sys.stderr, flush=True)
+        return 1
     print(f"cti: {settings.gateway_name} is running", flush=True)
     for line in gw.listening():
         print(f"  {line}", flush=True)
@@ -115,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.fn(args) or 0)
     except ConfigError as e:
-        print(f"cti: config error: {e}", file=sys.stderr)
+        msg, config = str(e), getattr(args, "config", None)
+        if config is not None and not msg.startswith((str(config), str(config.resolve()))):
+            msg = f"{config}: {msg}"  # e.g. the HTTP port is taken: still name the file
+        print(f"cti: config error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import difflib
 import re
+import types
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -76,14 +77,18 @@ class IvrSettings(_Model):
 
     @model_validator(mode="after")
     def _defaults_exist(self) -> IvrSettings:
-        langs = {m.code for m in self.languages}
+        langs = sorted({m.code for m in self.languages})
+        topics = sorted({m.code for m in self.topics})
         if self.default_language not in langs:
-            raise ValueError(f"default_language {self.default_language!r} is not in languages")
-        if self.default_topic not in {m.code for m in self.topics}:
-            raise ValueError(f"default_topic {self.default_topic!r} is not in topics")
+            raise ValueError(f"default_language: {self.default_language!r} is not in languages "
+                             f"(expected one of {', '.join(langs)})")
+        if self.default_topic not in topics:
+            raise ValueError(f"default_topic: {self.default_topic!r} is not in topics "
+                             f"(expected one of {', '.join(topics)})")
         for country, lang in self.country_languages.items():
             if lang not in langs:
-                raise ValueError(f"country_languages.{country}: {lang!r} is not in languages")
+                raise ValueError(f"country_languages.{country}: {lang!r} is not in languages "
+                                 f"(expected one of {', '.join(langs)})")
         return self
 
 
@@ -131,6 +136,17 @@ class RoutingSettings(_Model):
                 raise ValueError(f"{topic}: the first step must have after_s 0")
             if any(a.after_s >= b.after_s for a, b in zip(steps, steps[1:], strict=False)):
                 raise ValueError(f"{topic}: steps must have increasing after_s")
+        return v
+
+    @field_validator("wrap_up_s", mode="before")
+    @classmethod
+    def _wrap_up_type(cls, v: Any) -> Any:
+        def number(x: Any) -> bool:
+            return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+        if not (number(v) or (isinstance(v, dict) and all(number(x) for x in v.values()))):
+            raise ValueError("expected seconds (a number), or seconds per topic "
+                             "({default: 5, emergency: 30})")
         return v
 
     @field_validator("wrap_up_s")
@@ -198,13 +214,30 @@ class Settings(_Model):
     # Where the file was read from; relative paths are relative to its folder.
     source: Path = Field(Path("."), exclude=True)
 
-    @model_validator(mode="after")
-    def _unique_advisors(self) -> Settings:
+    @field_validator("advisors")
+    @classmethod
+    def _unique_advisors(cls, v: list[AdvisorSettings]) -> list[AdvisorSettings]:
         seen: set[str] = set()
-        for a in self.advisors:
+        for a in v:
             if a.name in seen:
                 raise ValueError(f"advisor {a.name!r} is listed twice")
             seen.add(a.name)
+        return v
+
+    @model_validator(mode="after")
+    def _routing_topics_exist(self) -> Settings:
+        # A misspelt topic under wrap_up_s or escalation would silently never apply.
+        topics = sorted({m.code for m in self.ivr.topics})
+        r = self.routing
+        keyed = [("wrap_up_s", r.wrap_up_s)] if isinstance(r.wrap_up_s, dict) else []
+        for section, mapping in [*keyed, ("escalation", r.escalation)]:
+            for key in mapping:
+                if key != "default" and key not in topics:
+                    close = difflib.get_close_matches(key, [*topics, "default"], 1)
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    raise ValueError(
+                        f"routing.{section}.{key}: not an IVR topic ({hint}expected "
+                        f"'default' or one of {', '.join(topics)})")
         return self
 
     def path(self, p: Path) -> Path:
@@ -215,35 +248,90 @@ class Settings(_Model):
         return next((a for a in self.advisors if a.name == name), None)
 
 
+def _step(tp: Any, part: Any) -> Any:
+    """The type found at `part` (a key or a list index) inside type `tp`, or None."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Annotated:
+        return _step(args[0], part)
+    if origin in (Union, types.UnionType):
+        return next((t for a in args if (t := _step(a, part)) is not None), None)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        field = tp.model_fields.get(part) if isinstance(part, str) else None
+        return field.annotation if field is not None else None
+    if origin in (list, tuple, set) and isinstance(part, int) and args:
+        return args[0]
+    if origin is dict and len(args) == 2:
+        return args[1]
+    return None
+
+
+def _model_of(tp: Any) -> type[BaseModel] | None:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    if get_origin(tp) in (Annotated, Union, types.UnionType):
+        return next((m for a in get_args(tp) if (m := _model_of(a)) is not None), None)
+    return None
+
+
 def _known_keys(loc: tuple[Any, ...]) -> list[str]:
     """The keys allowed at the place a loc points into (for 'did you mean')."""
-    model: Any = Settings
+    tp: Any = Settings
     for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
+        tp = _step(tp, part)
+        if tp is None:
             return []
-        ann = field.annotation
-        args = getattr(ann, "__args__", ())
-        model = next((a for a in (ann, *args) if isinstance(a, type)
-                      and issubclass(a, BaseModel)), None)
-        if model is None:
-            return []
-    return [k for k in model.model_fields if k != "source"]
+    model = _model_of(tp)
+    return [k for k in model.model_fields if k != "source"] if model else []
 
 
-def _describe_error(err: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(str(err["loc"][-1]), _known_keys(err["loc"][:-1]), 1)
-        msg = f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
-    elif err["type"] == "missing":
-        msg = "required key is missing"
-    inp = err.get("input")
-    got = "" if err["type"] in ("missing", "extra_forbidden") else f" (got {inp!r:.60})"
-    return f"{loc}: {msg}{got}"
+def _suggestion(err: dict[str, Any]) -> str | None:
+    """For an unknown key: the known key it is probably a typo of."""
+    close = difflib.get_close_matches(str(err["loc"][-1]), _known_keys(err["loc"][:-1]), 1)
+    return close[0] if close else None
+
+
+def _item_label(data: Any, loc: tuple[Any, ...]) -> str:
+    """' (advisor 'sofia')' when loc goes through a list item that has a name."""
+    label, node, parent = "", data, ""
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(part, int) and isinstance(node, dict) and "name" in node:
+            label = f" ({parent.removesuffix('s') or 'item'} {node['name']!r})"
+        elif isinstance(part, str):
+            parent = part
+    return label
+
+
+_KEY_PREFIX = re.compile(r"^([A-Za-z_][\w.]*): (.*)$", re.DOTALL)
+
+
+def _describe_error(err: dict[str, Any], data: Any = None) -> str:
+    loc = tuple(err["loc"])
+    msg, kind, inp = err["msg"], err["type"], err.get("input")
+    got = True
+    if kind == "extra_forbidden":
+        close = _suggestion(err)
+        msg = f"unknown key (did you mean {close!r}?)" if close else "unknown key"
+        known = _known_keys(loc[:-1])
+        if not close and known:
+            msg += f" (expected one of {', '.join(known)})"
+        got = False
+    elif kind == "missing":
+        msg, got = "required key is missing", False
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        msg = "expected a section of keys (a mapping)"
+    elif kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+        # A validator may name the key inside the section it checked.
+        if m := _KEY_PREFIX.match(msg):
+            loc, msg = (*loc, *m.group(1).split(".")), m.group(2)
+        got = not isinstance(inp, (dict, list))  # a whole section is noise
+    where = ".".join(str(p) for p in loc) or "(top level)"
+    suffix = f" (got {inp!r:.60})" if got else ""
+    return f"{where}{_item_label(data, loc)}: {msg}{suffix}"
 
 
 def parse_settings(data: Any, source: Path) -> Settings:
@@ -252,11 +340,33 @@ def parse_settings(data: Any, source: Path) -> Settings:
     try:
         return Settings.model_validate({**data, "source": source.resolve()})
     except ValidationError as e:
-        # A typo shows as an unknown key plus a missing one: name the typo first.
-        errors = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")
-        first = errors[0]
-        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {_describe_error(first)}{more}") from None
+        errors = e.errors()
+        # A typo shows as an unknown key plus a missing one: the missing one is the typo.
+        typo_of = {(*x["loc"][:-1], s) for x in errors
+                   if x["type"] == "extra_forbidden" and (s := _suggestion(x))}
+        errors = [x for x in errors if not (x["type"] == "missing" and tuple(x["loc"]) in typo_of)]
+        # Name the typo first.
+        errors.sort(key=lambda x: x["type"] != "extra_forbidden")
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: {_describe_error(errors[0], data)}{more}") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice (the second would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (the second would silently replace "
+                        "the first)", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_settings(path: Path) -> Settings:
@@ -265,10 +375,14 @@ def load_settings(path: Path) -> Settings:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: cannot read: not UTF-8 text ({e.reason} at byte "
+                          f"{e.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).replace("\n", " ")
+        raise ConfigError(f"{path}:{where}: not valid YAML: {problem}") from None
     return parse_settings(data, path)

@@ -468,15 +468,18 @@ class DistributorMachine(RuleBasedStateMachine):
     def check_offer(self, offer: Offer, waiting: list[str]) -> None:
         assert self.dist.offered_to(offer.call_id) == offer.advisor
         assert self.dist.advisor_state(offer.advisor) is AdvisorState.RESERVED
-        profile = self.profiles[offer.advisor]
-        language, topic, key = self.live[offer.call_id]
-        assert eligible(profile, language, topic)
+        key = self.live[offer.call_id][2]
+        assert self.fits(offer.advisor, offer.call_id)
         for other in waiting:
-            o_lang, o_topic, o_key = self.live[other]
-            if o_key < key:
-                assert not eligible(profile, o_lang, o_topic), (
+            if self.live[other][2] < key:
+                assert not self.fits(offer.advisor, other), (
                     f"{offer.advisor} got {offer.call_id} while better {other} waits"
                 )
+
+    def fits(self, name: str, call_id: str) -> bool:
+        """May this advisor's skills take this call now (the model's own rule)?"""
+        language, topic, _ = self.live[call_id]
+        return eligible(self.profiles[name], language, topic)
 
     def forget(self, call_id: str) -> None:
         if self.live.pop(call_id, None) is not None:
@@ -526,9 +529,8 @@ class DistributorMachine(RuleBasedStateMachine):
         actions = self.apply(
             lambda: self.dist.offer_failed(call_id, self.now, reason), settles=True
         )
-        language, topic, _ = self.live[call_id]
         if was_settled and Offer(call_id, advisor or "") in actions:
-            others = [n for n in available_before if eligible(self.profiles[n], language, topic)]
+            others = [n for n in available_before if self.fits(n, call_id)]
             assert not others, f"{call_id} offered to {advisor} again while {others} were free"
 
     @precondition(lambda self: bool(self.calls_with("connected")))
@@ -598,8 +600,7 @@ class DistributorMachine(RuleBasedStateMachine):
             return
         free = [n for n in NAMES if self.dist.advisor_state(n) is AdvisorState.AVAILABLE]
         for call_id in self.dist.waiting_calls():
-            language, topic, _ = self.live[call_id]
-            assert not [n for n in free if eligible(self.profiles[n], language, topic)]
+            assert not [n for n in free if self.fits(n, call_id)]
 
     @invariant()
     def deadlines_are_consistent(self) -> None:
