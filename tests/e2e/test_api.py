@@ -65,3 +65,40 @@ async def test_login_state_and_websocket_replay(tmp_path: Path) -> None:
             # Header auth works too.
             async with websockets.connect(ws_base, additional_headers=auth) as ws:
                 assert json.loads(await ws.recv())["user"] == "sofia"
+
+
+async def test_supervisor_edits_skills_live_and_sees_the_routing_picture(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path) as gw:
+        base = f"http://{gw.settings.http.host}:{gw.settings.http.port}"
+        async with httpx.AsyncClient(base_url=base) as http:
+            async def login(user: str) -> dict[str, str]:
+                r = await http.post("/api/v1/login",
+                                    json={"username": user, "password": f"demo-{user}"})
+                return {"Authorization": f"Bearer {r.json()['token']}"}
+
+            nadia, emre = await login("nadia"), await login("emre")
+            body = {"languages": {"tr": 5, "ar": 2}, "topics": {"digid": 4},
+                    "trainings": {"crisis": "2020-01-01"}}
+            # An advisor may not edit skills or read the floor.
+            assert (await http.put("/api/v1/advisors/emre/skills", json=body,
+                                   headers=emre)).status_code == 403
+            assert (await http.get("/api/v1/routing", headers=emre)).status_code == 403
+            bad = await http.put("/api/v1/advisors/emre/skills", headers=nadia,
+                                 json={**body, "languages": {"tr": 9}})
+            assert bad.status_code == 422
+            assert (await http.put("/api/v1/advisors/nobody/skills", json=body,
+                                   headers=nadia)).status_code == 404
+
+            r = await http.put("/api/v1/advisors/emre/skills", json=body, headers=nadia)
+            assert r.status_code == 200
+            assert r.json()["languages"] == {"tr": 5, "ar": 2}
+            profile = gw.flow.distributor.advisor_profile("emre")
+            assert profile.topics == {"digid": 4}
+            assert profile.valid_trainings(0) == {"crisis"}
+            assert profile.valid_trainings(1_600_000_000) == set()  # expired in 2020
+
+            floor = (await http.get("/api/v1/routing", headers=nadia)).json()
+            names = {a["name"]: a for a in floor["advisors"]}
+            assert names["emre"]["languages"] == {"tr": 5, "ar": 2}
+            listing = (await http.get("/api/v1/advisors", headers=nadia)).json()
+            assert {a["name"] for a in listing} >= {"michel", "dalia", "sofia", "emre", "nadia"}
