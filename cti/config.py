@@ -70,6 +70,9 @@ class IvrSettings(_Model):
     digit_timeout_s: float = Field(6.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
     emergency_topics: list[str] = ["emergency"]
+    # Position and expected-wait announcements while a caller waits (0: never).
+    announce_first_s: float = Field(15.0, ge=0)
+    announce_every_s: float = Field(45.0, ge=0)
     languages: list[MenuEntry] = Field(min_length=1)
     topics: list[MenuEntry] = Field(min_length=1)
     # ISO country (from the caller's number) -> language offered first.

@@ -20,7 +20,9 @@ SCHEMA_VERSION = 1
 EVENT_TYPES = frozenset(
     {
         "call.incoming",
-        "call.ivr_done",
+        "ivr.prompt",
+        "ivr.input",
+        "ivr.done",
         "call.queued",
         "call.escalated",
         "call.offered",

@@ -227,10 +227,26 @@ def build_prompts(
     return report
 
 
+#: Spoken numbers for position and waiting-time announcements: number_1 .. number_N.
+MAX_SPOKEN_NUMBER = 20
+
+
+def number_key(n: int) -> str:
+    """The prompt key of a spoken number (number_1 ... number_20)."""
+    return f"number_{n}"
+
+
+def with_numbers(texts: dict[str, str]) -> dict[str, str]:
+    """The language's texts plus number_1..number_20, spoken as digits by its voice
+    (espeak-ng reads "3" as "tres" with a Spanish voice); a text in the file wins."""
+    numbers = {number_key(n): str(n) for n in range(1, MAX_SPOKEN_NUMBER + 1)}
+    return {**numbers, **texts}
+
+
 def _speech_jobs(catalog: dict[str, LanguagePrompts], cache_dir: Path) -> list[_Job]:
     jobs = []
     for lang, prompts in catalog.items():
-        for key, text in prompts.texts.items():
+        for key, text in with_numbers(prompts.texts).items():
             digest = _digest({"voice": prompts.voice, "text": text})
             render = _speech_renderer(prompts.voice, text)
             out = cache_dir / lang / f"{key}.wav"

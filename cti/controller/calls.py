@@ -73,6 +73,8 @@ class Call:
     flags: dict[str, Any] = field(default_factory=dict)
     advisor: str | None = None
     advisor_leg: Leg | None = None
+    hold_play_id: str | None = None  # the "please hold" prompt; music follows it
+    announcements: int = 0
     offer_id: int | None = None  # the open offer's row in the store (decision trace)
     legs: list[Leg] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)

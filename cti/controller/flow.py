@@ -20,6 +20,7 @@ from cti.controller.skills import SkillBook, Skills
 from cti.controller.workers import WorkerCommandError, WorkerLink, WorkerPool
 from cti.events import EventBus, make_event
 from cti.ivr import Done, IvrConfig, IvrSession, MenuOption, Play, StopPlay
+from cti.ivr.announce import wait_announcement
 from cti.plugins import PluginHost
 from cti.routing import (
     AdvisorChanged,
@@ -91,6 +92,7 @@ class CallFlow:
         self.distributor = make_distributor(settings, self.skills)
         self._ivr: dict[str, IvrSession] = {}
         self._ivr_timers: dict[str, asyncio.TimerHandle] = {}
+        self._announce_timers: dict[str, asyncio.TimerHandle] = {}
         self._dist_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -147,7 +149,7 @@ class CallFlow:
         elif kind == "leg.media" and msg.get("active"):
             self._on_media(call, msg)
         elif kind == "leg.dtmf" and msg.get("leg") == call.customer.leg_id:
-            self._on_digit(call, str(msg.get("digit", "")))
+            self._on_digit(call, str(msg.get("digit", "")), str(msg.get("method", "")))
         elif kind == "play.done" and msg.get("leg") == call.customer.leg_id:
             self._on_play_done(call, str(msg.get("play_id", "")))
 
@@ -190,27 +192,40 @@ class CallFlow:
             self._on_advisor_answered(call, leg)
 
     # ---------------------------------------------------------------------- IVR
-    def _on_digit(self, call: Call, digit: str) -> None:
+    def _on_digit(self, call: Call, digit: str, method: str) -> None:
         session = self._ivr.get(call.call_id)
-        if session is None:
-            log.info("digit outside the IVR ignored call_id=%s digit=%r", call.call_id, digit)
-            return
-        log.info("dtmf call_id=%s digit=%s", call.call_id, digit)
-        self._apply_ivr(call, session, session.on_digit(digit, time.time()))
+        stage = session.stage if session else call.state
+        log.info("dtmf call_id=%s digit=%r method=%s stage=%s", call.call_id, digit, method, stage)
+        self._publish("ivr.input", call, {"digit": digit, "method": method, "stage": stage,
+                                          "accepted": session is not None})
+        if session is not None:
+            self._apply_ivr(call, session, session.on_digit(digit, time.time()))
 
     def _on_play_done(self, call: Call, play_id: str) -> None:
         session = self._ivr.get(call.call_id)
         if session is not None:
             self._apply_ivr(call, session, session.on_play_done(play_id, time.time()))
-        elif play_id == "hold-intro" and call.state in ("queued", "offered"):
+        elif (play_id == call.hold_play_id or play_id.startswith("announce-")) and \
+                call.state in ("queued", "offered"):
             self._play_music(call)
+
+    def _play(self, call: Call, play_id: str, refs: list[tuple[str, str]], kind: str,
+              **extra: Any) -> None:
+        """Play prompts to the caller and say so on the bus (ivr.prompt)."""
+        self._send(call, "play", leg=call.customer.leg_id, loop=False, play_id=play_id,
+                   file=str(self.prompts.sequence(refs)))
+        self._publish("ivr.prompt", call, {"play_id": play_id, "kind": kind,
+                                           "prompts": [f"{lg}/{key}" for lg, key in refs],
+                                           **extra})
 
     def _apply_ivr(self, call: Call, session: IvrSession, actions: list[Any]) -> None:
         for action in actions:
             if isinstance(action, Play):
                 refs = [(p.language, p.key) for p in action.prompts]
-                self._send(call, "play", leg=call.customer.leg_id, loop=False,
-                           play_id=action.play_id, file=str(self.prompts.sequence(refs)))
+                done = any(isinstance(a, Done) for a in actions)
+                self._play(call, action.play_id, refs, "hold" if done else "menu")
+                if done:
+                    call.hold_play_id = action.play_id
             elif isinstance(action, StopPlay):
                 self._send(call, "stop_play", leg=call.customer.leg_id)
             elif isinstance(action, Done):
@@ -244,16 +259,36 @@ class CallFlow:
         call.state, call.queued_at = "queued", time.time()
         log.info("ivr done call_id=%s language=%s topic=%s path=%s", call.call_id,
                  call.language, call.topic, ",".join(call.ivr_path))
-        self._publish("call.ivr_done", call, {"language": call.language, "topic": call.topic,
-                                              "ivr_path": call.ivr_path})
-        self._send(call, "play", leg=call.customer.leg_id, loop=False, play_id="hold-intro",
-                   file=str(self.prompts.path(call.language, "please_hold")))
+        self._publish("ivr.done", call, {"language": call.language, "topic": call.topic,
+                                         "ivr_path": call.ivr_path})
+        self._schedule_announcement(call, self.settings.ivr.announce_first_s)
         self.plugins.call("cti_call_queued", call_id=call.call_id, call=call)
         self._publish("call.queued", call, {"language": call.language, "topic": call.topic,
                                             "priority": call.priority})
         self._apply_routing(self.distributor.add_call(
             call.call_id, language=call.language, topic=call.topic, priority=call.priority,
             now=time.time()))
+
+    def _schedule_announcement(self, call: Call, delay: float) -> None:
+        if delay <= 0:
+            return
+        handle = asyncio.get_running_loop().call_later(delay, self._announce, call)
+        self._announce_timers[call.call_id] = handle
+
+    def _announce(self, call: Call) -> None:
+        """Tell a waiting caller their position and expected wait, then music again."""
+        self._announce_timers.pop(call.call_id, None)
+        if call.state == "ended":
+            return
+        position = self.distributor.position(call.call_id) if call.state == "queued" else None
+        if position is not None and call.language:
+            wait = self.distributor.expected_wait_s(call.call_id, time.time())
+            call.announcements += 1
+            refs = [(r.language, r.key)
+                    for r in wait_announcement(call.language, position, wait)]
+            self._play(call, f"announce-{call.announcements}", refs, "announcement",
+                       position=position, expected_wait_s=wait)
+        self._schedule_announcement(call, self.settings.ivr.announce_every_s)
 
     def _play_music(self, call: Call) -> None:
         self._send(call, "play", leg=call.customer.leg_id, loop=True, play_id="music",
@@ -400,8 +435,9 @@ class CallFlow:
         was = call.state
         call.state, call.ended_at, call.end_reason = "ended", time.time(), reason
         self._ivr.pop(call.call_id, None)
-        if (t := self._ivr_timers.pop(call.call_id, None)) is not None:
-            t.cancel()
+        for timers in (self._ivr_timers, self._announce_timers):
+            if (t := timers.pop(call.call_id, None)) is not None:
+                t.cancel()
         if worker_alive:
             for leg in call.legs:
                 if leg.state != "disconnected":

@@ -25,6 +25,7 @@ from cti.edge.render import EdgeSettings, WorkerTarget
 from cti.edge.rpc import EdgeRpc
 from cti.events import EventBus
 from cti.ivr import required_prompts
+from cti.ivr.announce import announcement_prompts
 from cti.plugins import PluginHost
 from cti.store.db import Store
 
@@ -57,6 +58,7 @@ def prepare(settings: Settings) -> tuple[PluginHost, PromptLibrary]:
     refs = {(r.language, r.key) for r in required_prompts(ivr_config(settings))}
     langs = {m.code for m in settings.ivr.languages}
     refs |= {(lang, "please_hold") for lang in langs}
+    refs |= {(r.language, r.key) for r in announcement_prompts(sorted(langs))}
     missing = prompts.missing(sorted(refs))
     if missing:
         lang, key = missing[0]

@@ -290,8 +290,12 @@ class IvrSession:
                 name="lang",
                 options=config.languages,
                 default=lambda: self._fallback_language,
+                # The guessed language (from the caller's country) is offered first;
+                # the digits stay those of the menu.
                 prompts=lambda: tuple(
-                    PromptRef(code, "language_offer") for code in config.language_values()
+                    PromptRef(code, "language_offer")
+                    for code in sorted(config.language_values(),
+                                       key=lambda c: c != self._fallback_language)
                 ),
                 lead_in=lambda: (PromptRef(self._language, "welcome"),),
             ),

@@ -73,6 +73,9 @@ class Commands:
         if not leg_id or leg_id in self.legs:
             raise CommandError("leg id missing or already in use")
         self._check_call_rate()
+        # A call that ended earlier in this same batch of commands still holds its
+        # pjsua slot until its Call object is freed: free due objects first.
+        self._free_parked()
         # The registered account carries the digest credentials for 401/407.
         acc = self._reg_acc or self._local_acc
         assert acc is not None

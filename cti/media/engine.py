@@ -136,6 +136,9 @@ class Engine(Commands):
         try:
             while not self._stopping:
                 self._ep.libHandleEvents(self._poll_ms())
+                # Free due objects first: a Call dropped in this poll releases its
+                # pjsua slot before a queued dial needs it (else PJ_ETOOMANY).
+                self._free_parked()
                 self._drain()
                 self._free_parked()
                 if time.monotonic() - last_gc > 30:

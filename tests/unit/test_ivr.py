@@ -20,7 +20,11 @@ from cti.ivr import (
     required_prompts,
 )
 
-LANG_OFFERS = tuple(PromptRef(code, "language_offer") for code in ("nl", "en", "es", "tr"))
+
+def lang_offers(first: str = "en") -> tuple[PromptRef, ...]:
+    """The language offers, the guessed (or default) language first, then menu order."""
+    order = [first] + [c for c in ("nl", "en", "es", "tr") if c != first]
+    return tuple(PromptRef(code, "language_offer") for code in order)
 
 
 def only_play(actions: list[Action]) -> Play:
@@ -40,7 +44,7 @@ def finish_play(session: IvrSession, play: Play, now: float) -> None:
 
 def test_happy_path_spanish_visa() -> None:
     session, welcome = started()
-    assert welcome.prompts == (PromptRef("en", "welcome"), *LANG_OFFERS)
+    assert welcome.prompts == (PromptRef("en", "welcome"), *lang_offers("en"))
     finish_play(session, welcome, 10.0)
     topic_menu = only_play(session.on_digit("3", 11.0))
     assert topic_menu.prompts == (PromptRef("es", "topic_menu"),)
@@ -94,7 +98,7 @@ def test_invalid_digit_replays_the_menu() -> None:
     session, welcome = started(guess="nl")
     finish_play(session, welcome, 3.0)
     replay = only_play(session.on_digit("7", 4.0))
-    assert replay.prompts == (PromptRef("nl", "invalid"), *LANG_OFFERS)
+    assert replay.prompts == (PromptRef("nl", "invalid"), *lang_offers("nl"))
     assert session.deadline is None
     assert session.stage == "lang"
     finish_play(session, replay, 9.0)
@@ -115,7 +119,7 @@ def test_no_input_replays_the_menu() -> None:
     session, welcome = started()
     finish_play(session, welcome, 5.0)
     replay = only_play(session.on_timer(11.0))
-    assert replay.prompts == (PromptRef("en", "no_input"), *LANG_OFFERS)
+    assert replay.prompts == (PromptRef("en", "no_input"), *lang_offers("en"))
     assert session.deadline is None
     assert session.on_timer(30.0) == []  # no timer while the replay plays
 
@@ -187,7 +191,8 @@ def test_zero_retries_takes_the_default_at_once() -> None:
 def test_guessed_language_welcome_and_retry_prompts() -> None:
     session, welcome = started(guess="es")
     assert welcome.prompts[0] == PromptRef("es", "welcome")
-    assert welcome.prompts[1:] == LANG_OFFERS  # each offer in its own language
+    # each offer in its own language, the guessed one first: "Para español, pulse 3"
+    assert welcome.prompts[1:] == lang_offers("es")
     assert session.language == "es"
 
 

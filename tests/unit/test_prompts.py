@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cti.ivr.announce import ANNOUNCE_KEYS
 from cti.prompts import (
     BuildReport,
     PromptError,
@@ -55,12 +56,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, BuildReport]:
 
 def test_build_writes_8khz_16bit_mono(built: tuple[Path, BuildReport]) -> None:
     cache, report = built
-    assert sorted(report.built) == [("en", "invalid"), ("en", "welcome"), ("music", "hold")]
-    for rel in ("en/welcome.wav", "en/invalid.wav", "music/hold.wav"):
+    numbers = [("en", f"number_{n}") for n in range(1, 21)]  # spoken for announcements
+    assert sorted(report.built) == sorted(
+        [("en", "invalid"), ("en", "welcome"), ("music", "hold"), *numbers])
+    for rel in ("en/welcome.wav", "en/invalid.wav", "music/hold.wav", "en/number_7.wav"):
         rate, channels, width, frames = wav_info(cache / rel)
         assert (rate, channels, width) == (8000, 1, 2)
-        assert frames > 4000
-    assert report.counts("en") == {"prompts": 2, "built": 2, "unchanged": 0, "overridden": 0}
+        assert frames > 2000
+    assert report.counts("en") == {"prompts": 22, "built": 22, "unchanged": 0, "overridden": 0}
 
 
 def test_music_on_hold_is_long_and_avoids_test_tones(built: tuple[Path, BuildReport]) -> None:
@@ -83,14 +86,18 @@ def test_rebuild_only_what_changed(tmp_path: Path) -> None:
 
     again = build_prompts(texts, cache)
     assert again.built == []
-    assert sorted(again.unchanged) == [("en", "invalid"), ("en", "welcome"), ("music", "hold")]
+    assert sorted(again.unchanged) == sorted([("en", "invalid"), ("en", "welcome"),
+                                              ("music", "hold"),
+                                              *[("en", f"number_{n}") for n in range(1, 21)]])
     assert (cache / "en" / "welcome.wav").stat().st_mtime_ns == stamp
 
     write_texts(texts, invalid="Not a valid choice.")
     assert build_prompts(texts, cache).built == [("en", "invalid")]
 
     write_texts(texts, voice="en-us", invalid="Not a valid choice.")
-    assert sorted(build_prompts(texts, cache).built) == [("en", "invalid"), ("en", "welcome")]
+    rebuilt = sorted(build_prompts(texts, cache).built)
+    assert rebuilt[:2] == [("en", "invalid"), ("en", "number_1")]  # a new voice: all again
+    assert ("en", "welcome") in rebuilt and len(rebuilt) == 22
 
     (cache / "en" / "welcome.wav").unlink()  # deleted by hand: rebuilt
     assert build_prompts(texts, cache).built == [("en", "welcome")]
@@ -179,7 +186,7 @@ def test_repo_prompt_file() -> None:
     assert set(catalog) >= {"nl", "en", "es", "tr"}
     for lang in ("nl", "en", "es", "tr"):
         assert catalog[lang].voice == lang
-        assert set(catalog[lang].texts) == set(KEYS)
+        assert set(catalog[lang].texts) == set(KEYS) | set(ANNOUNCE_KEYS)
     assert catalog["nl"].texts["language_offer"] == "Voor Nederlands, toets 1."
     assert catalog["en"].texts["language_offer"] == "For English, press 2."
     assert catalog["es"].texts["language_offer"] == "Para español, pulse 3."
@@ -191,7 +198,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["build", "--texts", str(texts), "--cache", str(tmp_path / "c")]
     assert main_build(argv) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == ["en: 2 prompts, 2 built, 0 unchanged, 0 overridden",
+    assert out == ["en: 22 prompts, 22 built, 0 unchanged, 0 overridden",
                    "music: 1 prompts, 1 built, 0 unchanged, 0 overridden"]  # fmt: skip
     assert main_build(argv[1:]) == 0  # "build" is optional
     assert "2 unchanged" in capsys.readouterr().out

@@ -1,0 +1,126 @@
+"""The IVR with real calls: language guessed first, no input, invalid digits, SIP INFO,
+and position announcements that match the distributor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.audio import write_tone
+from tests.e2e.gateway_harness import PROMPT_CACHE, Advisor, call_hotline, running_gateway
+from tests.peers.phone import Phone
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def short_prompts(tmp_path: Path) -> Path:
+    """Recorded-prompt overrides of 0.3 s for every prompt: the IVR's logic, not
+    espeak's speed, sets the pace of these tests (the override folder is the
+    product's own mechanism for recorded prompts)."""
+    root = tmp_path / "prompts"
+    for wav in PROMPT_CACHE.glob("*/*.wav"):
+        if wav.parent.name in ("music", "_joined"):
+            continue
+        dest = root / wav.parent.name / wav.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_tone(dest, 600, 0.3)
+    return root
+
+
+def _gateway(tmp_path: Path, prompts: Path, **ivr: object):  # noqa: ANN202
+    settings = {f"ivr__{k}": v for k, v in ivr.items()}
+    return running_gateway(tmp_path, prompts={
+        "texts": str(Path(__file__).parents[2] / "config" / "prompts.yaml"),
+        "cache_dir": str(PROMPT_CACHE), "override_dir": str(prompts)}, **settings)
+
+
+def _events(gw, type_: str, call_id: str | None = None) -> list[dict]:  # noqa: ANN001
+    return [e for e in gw.bus.since(0)
+            if e["type"] == type_ and (call_id is None or e["call_id"] == call_id)]
+
+
+async def _wait(gw, type_: str, timeout: float = 15, **data: object) -> dict:  # noqa: ANN001
+    def match(e: dict) -> bool:
+        return e["type"] == type_ and all(e["data"].get(k) == v for k, v in data.items())
+
+    past = [e for e in gw.bus.since(0) if match(e)]
+    return past[0] if past else await gw.bus.wait_for(match, timeout)
+
+
+async def test_a_spanish_number_hears_the_spanish_offer_first(
+    tmp_path: Path, short_prompts: Path,
+) -> None:
+    async with _gateway(tmp_path, short_prompts) as gw, Phone(name="+34911234567") as caller:
+        await call_hotline(caller, gw)
+        first = await _wait(gw, "ivr.prompt", kind="menu")
+        assert first["data"]["prompts"][:3] == ["es/welcome", "es/language_offer",
+                                                 "nl/language_offer"]
+
+
+async def test_no_input_reaches_the_default_queue_in_the_guessed_language(
+    tmp_path: Path, short_prompts: Path,
+) -> None:
+    async with _gateway(tmp_path, short_prompts, digit_timeout_s=0.5, max_retries=1) as gw, \
+            Phone(name="+905321234567") as caller:
+        await call_hotline(caller, gw)
+        done = await _wait(gw, "ivr.done", timeout=20)
+        assert done["data"]["language"] == "tr"
+        assert done["data"]["topic"] == gw.settings.ivr.default_topic
+        assert done["data"]["ivr_path"] == ["lang:timeout->tr", "topic:timeout->travel_advice"]
+        kinds = [e["data"]["prompts"][0] for e in _events(gw, "ivr.prompt", done["call_id"])]
+        assert "tr/no_input" in kinds  # one retry before the default
+        assert gw.flow.distributor.waiting_calls() == [done["call_id"]]  # queued, not hung up
+
+
+async def test_an_invalid_digit_gets_the_retry_prompt(tmp_path: Path, short_prompts: Path) -> None:
+    async with _gateway(tmp_path, short_prompts) as gw, Phone(name="+442079460123") as caller:
+        leg = await call_hotline(caller, gw, "7")
+        retry = await _wait(gw, "ivr.prompt", timeout=10,
+                            prompts=["en/invalid", "en/language_offer", "nl/language_offer",
+                                     "es/language_offer", "tr/language_offer"])
+        inputs = _events(gw, "ivr.input", retry["call_id"])
+        assert [(e["data"]["digit"], e["data"]["stage"]) for e in inputs] == [("7", "lang")]
+        for d in "23":
+            await caller.command("send_dtmf", leg=leg, digits=d)
+        done = await _wait(gw, "ivr.done")
+        assert done["data"]["ivr_path"] == ["lang:en", "topic:travel_advice"]
+
+
+async def test_sip_info_digits_work_like_rfc2833(tmp_path: Path, short_prompts: Path) -> None:
+    async with _gateway(tmp_path, short_prompts) as gw, Phone(name="+34911234567") as caller:
+        leg = await call_hotline(caller, gw)
+        await caller.command("send_dtmf", leg=leg, digits="3", method="info")
+        await _wait(gw, "ivr.input", digit="3")
+        await caller.command("send_dtmf", leg=leg, digits="2", method="info")
+        done = await _wait(gw, "ivr.done")
+        assert (done["data"]["language"], done["data"]["topic"]) == ("es", "visa")
+        assert {e["data"]["method"] for e in _events(gw, "ivr.input")} == {"info"}
+
+
+async def test_position_announcements_match_the_distributor(
+    tmp_path: Path, short_prompts: Path,
+) -> None:
+    async with _gateway(tmp_path, short_prompts, announce_first_s=0.5, announce_every_s=1) as gw, \
+            Advisor(gw, "sofia") as sofia, \
+            Phone(name="+34911234567") as first, Phone(name="+34911234568") as second:
+        await sofia.set_state("away")  # logged in, not free: the wait can be estimated
+        await call_hotline(first, gw, "32")
+        call1 = (await _wait(gw, "ivr.done"))["call_id"]
+        await call_hotline(second, gw, "32")
+        call2 = (await gw.bus.wait_for(
+            lambda e: e["type"] == "ivr.done" and e["call_id"] != call1, 15))["call_id"]
+        ann = await gw.bus.wait_for(
+            lambda e: e["type"] == "ivr.prompt" and e["call_id"] == call2
+            and e["data"]["kind"] == "announcement", 10)
+        d = gw.flow.distributor
+        assert ann["data"]["position"] == d.position(call2) == 2
+        expected = d.expected_wait_s(call2)
+        assert ann["data"]["expected_wait_s"] == pytest.approx(expected, abs=1)
+        minutes = -(-int(expected) // 60)
+        assert ann["data"]["prompts"] == ["es/position_intro", "es/number_2", "es/wait_intro",
+                                          f"es/number_{minutes}", "es/minutes"]
+        first_ann = [e for e in _events(gw, "ivr.prompt", call1)
+                     if e["data"]["kind"] == "announcement"]
+        assert first_ann and first_ann[0]["data"]["position"] == 1
