@@ -105,3 +105,21 @@ async def _wait_bus(gw, type_: str, timeout: float = 15) -> dict:  # noqa: ANN00
     if past:
         return past[0]
     return await gw.bus.wait_for(lambda e: e["type"] == type_, timeout)
+
+
+async def test_caller_hangs_up_while_the_advisor_rings(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path) as gw, Advisor(gw, "sofia") as sofia, \
+            Phone(name="+34911234567") as caller:
+        await sofia.set_state("available")
+        leg = await call_hotline(caller, gw, "32")
+        offered = await sofia.stream.wait_for("call.offered", timeout=15)
+        ringing = await sofia.phone.wait_for("leg.incoming", timeout=10)
+        await caller.command("hangup", leg=leg)
+        # The advisor's phone stops ringing, she is free again, nothing is left over.
+        await sofia.phone.wait_for("leg.state", leg=ringing["leg"], state="disconnected")
+        ended = await sofia.stream.wait_for("call.ended", call_id=offered["call_id"])
+        assert ended["data"]["reason"] == "caller_abandoned"
+        assert gw.flow.distributor.advisor_state("sofia").value == "available"
+        assert len(gw.flow.calls) == 0 and gw.flow.distributor.waiting_calls() == []
+        (offer,) = gw.store.offers(offered["call_id"])
+        assert offer["outcome"] == "caller_abandoned"
