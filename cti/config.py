@@ -64,12 +64,45 @@ class MenuEntry(_Model):
     name: str
 
 
+class OpeningHours(_Model):
+    timezone: str = "Europe/Amsterdam"
+    # Per day "HH:MM-HH:MM[, ...]"; a day left out is closed.
+    days: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], str]
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (e.g. Europe/Amsterdam)") from None
+        return v
+
+    @field_validator("days")
+    @classmethod
+    def _spans(cls, v: dict[str, str]) -> dict[str, str]:
+        from cti.ivr.hours import parse_spans
+
+        for day, text in v.items():
+            try:
+                parse_spans(text)
+            except ValueError as e:
+                raise ValueError(f"{day}: {e}") from None
+        return v
+
+
 class IvrSettings(_Model):
     default_language: str = "en"
     default_topic: str = "travel_advice"
     digit_timeout_s: float = Field(6.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
     emergency_topics: list[str] = ["emergency"]
+    # None: open 24/7. Outside the hours callers hear the "closed" prompt.
+    opening_hours: OpeningHours | None = None
+    # A prompt key played to every caller after the welcome (a crisis message).
+    notice: str | None = None
     # Position and expected-wait announcements while a caller waits (0: never).
     announce_first_s: float = Field(15.0, ge=0)
     announce_every_s: float = Field(45.0, ge=0)

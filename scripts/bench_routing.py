@@ -49,11 +49,18 @@ def main() -> None:
     d = Distributor([profile(i, rng) for i in range(args.advisors)], escalation=STEPS,
                     aging_per_s=1 / 60, wrap_up_s=5, offer_timeout_s=15)
     timings: list[float] = []
+    per_method: dict[str, list[float]] = {}
+    with_offer: list[float] = []  # latencies of the public calls that made an offer
+    n_offers = 0
 
     def timed(fn, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
         t0 = time.perf_counter()
         out = fn(*a, **kw)
-        timings.append(time.perf_counter() - t0)
+        dt = time.perf_counter() - t0
+        timings.append(dt)
+        per_method.setdefault(fn.__name__, []).append(dt * 1000)
+        if any(isinstance(x, Offer) for x in out):
+            with_offer.append(dt * 1000)
         return out
 
     now = 0.0
@@ -61,14 +68,22 @@ def main() -> None:
     connected: list[str] = []
 
     def absorb(actions: list) -> None:  # noqa: ANN001
+        nonlocal n_offers
         for a in actions:
             if isinstance(a, Offer):
                 offered.add(a.call_id)
+                n_offers += 1
 
-    for i in range(args.calls):  # the queue fills while everyone is logged out
+    # the queue fills over the last 5 minutes while everyone is logged out, so
+    # escalation steps fall due all through the run (not all at one instant)
+    for i in range(args.calls):
+        now = -300.0 + 300.0 * i / args.calls
         absorb(d.add_call(f"c{i}", language=rng.choice(LANGS), topic=rng.choice(TOPICS),
                           priority=rng.choice((0, 0, 0, 10)), now=now))
+    d.tick(0.0)  # setup: the escalation steps the backlog reached while it was queued
     timings.clear()
+    per_method.clear()
+    with_offer.clear()
     names = d.advisor_names()
     next_call = args.calls
     t_start = time.perf_counter()
@@ -98,7 +113,17 @@ def main() -> None:
     print(f"decisions: {len(ms)}; latency p50 {pct(ms, 0.5):.3f} ms, p99 {pct(ms, 0.99):.3f} ms, "
           f"max {max(ms):.2f} ms; {len(ms) / sum(timings):.0f} decisions/s "
           f"({len(ms) / wall:.0f}/s wall incl. the driver)")
-    print(f"waiting at the end: {len(d.waiting_calls())}")
+    for name, xs in sorted(per_method.items()):
+        print(f"  {name:15s} n={len(xs):6d} p50 {pct(xs, 0.5):.3f} ms  p99 {pct(xs, 0.99):.3f} ms"
+              f"  max {max(xs):.2f} ms")
+    if with_offer:
+        print(f"  calls that made an offer: n={len(with_offer)} p50 {pct(with_offer, 0.5):.3f} ms"
+              f"  p99 {pct(with_offer, 0.99):.3f} ms  max {max(with_offer):.2f} ms")
+    print(f"offers made: {n_offers}; waiting at the end: {len(d.waiting_calls())}")
+    cmd = " ".join(["python scripts/bench_routing.py", *sys.argv[1:]])
+    print(f"| {args.advisors} advisors, {args.calls} calls, {args.seconds} s simulated "
+          f"| p50 {pct(ms, 0.5):.3f} ms | p99 {pct(ms, 0.99):.3f} ms "
+          f"| {len(ms) / sum(timings):.0f} decisions/s | {n_offers} offers | `{cmd}` |")
 
 
 if __name__ == "__main__":

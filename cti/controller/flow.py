@@ -19,8 +19,9 @@ from cti.controller.prompts import PromptLibrary
 from cti.controller.skills import SkillBook, Skills
 from cti.controller.workers import WorkerCommandError, WorkerLink, WorkerPool
 from cti.events import EventBus, make_event
-from cti.ivr import Done, IvrConfig, IvrSession, MenuOption, Play, StopPlay
+from cti.ivr import Done, Hangup, IvrConfig, IvrSession, MenuOption, Play, StopPlay
 from cti.ivr.announce import wait_announcement
+from cti.ivr.hours import is_open
 from cti.plugins import PluginHost
 from cti.routing import (
     AdvisorChanged,
@@ -170,8 +171,12 @@ class CallFlow:
     def _on_media(self, call: Call, msg: dict[str, Any]) -> None:
         if msg.get("leg") == call.customer.leg_id and call.state == "incoming":
             call.state = "ivr"
-            guess = self.settings.ivr.country_languages.get(call.caller_country or "")
-            session = IvrSession(self.ivr_config, guessed_language=guess)
+            ivr = self.settings.ivr
+            guess = ivr.country_languages.get(call.caller_country or "")
+            hours = ivr.opening_hours
+            open_now = hours is None or is_open(hours.days, hours.timezone, time.time())
+            session = IvrSession(self.ivr_config, guessed_language=guess, open_now=open_now,
+                                 notice=ivr.notice)
             self._ivr[call.call_id] = session
             self._apply_ivr(call, session, session.start(time.time()))
 
@@ -230,6 +235,10 @@ class CallFlow:
                 self._send(call, "stop_play", leg=call.customer.leg_id)
             elif isinstance(action, Done):
                 self._ivr_done(call, action)
+                return
+            elif isinstance(action, Hangup):
+                call.ivr_path = list(session.path)
+                self._end_call(call, action.reason)
                 return
         self._arm_ivr_timer(call, session)
 

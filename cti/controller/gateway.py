@@ -59,6 +59,10 @@ def prepare(settings: Settings) -> tuple[PluginHost, PromptLibrary]:
     langs = {m.code for m in settings.ivr.languages}
     refs |= {(lang, "please_hold") for lang in langs}
     refs |= {(r.language, r.key) for r in announcement_prompts(sorted(langs))}
+    if settings.ivr.opening_hours is not None:
+        refs |= {(lang, "closed") for lang in langs}
+    if settings.ivr.notice:
+        refs |= {(lang, settings.ivr.notice) for lang in langs}
     missing = prompts.missing(sorted(refs))
     if missing:
         lang, key = missing[0]

@@ -154,7 +154,14 @@ class Done:
     path: tuple[str, ...]
 
 
-Action = Play | StopPlay | Done
+@dataclass(frozen=True)
+class Hangup:
+    """End the call after what was played (e.g. the line is closed)."""
+
+    reason: str
+
+
+Action = Play | StopPlay | Done | Hangup
 
 
 @dataclass(frozen=True)
@@ -187,8 +194,15 @@ class IvrSession:
     ignored. The digit timer starts when the menu prompt has finished.
     """
 
-    def __init__(self, config: IvrConfig, *, guessed_language: str | None = None) -> None:
+    def __init__(
+        self, config: IvrConfig, *, guessed_language: str | None = None,
+        open_now: bool = True, notice: str | None = None,
+    ) -> None:
+        """``open_now``: False outside opening hours (welcome, "closed", hang up);
+        ``notice``: a prompt key played after the welcome (e.g. a crisis message)."""
         self._config = config
+        self._open = open_now
+        self._notice = notice
         known = guessed_language in config.language_values()
         # An unknown guess (country code of a language we do not serve) is dropped.
         self._fallback_language = guessed_language if known else config.default_language
@@ -241,11 +255,16 @@ class IvrSession:
         """Play the welcome followed by the first menu."""
         if self._menu_index >= 0:
             raise RuntimeError("IVR session already started")
+        if not self._open:
+            self._menu_index = 0
+            self.path.append("closed")
+            return [self._new_play((PromptRef(self._language, "welcome"),
+                                    PromptRef(self._language, "closed")))]
         return self._enter_menu(0)
 
     def on_digit(self, digit: str, now: float) -> list[Action]:
         """A DTMF digit: barge-in on a playing prompt, then select or retry."""
-        if self._done or self._menu_index < 0:
+        if self._done or self._menu_index < 0 or not self._open:
             return []
         actions: list[Action] = []
         if self._playing is not None:
@@ -266,6 +285,9 @@ class IvrSession:
         if self._done or play_id != self._playing:
             return []
         self._playing = None
+        if not self._open:  # the closed message was heard: end the call
+            self._done = True
+            return [Hangup("closed")]
         self._deadline = now + self._config.digit_timeout_s
         return []
 
@@ -297,7 +319,8 @@ class IvrSession:
                     for code in sorted(config.language_values(),
                                        key=lambda c: c != self._fallback_language)
                 ),
-                lead_in=lambda: (PromptRef(self._language, "welcome"),),
+                lead_in=lambda: (PromptRef(self._language, "welcome"),) + (
+                    (PromptRef(self._language, self._notice),) if self._notice else ()),
             ),
             _Menu(
                 name="topic",

@@ -45,9 +45,11 @@ from cti.routing.model import (
     Requirements,
 )
 from cti.routing.trace import build_trace
+from cti.routing.views import advisor_view, call_view, queue_views
 
 STRATEGIES = ("best_match", "longest_idle", "least_talk_time", "round_robin")
 DEFAULT_HANDLE_S = 180.0  # expected handle time before any call was measured
+HANDLE_WINDOW = 100  # ended calls in the rolling average handle time
 
 
 @dataclass
@@ -144,7 +146,8 @@ class Distributor:
         self._timers: list[tuple[float, int, str, str]] = []  # (at, seq, kind, id)
         self._dirty_calls: set[str] = set()
         self._dirty_advisors: set[str] = set()
-        self._handle_times: deque[float] = deque(maxlen=100)
+        self._handle_times: deque[float] = deque(maxlen=HANDLE_WINDOW)
+        self._held: dict[str, set[str]] = {}  # preferred advisor -> calls that prefer them
         self._seq = itertools.count()
         self._offers = itertools.count()
         self._now = 0.0
@@ -170,6 +173,7 @@ class Distributor:
         self._index_languages(profile, add=True)
         self._set_available(adv, available)
         self._dirty_advisors.add(adv.name)
+        self._dirty_calls.update(self._held.get(adv.name, ()))
         return [] if now is None else self._dispatch(self._clock(now))
 
     def set_state(
@@ -193,10 +197,18 @@ class Distributor:
             return []
         return [self._change(adv, target, reason, now), *self._dispatch(now)]
 
-    def reset_day(self) -> None:
-        """Start a new day for the least-talk-time strategy."""
+    def reset_day(self, now: float | None = None) -> None:
+        """Start a new day for the least-talk-time strategy (talk seconds back to 0).
+
+        A call connected across the reset counts from ``now`` (when given).
+        """
         for adv in self._advisors.values():
             adv.talk_s = 0.0
+        if now is not None:
+            self._clock(now)
+            for call in self._calls.values():
+                if call.accepted_at is not None and call.accepted_at < now:
+                    call.accepted_at = now
 
     # -- calls --------------------------------------------------------------
 
@@ -219,11 +231,12 @@ class Distributor:
         if preferred_advisor in self._advisors:
             call.preferred_until = now + self.preferred_wait_s
             self._push_timer(call.preferred_until, "step", call_id)
+            self._held.setdefault(preferred_advisor, set()).add(call_id)
         for step in steps[1:]:
             self._push_timer(now + step.after_s, "step", call_id)
         self._calls[call_id] = call
         self._enqueue(call)
-        return self._dispatch(now)
+        return [*self._escalate(call, now), *self._dispatch(now)]
 
     def remove_call(self, call_id: str, now: float) -> list[Action]:
         """The caller hung up (waiting, offered or connected). Unknown ids: []."""
@@ -322,9 +335,7 @@ class Distributor:
         )
         if able == 0:
             return None
-        handle = (sum(self._handle_times) / len(self._handle_times)
-                  if self._handle_times else DEFAULT_HANDLE_S)
-        return round(pos * handle / able, 1)
+        return round(pos * self.avg_handle_s() / able, 1)
 
     def offered_to(self, call_id: str) -> str | None:
         call = self._call(call_id)
@@ -336,10 +347,19 @@ class Distributor:
         calls = sorted(self._calls.values(), key=lambda c: c.key)
         return {
             "now": now,
-            "advisors": [self._advisor_view(a) for a in self._advisors.values()],
-            "calls": [self._call_view(c, now) for c in calls],
+            "strategy": self.strategy,
+            "avg_handle_s": round(self.avg_handle_s(), 1),
+            "advisors": [advisor_view(a, now) for a in self._advisors.values()],
+            "calls": [call_view(self, c, now) for c in calls],
             "waiting": self.waiting_calls(),
+            "queues": queue_views(self, now),
         }
+
+    def avg_handle_s(self) -> float:
+        """Mean talk + wrap-up of the last 100 ended calls (180 s before any)."""
+        if not self._handle_times:
+            return DEFAULT_HANDLE_S
+        return sum(self._handle_times) / len(self._handle_times)
 
     # -- internals: lookups and indexes -------------------------------------
 
@@ -411,10 +431,19 @@ class Distributor:
             return self._settle(self._advisors[ident], now)
         call = self._calls[ident]  # an escalation step (or the preferred wait) passed
         self._dirty_calls.add(ident)
+        return self._escalate(call, now)
+
+    def _escalate(self, call: _Call, now: float) -> list[Action]:
+        """Escalated once per step marked ``escalate``, when a waiting call is in it.
+
+        A step reached while the call was ringing an advisor counts when the
+        call is back in the queue; a clock jump over several steps reports the
+        last one only.
+        """
         index, step = call.step(now)
         if step.escalate and index not in call.escalated:
             call.escalated.add(index)
-            return [Escalated(ident, index)]
+            return [Escalated(call.call_id, index)]
         return []
 
     # -- internals: transitions ---------------------------------------------
@@ -427,7 +456,7 @@ class Distributor:
         if state is AdvisorState.AVAILABLE:
             self._dirty_advisors.add(adv.name)
         adv.state, adv.reason, adv.since = state, reason, now
-        return AdvisorChanged(adv.name, state, reason)
+        return AdvisorChanged(adv.name, state, reason, now)
 
     def _settle(self, adv: _Advisor, now: float, missed_reason: str | None = None) -> list[Action]:
         """Free an advisor: the pending state, AWAY after too many misses, or AVAILABLE."""
@@ -450,7 +479,7 @@ class Distributor:
         call.last_failed_by = adv.name
         self._enqueue(call)
         adv.missed += 1
-        return self._settle(adv, now, missed_reason=reason)
+        return [*self._settle(adv, now, missed_reason=reason), *self._escalate(call, now)]
 
     def _wrap_up_for(self, topic: str) -> float:
         w = self.wrap_up_s
@@ -462,6 +491,8 @@ class Distributor:
         if call is None:
             return []
         self._dirty_calls.discard(call_id)
+        if call.preferred in self._held:
+            self._held[call.preferred].discard(call_id)
         if call.status is CallStatus.WAITING:
             self._dequeue(call)
             return []
@@ -510,9 +541,12 @@ class Distributor:
         return actions
 
     def _gap(self, adv: _Advisor, call: _Call, step: EscalationStep, now: float) -> str | None:
-        if call.preferred and call.preferred != adv.name and now < call.preferred_until \
-                and self._advisors[call.preferred].state is not AdvisorState.LOGGED_OUT:
-            return f"kept for preferred advisor {call.preferred}"
+        """Why this advisor's skills may not take the call now (state not checked)."""
+        if call.preferred and call.preferred != adv.name and now < call.preferred_until:
+            pref = self._advisors[call.preferred]
+            if pref.state is not AdvisorState.LOGGED_OUT \
+                    and skill_gap(pref.profile, call.requirements, step, now) is None:
+                return f"kept for preferred advisor {call.preferred}"
         return skill_gap(adv.profile, call.requirements, step, now)
 
     def _best_call_for(self, adv: _Advisor, now: float) -> _Call | None:
@@ -566,26 +600,3 @@ class Distributor:
         adv.last_offer = next(self._offers)
         changed = self._change(adv, AdvisorState.RESERVED, None, now)
         return [Offer(call.call_id, adv.name, trace), changed]
-
-    # -- internals: views ---------------------------------------------------
-
-    def _advisor_view(self, adv: _Advisor) -> dict[str, Any]:
-        p = adv.profile
-        return {
-            "name": p.name, "state": adv.state.value, "reason": adv.reason,
-            "since": adv.since, "call_id": adv.call_id,
-            "pending": None if adv.pending is None else adv.pending[0].value,
-            "languages": dict(p.languages), "topics": dict(p.topics),  # type: ignore[arg-type]
-            "trainings": sorted(p.trainings), "talk_s": round(adv.talk_s, 1),
-        }
-
-    def _call_view(self, call: _Call, now: float) -> dict[str, Any]:
-        req = call.requirements
-        index, _ = call.step(now)
-        return {
-            "call_id": call.call_id, "status": call.status.value, "language": req.language,
-            "topic": req.topic, "trainings": sorted(req.trainings), "priority": call.priority,
-            "enqueued_at": call.enqueued_at, "waited_s": max(0.0, now - call.enqueued_at),
-            "advisor": call.advisor, "position": self.position(call.call_id),
-            "step": index, "expected_wait_s": self.expected_wait_s(call.call_id, now),
-        }

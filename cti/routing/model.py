@@ -135,11 +135,16 @@ class OfferRevoked:
 
 @dataclass(frozen=True)
 class AdvisorChanged:
-    """An advisor's state (or away reason) changed."""
+    """An advisor's state (or away reason) changed at ``at`` (the ``now`` of the call).
+
+    ``at`` does not take part in equality (like ``Offer.trace``), so an action
+    can be compared with ``AdvisorChanged(name, state, reason)``.
+    """
 
     advisor: str
     state: AdvisorState
     reason: str | None
+    at: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

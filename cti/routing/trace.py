@@ -22,6 +22,8 @@ def _state_reason(adv: _Advisor) -> str | None:
         return f"away ({adv.reason})" if adv.reason else "away"
     if adv.state is AdvisorState.LOGGED_OUT:
         return "logged out"
+    if adv.state is AdvisorState.RESERVED:
+        return "reserved"
     return f"busy ({adv.state.value})"
 
 
@@ -31,9 +33,13 @@ def build_trace(
 ) -> dict[str, Any]:
     """A JSON-able record of one decision.
 
-    Only advisors who speak the call's language are named (at most 50, then
-    counted by reason); the others are counted as "wrong language". That keeps
-    a decision cheap with a thousand advisors.
+    ``candidates``: the advisors able to take the call now (skills and state),
+    best first by the strategy's rank, at most 10. ``excluded``: advisor ->
+    reason for the first 50 (by name) advisors who speak the call's language
+    but may not take it; ``excluded_counts``: every excluded advisor counted
+    by reason ("busy (...)" counted as "busy"), including those who do not
+    speak the language at all ("wrong language", never named). That keeps a
+    decision cheap with a thousand advisors.
     """
     req = call.requirements
     speakers = dist._by_language.get(req.language, set())
@@ -44,6 +50,8 @@ def build_trace(
         adv = dist._advisors[name]
         reason = dist._gap(adv, call, step, now) or (
             None if adv is chosen else _state_reason(adv))
+        if reason is None and adv is not chosen and name == call.last_failed_by:
+            reason = "missed this call just before"
         if reason is None:
             candidates.append({"advisor": name, "score": match_score(adv.profile, req),
                                "rank": list(dist._rank(adv, call))})

@@ -53,7 +53,17 @@ def _missing_prompts(d: dict) -> None:
     d["prompts"]["override_dir"] = d["store"]["path"] + ".no-overrides"
 
 
+def _unknown_notice(d: dict) -> None:
+    d["ivr"]["notice"] = "crisis_kabul"
+
+
+def _bad_hours(d: dict) -> None:
+    d["ivr"]["opening_hours"] = {"days": {"mon": "8-12"}}
+
+
 @pytest.mark.parametrize(("mutate", "expected"), [
+    (_unknown_notice, ["prompts", "missing prompt file", "crisis_kabul.wav"]),
+    (_bad_hours, ["ivr.opening_hours.days", "mon: expected HH:MM-HH:MM"]),
     (_typo_top, ["advisorz: unknown key (did you mean 'advisors'?)"]),
     (_typo_nested, ["sip.prot: unknown key (did you mean 'port'?)"]),
     (_wrong_type, ["workers.count", "integer", "'many'"]),

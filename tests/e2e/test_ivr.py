@@ -124,3 +124,27 @@ async def test_position_announcements_match_the_distributor(
         first_ann = [e for e in _events(gw, "ivr.prompt", call1)
                      if e["data"]["kind"] == "announcement"]
         assert first_ann and first_ann[0]["data"]["position"] == 1
+
+
+async def test_outside_opening_hours_the_caller_hears_closed_and_is_hung_up(
+    tmp_path: Path, short_prompts: Path,
+) -> None:
+    closed_all_week = {"timezone": "Europe/Amsterdam", "days": {}}
+    async with _gateway(tmp_path, short_prompts, opening_hours=closed_all_week) as gw, \
+            Phone(name="+34911234567") as caller:
+        leg = await call_hotline(caller, gw)
+        prompt = await _wait(gw, "ivr.prompt")
+        assert prompt["data"]["prompts"] == ["es/welcome", "es/closed"]
+        await caller.wait_for("leg.state", leg=leg, state="disconnected", timeout=10)
+        ended = await _wait(gw, "call.ended")
+        assert ended["data"]["reason"] == "closed"
+        assert gw.store.get_call(ended["call_id"]).ivr_path == ["closed"]
+
+
+async def test_a_crisis_notice_follows_the_welcome(tmp_path: Path, short_prompts: Path) -> None:
+    async with _gateway(tmp_path, short_prompts, notice="crisis_notice") as gw, \
+            Phone(name="+442079460123") as caller:
+        await call_hotline(caller, gw)
+        prompt = await _wait(gw, "ivr.prompt")
+        assert prompt["data"]["prompts"][:3] == ["en/welcome", "en/crisis_notice",
+                                                  "en/language_offer"]

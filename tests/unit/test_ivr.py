@@ -319,3 +319,23 @@ def test_any_event_sequence_ends_well(events: list[tuple[str, object]], guess: s
     assert session.done and len(dones) == 1
     assert dones[0].language in DEMO_CONFIG.language_values()
     assert dones[0].path == tuple(session.path) and len(session.path) == 2
+
+
+def test_closed_line_plays_welcome_and_closed_then_hangs_up() -> None:
+    from cti.ivr import Hangup
+
+    session = IvrSession(DEMO_CONFIG, guessed_language="es", open_now=False)
+    play = only_play(session.start(0.0))
+    assert play.prompts == (PromptRef("es", "welcome"), PromptRef("es", "closed"))
+    assert session.on_digit("3", 1.0) == []  # nothing to choose
+    assert session.on_play_done(play.play_id, 5.0) == [Hangup("closed")]
+    assert session.done and session.path == ["closed"]
+
+
+def test_notice_follows_the_welcome() -> None:
+    session = IvrSession(DEMO_CONFIG, guessed_language="nl", notice="crisis_notice")
+    play = only_play(session.start(0.0))
+    assert play.prompts[:2] == (PromptRef("nl", "welcome"), PromptRef("nl", "crisis_notice"))
+    assert play.prompts[2:] == lang_offers("nl")
+    replay = only_play(session.on_digit("8", 1.0))
+    assert PromptRef("nl", "crisis_notice") not in replay.prompts  # only the first time

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 REPO_TEXTS = Path(__file__).resolve().parents[2] / "config" / "prompts.yaml"
-KEYS = ["welcome", "language_offer", "topic_menu", "invalid", "no_input", "please_hold", "all_busy"]
+KEYS = ["welcome", "language_offer", "topic_menu", "invalid", "no_input", "please_hold",
+        "all_busy", "closed", "crisis_notice"]
 
 
 def write_texts(
