@@ -7,7 +7,8 @@ actions and calls :meth:`Distributor.tick` at :meth:`Distributor.next_deadline`.
 Matching: an advisor may take a call when AVAILABLE and their skills meet the
 call's current escalation step (language level, topic level or any topic,
 required trainings not expired at ``now``); a preferred advisor has the call to
-themself for ``preferred_wait_s``. Order of calls: priority plus aging
+themself for ``preferred_wait_s`` while they are logged in and their skills fit
+it (a logged-out or unfit preferred advisor releases it at once). Order of calls: priority plus aging
 (``aging_per_s`` points per second waited), then the longest wait. Choice of
 advisor: the configured strategy.
 
@@ -25,10 +26,9 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from cti.routing.eligibility import match_score, skill_gap, step_index
+from cti.routing.eligibility import match_score, skill_gap
 from cti.routing.model import (
     DEFAULT_STEPS,
     DEFAULT_TOPIC_TRAININGS,
@@ -44,58 +44,13 @@ from cti.routing.model import (
     OfferRevoked,
     Requirements,
 )
+from cti.routing.records import _Advisor, _Call
 from cti.routing.trace import build_trace
 from cti.routing.views import advisor_view, call_view, queue_views
 
 STRATEGIES = ("best_match", "longest_idle", "least_talk_time", "round_robin")
 DEFAULT_HANDLE_S = 180.0  # expected handle time before any call was measured
 HANDLE_WINDOW = 100  # ended calls in the rolling average handle time
-
-
-@dataclass
-class _Call:
-    call_id: str
-    requirements: Requirements
-    priority: int
-    enqueued_at: float
-    seq: int
-    key: tuple[float, float, int]
-    steps: Sequence[EscalationStep]
-    preferred: str | None = None
-    preferred_until: float = 0.0
-    status: CallStatus = CallStatus.WAITING
-    advisor: str | None = None
-    offer_deadline: float | None = None
-    accepted_at: float | None = None
-    last_failed_by: str | None = None
-    escalated: set[int] = field(default_factory=set)
-
-    @property
-    def bucket(self) -> tuple[str, str]:
-        return (self.requirements.language, self.requirements.topic)
-
-    def step(self, now: float) -> tuple[int, EscalationStep]:
-        i = step_index(self.steps, now - self.enqueued_at)
-        return i, self.steps[i]
-
-
-@dataclass
-class _Advisor:
-    profile: AdvisorProfile
-    order: int
-    state: AdvisorState = AdvisorState.LOGGED_OUT
-    reason: str | None = None
-    since: float | None = None
-    call_id: str | None = None
-    missed: int = 0
-    wrap_until: float | None = None
-    talk_s: float = 0.0  # talk time "today" (reset_day)
-    last_offer: int = -1  # round robin
-    pending: tuple[AdvisorState, str | None] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.profile.name
 
 
 class Distributor:
@@ -146,6 +101,7 @@ class Distributor:
         self._timers: list[tuple[float, int, str, str]] = []  # (at, seq, kind, id)
         self._dirty_calls: set[str] = set()
         self._dirty_advisors: set[str] = set()
+        self._missed_advisors: set[str] = set()  # freed by a miss: they pick last
         self._handle_times: deque[float] = deque(maxlen=HANDLE_WINDOW)
         self._held: dict[str, set[str]] = {}  # preferred advisor -> calls that prefer them
         self._seq = itertools.count()
@@ -456,6 +412,8 @@ class Distributor:
         if state is AdvisorState.AVAILABLE:
             self._dirty_advisors.add(adv.name)
         adv.state, adv.reason, adv.since = state, reason, now
+        if state is AdvisorState.LOGGED_OUT:
+            self._dirty_calls.update(self._held.get(adv.name, ()))
         return AdvisorChanged(adv.name, state, reason, now)
 
     def _settle(self, adv: _Advisor, now: float, missed_reason: str | None = None) -> list[Action]:
@@ -479,7 +437,11 @@ class Distributor:
         call.last_failed_by = adv.name
         self._enqueue(call)
         adv.missed += 1
-        return [*self._settle(adv, now, missed_reason=reason), *self._escalate(call, now)]
+        actions = self._settle(adv, now, missed_reason=reason)
+        if adv.state is AdvisorState.AVAILABLE:
+            self._dirty_advisors.discard(adv.name)
+            self._missed_advisors.add(adv.name)
+        return [*actions, *self._escalate(call, now)]
 
     def _wrap_up_for(self, topic: str) -> float:
         w = self.wrap_up_s
@@ -518,18 +480,19 @@ class Distributor:
     # -- internals: decisions -----------------------------------------------
 
     def _dispatch(self, now: float) -> list[Action]:
-        """Re-examine what changed: each freed advisor takes their best call, then
-        each new or relaxed call takes its best free advisor."""
-        actions: list[Action] = []
-        advisors = sorted(
-            (self._advisors[n] for n in self._dirty_advisors),
-            key=lambda a: (a.since if a.since is not None else 0.0, a.order))
-        self._dirty_advisors.clear()
-        for adv in advisors:
-            if adv.state is AdvisorState.AVAILABLE:
-                call = self._best_call_for(adv, now)
-                if call is not None:
-                    actions += self._offer(call, adv, now, trigger="advisor_free")
+        """Re-examine what changed, in three phases:
+
+        1. each freed advisor takes the waiting call with the best key;
+        2. each new, relaxed or returned call (best key first) takes its best
+           free advisor by the strategy, advisors who just missed an offer
+           left out, so a missed call goes to someone else when anyone can;
+        3. the advisors who just missed an offer take their best call (the
+           missed one again only if nobody took it in phase 2).
+
+        Each phase keeps "an advisor gets no call while a better-keyed call it
+        may take waits", and afterwards no waiting call fits a free advisor.
+        """
+        actions = self._advisors_pick(self._dirty_advisors, now)
         calls = sorted((self._calls[c] for c in self._dirty_calls if c in self._calls),
                        key=lambda c: c.key)
         self._dirty_calls.clear()
@@ -538,6 +501,19 @@ class Distributor:
                 adv = self._best_advisor_for(call, now)
                 if adv is not None:
                     actions += self._offer(call, adv, now, trigger="call_waiting")
+        return actions + self._advisors_pick(self._missed_advisors, now)
+
+    def _advisors_pick(self, names: set[str], now: float) -> list[Action]:
+        """Each of these advisors still available takes their best call (longest idle first)."""
+        advisors = sorted((self._advisors[n] for n in names),
+                          key=lambda a: (a.since if a.since is not None else 0.0, a.order))
+        names.clear()
+        actions: list[Action] = []
+        for adv in advisors:
+            if adv.state is AdvisorState.AVAILABLE:
+                call = self._best_call_for(adv, now)
+                if call is not None:
+                    actions += self._offer(call, adv, now, trigger="advisor_free")
         return actions
 
     def _gap(self, adv: _Advisor, call: _Call, step: EscalationStep, now: float) -> str | None:
@@ -558,22 +534,16 @@ class Distributor:
                     if best is not None and key >= best.key:
                         break
                     call = self._calls[cid]
-                    if self._gap(adv, call, call.step(now)[1], now) is None and not (
-                            call.last_failed_by == adv.name and self._others_free(call, adv, now)):
+                    if self._gap(adv, call, call.step(now)[1], now) is None:
                         best = call
                         break
         return best
 
-    def _others_free(self, call: _Call, adv: _Advisor, now: float) -> bool:
-        _, step = call.step(now)
-        return any(self._gap(self._advisors[n], call, step, now) is None
-                   for n in self._available.get(call.requirements.language, ()) if n != adv.name)
-
     def _best_advisor_for(self, call: _Call, now: float) -> _Advisor | None:
         _, step = call.step(now)
         names = self._available.get(call.requirements.language, ())
-        eligible = [self._advisors[n] for n in names
-                    if self._gap(self._advisors[n], call, step, now) is None]
+        eligible = [self._advisors[n] for n in names if n not in self._missed_advisors
+                    and self._gap(self._advisors[n], call, step, now) is None]
         others = [a for a in eligible if a.name != call.last_failed_by]
         candidates = others or eligible
         return min(candidates, key=lambda a: self._rank(a, call)) if candidates else None

@@ -50,8 +50,9 @@ def build_trace(
         adv = dist._advisors[name]
         reason = dist._gap(adv, call, step, now) or (
             None if adv is chosen else _state_reason(adv))
-        if reason is None and adv is not chosen and name == call.last_failed_by:
-            reason = "missed this call just before"
+        if reason is None and adv is not chosen and name in dist._missed_advisors:
+            missed_this = name == call.last_failed_by
+            reason = "missed this call just before" if missed_this else "just missed an offer"
         if reason is None:
             candidates.append({"advisor": name, "score": match_score(adv.profile, req),
                                "rank": list(dist._rank(adv, call))})

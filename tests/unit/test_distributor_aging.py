@@ -141,7 +141,7 @@ class AgingMachine(LevelledMachine):
 
 
 AgingMachine.TestCase.settings = settings(
-    max_examples=1000, stateful_step_count=40, deadline=None,
+    max_examples=120, stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestAgingInvariants = AgingMachine.TestCase
