@@ -186,6 +186,7 @@ class CallFlow:
         if leg is None:
             return
         leg.state = state
+        leg.sip_call_id = leg.sip_call_id or msg.get("sip_call_id")
         if state == "disconnected":
             leg.ended_at = time.time()
             leg.end_code = msg.get("code")
@@ -466,12 +467,22 @@ class CallFlow:
                                            "duration_s": round(now - call.started_at, 1)})
         self._apply_routing(actions)
 
-    async def on_worker_down(self, link: WorkerLink) -> None:
-        """A worker died: its calls are lost media-wise; end them with a reason."""
+    async def on_worker_down(self, link: WorkerLink) -> list[str]:
+        """A worker died: its calls are lost media-wise; end them with a reason.
+
+        Returns the SIP Call-IDs of the advisor legs that were up, so the edge
+        can send those advisors the BYE the dead worker cannot.
+        """
+        advisor_dialogs = [
+            c.advisor_leg.sip_call_id for c in self.calls.on_worker(link.worker_id)
+            if c.advisor_leg is not None and c.advisor_leg.sip_call_id
+            and c.advisor_leg.state not in ("disconnected", "new")
+        ]
         for call in self.calls.on_worker(link.worker_id):
             log.error("worker failed during call call_id=%s worker=%s", call.call_id,
                       link.worker_id)
             self._end_call(call, "worker_failed", worker_alive=False)
+        return advisor_dialogs
 
     async def on_worker_up(self, link: WorkerLink) -> None:
         log.info("worker up worker=%s restarts=%s", link.worker_id, link.restarts)

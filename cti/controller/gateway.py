@@ -176,12 +176,14 @@ class Gateway:
 
     async def _on_worker_down(self, link: WorkerLink) -> None:
         await self._set_dispatch(link, False)
-        await self.flow.on_worker_down(link)
+        advisor_dialogs = await self.flow.on_worker_down(link)
         if self.rpc is not None:
-            # The callers' dialogs went through the edge: it sends them the BYE
-            # the dead worker cannot, and frees the worker's dispatcher slots.
+            # The dialogs went through the edge: it sends callers and advisors the
+            # BYE the dead worker cannot, and frees the worker's dispatcher slots.
             try:
                 ended = await self.rpc.end_worker_dialogs(link.worker_id)
+                for sip_call_id in advisor_dialogs:
+                    ended += await self.rpc.end_dialog(sip_call_id)
                 log.info("edge ended %d dialogs of worker=%s", ended, link.worker_id)
             except Exception as e:
                 log.warning("could not end dialogs of worker=%s: %s", link.worker_id, e)

@@ -348,7 +348,7 @@ class Engine(Commands):
         log.info("leg.state leg=%s state=%s code=%s reason=%s", call.leg_id, state,
                  ci.lastStatusCode, ci.lastReason)
         self.emit(P.EV_LEG_STATE, leg=call.leg_id, state=state, code=ci.lastStatusCode,
-                  reason=ci.lastReason)
+                  reason=ci.lastReason, sip_call_id=ci.callIdString)
         if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self._leg_gone(call)
 

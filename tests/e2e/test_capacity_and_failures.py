@@ -98,6 +98,9 @@ async def test_killed_worker_ends_the_call_frees_the_advisor_and_comes_back(
         # The edge sends the caller the BYE the dead worker cannot.
         bye = await caller.wait_for("leg.state", leg=leg, state="disconnected", timeout=5)
         assert bye["code"] in (200, 503)
+        # ... and the advisor's softphone too: she is not left in a dead call.
+        await sofia.phone.wait_for("leg.state", leg=incoming["leg"], state="disconnected",
+                                   timeout=5)
         loads = {d["duid"]: d["load"] for d in await gw.rpc.dispatcher_list()}
         assert loads[link.worker_id] == 0  # the dead worker's slots are free again
 
