@@ -18,30 +18,10 @@ from cti.routing import (
     Offer,
     OfferRevoked,
 )
+from tests.unit.test_routing_rules import STEPS, adv, make, offers
 
 AVAILABLE = AdvisorState.AVAILABLE
 AWAY = AdvisorState.AWAY
-STEPS = {"default": [
-    EscalationStep(0, 3, 3),
-    EscalationStep(30, 2, 1),
-    EscalationStep(90, 1, 0, escalate=True),
-]}
-
-
-def adv(name: str, langs: dict, topics: dict, trainings: dict | None = None) -> AdvisorProfile:
-    return AdvisorProfile(name, langs, topics, trainings or {})
-
-
-def offers(actions: list) -> list[Offer]:
-    return [a for a in actions if isinstance(a, Offer)]
-
-
-def make(*profiles: AdvisorProfile, **kw) -> Distributor:  # noqa: ANN003
-    d = Distributor(profiles, **kw)
-    for i, p in enumerate(profiles):
-        d.set_state(p.name, AVAILABLE, now=i / 100)
-    return d
-
 
 # -- profiles, levels, trainings ------------------------------------------------
 
