@@ -16,6 +16,10 @@ from cti.media import protocol as P
 from cti.media.model import EngineConfig, Leg
 from cti.media.pjobjects import MediaAccount, MediaCall, MediaPlayer
 
+PJ_ETOOMANY = 70010  # pj_status_t: every pjsua call slot is taken
+DIAL_SLOT_RETRIES = 20  # x 10 ms: how long a dial waits for a slot being released
+DIAL_SLOT_WAIT_MS = 10
+
 log = logging.getLogger("cti.media")
 
 
@@ -79,17 +83,30 @@ class Commands:
         # The registered account carries the digest credentials for 401/407.
         acc = self._reg_acc or self._local_acc
         assert acc is not None
+        for attempt in range(DIAL_SLOT_RETRIES + 1):
+            try:
+                self._make_call(acc, leg_id, uri, msg.get("headers"))
+                break
+            except pj.Error as exc:
+                # A call hung up a moment ago keeps its pjsua slot until its BYE
+                # transaction ends: poll briefly for it rather than fail the dial.
+                if exc.status != PJ_ETOOMANY or attempt == DIAL_SLOT_RETRIES:
+                    raise
+                self._ep.libHandleEvents(DIAL_SLOT_WAIT_MS)
+                self._free_parked()
+        log.info("dial leg=%s uri=%s", leg_id, uri)
+
+    def _make_call(self, acc: Any, leg_id: str, uri: str, headers: Any) -> None:
         call = MediaCall(self, acc, leg_id)
         self.legs[leg_id] = Leg(leg_id, call)  # callbacks may fire inside makeCall
         try:
-            call.makeCall(uri, self._op(0, msg.get("headers")))
+            call.makeCall(uri, self._op(0, headers))
         except Exception:
             leg = self.legs.pop(leg_id, None)
             if leg is not None:
                 leg.call = None
             del call  # id is -1 (or already disconnected): safe to free here
             raise
-        log.info("dial leg=%s uri=%s", leg_id, uri)
 
     def _cmd_play(self, msg: dict[str, Any]) -> None:
         leg = self._leg(msg["leg"])
