@@ -1,110 +1,201 @@
-"""A broken config stops `cti serve` with one line: the file, the key, what was expected."""
+"""A broken config stops `cti serve` with one line: the file, the key, what was expected.
+
+And nothing is started: no Kamailio, no worker, not even the runtime files.
+"""
 
 from __future__ import annotations
 
+import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.e2e.gateway_harness import REPO, demo_config_data, gateway_settings
+from tests.e2e.gateway_harness import REPO, gateway_settings
+
+pytestmark = pytest.mark.e2e
 
 
-def _serve(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cti.cli", "serve", "--config", str(config)],
-        cwd=REPO, capture_output=True, text=True, timeout=60)
+def _run(*args: str, timeout: float = 15) -> subprocess.CompletedProcess[str]:
+    """Run cti; if it wrongly starts and keeps running, stop it and all it started."""
+    argv = [sys.executable, "-m", "cti.cli", *args]
+    with subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)  # a clean stop of a gateway that did start
+            try:
+                out, err = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # the parent-death signal stops Kamailio and the workers
+                out, err = proc.communicate()
+            pytest.fail(f"cti {' '.join(args)} did not exit: {out}{err[-2000:]}")
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
-def _write(tmp: Path, data: Any) -> Path:
-    gateway_settings(tmp)  # writes a runnable cti.yaml on free ports
-    cfg = tmp / "cti.yaml"
-    base = yaml.safe_load(cfg.read_text())
-    data(base)
-    cfg.write_text(yaml.safe_dump(base, allow_unicode=True))
-    return cfg
+def _kamailios_using(run_dir: Path) -> list[int]:
+    """Kamailio processes whose command line points into run_dir."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"kamailio") and any(str(run_dir).encode() in a
+                                                          for a in argv):
+            found.append(int(entry.name))
+    return found
 
 
-def _typo_top(d: dict) -> None:
+@pytest.fixture
+def runnable(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(config file, its runtime dir): the demo config on free ports in tmp_path."""
+    settings = gateway_settings(tmp_path)
+    run_dir = settings.path(settings.runtime_dir)
+    yield tmp_path / "cti.yaml", run_dir
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _assert_refused(res: subprocess.CompletedProcess[str], cfg: Path,
+                    expected: list[str], run_dir: Path | None = None) -> str:
+    """Exit 2, one line on stderr naming the file and `expected`, nothing started."""
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1, res.stderr
+    line = lines[0]
+    assert line.startswith(f"cti: config error: {cfg}: "), line
+    for part in expected:
+        assert part in line, f"{part!r} not in {line!r}"
+    assert res.stdout == ""  # never said it was running
+    if run_dir is not None:
+        assert list(run_dir.iterdir()) == [], "something was started"
+        assert not _kamailios_using(run_dir)
+    return line
+
+
+def _edit(cfg: Path, mutate: Callable[[dict[str, Any]], None]) -> None:
+    data = yaml.safe_load(cfg.read_text())
+    mutate(data)
+    cfg.write_text(yaml.safe_dump(data, allow_unicode=True))
+
+
+def _typo_top(d: dict[str, Any]) -> None:
     d["advisorz"] = d.pop("advisors")
 
 
-def _typo_nested(d: dict) -> None:
+def _typo_nested(d: dict[str, Any]) -> None:
     d["sip"]["prot"] = d["sip"].pop("port")
 
 
-def _wrong_type(d: dict) -> None:
+def _wrong_type(d: dict[str, Any]) -> None:
     d["workers"]["count"] = "many"
 
 
-def _bad_advisor_name(d: dict) -> None:
-    d["advisors"][0]["name"] = "mi chel"
-
-
-def _unknown_plugin(d: dict) -> None:
+def _unknown_plugin(d: dict[str, Any]) -> None:
     d["plugins"] = ["crisis_lien"]
 
 
-def _missing_prompts(d: dict) -> None:
-    d["prompts"]["cache_dir"] = d["store"]["path"] + ".empty-prompts"
-    d["prompts"]["override_dir"] = d["store"]["path"] + ".no-overrides"
+def _bad_advisor_level(d: dict[str, Any]) -> None:
+    sofia = next(a for a in d["advisors"] if a["name"] == "sofia")
+    sofia["languages"]["es"] = 7
 
 
-def _unknown_notice(d: dict) -> None:
-    d["ivr"]["notice"] = "crisis_kabul"
-
-
-def _bad_hours(d: dict) -> None:
-    d["ivr"]["opening_hours"] = {"days": {"mon": "8-12"}}
+def _misspelt_topic(d: dict[str, Any]) -> None:
+    d["routing"]["wrap_up_s"] = {"default": 5, "emergncy": 30}
 
 
 @pytest.mark.parametrize(("mutate", "expected"), [
-    (_unknown_notice, ["prompts", "missing prompt file", "crisis_kabul.wav"]),
-    (_bad_hours, ["ivr.opening_hours.days", "mon: expected HH:MM-HH:MM"]),
+    # a typo: named, with the key it probably is (not also "advisors is missing")
     (_typo_top, ["advisorz: unknown key (did you mean 'advisors'?)"]),
     (_typo_nested, ["sip.prot: unknown key (did you mean 'port'?)"]),
-    (_wrong_type, ["workers.count", "integer", "'many'"]),
-    (_bad_advisor_name, ["advisors.0.name", "SIP user name"]),
-    (_unknown_plugin, ["plugins.0", "unknown plugin 'crisis_lien'"]),
-    (_missing_prompts, ["prompts", "missing prompt file", ".wav", "cti prompts build"]),
-])
+    (_wrong_type, ["workers.count:", "valid integer", "(got 'many')"]),
+    (_unknown_plugin, ["plugins.0: unknown plugin 'crisis_lien'", "available:"]),
+    (_bad_advisor_level, ["advisors.2.languages.es (advisor 'sofia'):",
+                          "less than or equal to 5", "(got 7)"]),
+    (_misspelt_topic, ["routing.wrap_up_s.emergncy: not an IVR topic",
+                       "did you mean 'emergency'?"]),
+], ids=["typo-top", "typo-nested", "wrong-type", "unknown-plugin", "advisor-level",
+        "misspelt-topic"])
 def test_broken_config_one_clear_line_and_nothing_started(
-    tmp_path: Path, mutate: Any, expected: list[str],
+    runnable: tuple[Path, Path], mutate: Callable[[dict[str, Any]], None],
+    expected: list[str],
 ) -> None:
-    cfg = _write(tmp_path, mutate)
-    res = _serve(cfg)
-    assert res.returncode == 2
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    assert str(cfg) in lines[0]
-    for part in expected:
-        assert part in lines[0], lines[0]
-    assert res.stdout == ""  # never said it was running
-    run_dir = Path(yaml.safe_load(cfg.read_text())["runtime_dir"])
-    assert not (run_dir / "edge" / "kamailio.pid").exists()
+    cfg, run_dir = runnable
+    _edit(cfg, mutate)
+    line = _assert_refused(_run("serve", "--config", str(cfg)), cfg, expected, run_dir)
+    assert "(and " not in line, "one mistake, one error"
+    # check-config says the same
+    assert _run("check-config", "--config", str(cfg)).stderr.splitlines() == [line]
 
 
-def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
-    cfg = tmp_path / "cti.yaml"
+def test_typo_written_by_hand(runnable: tuple[Path, Path]) -> None:
+    cfg, run_dir = runnable
+    text = cfg.read_text()
+    assert text.count("advisors:") == 1
+    cfg.write_text(text.replace("advisors:", "advisorz:"))
+    _assert_refused(_run("serve", "--config", str(cfg)), cfg,
+                    ["advisorz: unknown key (did you mean 'advisors'?)"], run_dir)
+
+
+def test_missing_prompts_name_the_file_and_the_fix(runnable: tuple[Path, Path],
+                                                   tmp_path: Path) -> None:
+    cfg, run_dir = runnable
+    empty = tmp_path / "no-prompts"
+    empty.mkdir()
+
+    def point_at_empty(d: dict[str, Any]) -> None:
+        d["prompts"]["cache_dir"] = str(empty)
+        d["prompts"]["override_dir"] = str(empty)
+
+    _edit(cfg, point_at_empty)
+    _assert_refused(_run("serve", "--config", str(cfg)), cfg,
+                    ["prompts: missing prompt file", ".wav", str(empty), "cti prompts build"],
+                    run_dir)
+
+
+def test_invalid_yaml_names_the_line(runnable: tuple[Path, Path]) -> None:
+    cfg, run_dir = runnable
     cfg.write_text("sip:\n  port: [5060\nhttp: {}\n")
-    res = _serve(cfg)
-    assert res.returncode == 2
-    assert res.stderr.count("\n") == 1
-    assert str(cfg) in res.stderr and "line" in res.stderr and "not valid YAML" in res.stderr
+    _assert_refused(_run("serve", "--config", str(cfg)), cfg,
+                    ["line 3 column 5", "not valid YAML", "expected ',' or ']'"], run_dir)
+
+
+def test_duplicate_yaml_key_is_refused(runnable: tuple[Path, Path]) -> None:
+    cfg, run_dir = runnable
+    cfg.write_text(cfg.read_text() + "sip: {port: 5060}\n")  # would silently win
+    _assert_refused(_run("serve", "--config", str(cfg)), cfg,
+                    ["not valid YAML", "duplicate key 'sip'", "line "], run_dir)
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    res = _serve(tmp_path / "nope.yaml")
-    assert res.returncode == 2
-    assert "nope.yaml: cannot read" in res.stderr
+    cfg = tmp_path / "nope.yaml"
+    _assert_refused(_run("serve", "--config", str(cfg)), cfg,
+                    ["cannot read: No such file or directory"])
+
+
+def test_http_port_taken_names_the_file(runnable: tuple[Path, Path]) -> None:
+    import socket
+
+    cfg, run_dir = runnable
+    port = yaml.safe_load(cfg.read_text())["http"]["port"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        res = _run("serve", "--config", str(cfg))
+    _assert_refused(res, cfg, [f"http: cannot listen on 127.0.0.1:{port}", "in use"])
+    assert not _kamailios_using(run_dir)
 
 
 def test_check_config_accepts_the_demo_config() -> None:
-    res = subprocess.run([sys.executable, "-m", "cti.cli", "check-config"], cwd=REPO,
-                         capture_output=True, text=True, timeout=60)
+    res = _run("check-config")
     assert res.returncode == 0, res.stderr
-    assert "ok" in res.stdout
-    assert demo_config_data()["sip"]["hotlines"] == ["+31247247247"]
+    assert res.stdout.startswith("config/cti.yaml: ok (5 advisors, 2 media workers)")
+    assert res.stderr == ""

@@ -1,0 +1,101 @@
+"""Config errors are one helpful line: the file, the key, what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cti.config import ConfigError, load_settings, parse_settings
+
+DEMO = Path(__file__).resolve().parents[2] / "config" / "cti.yaml"
+SRC = Path("/etc/cti/cti.yaml")
+
+
+def demo() -> dict[str, Any]:
+    return yaml.safe_load(DEMO.read_text())
+
+
+def error(data: Any) -> str:
+    with pytest.raises(ConfigError) as e:
+        parse_settings(data, SRC)
+    msg = str(e.value)
+    assert msg.startswith(f"{SRC}: ") and "\n" not in msg
+    return msg.removeprefix(f"{SRC}: ")
+
+
+def test_the_demo_config_is_valid() -> None:
+    assert load_settings(DEMO).sip.hotlines == ["+31247247247"]
+
+
+def test_a_typo_is_one_error_with_a_suggestion() -> None:
+    d = demo()
+    d["advisorz"] = d.pop("advisors")
+    assert error(d) == "advisorz: unknown key (did you mean 'advisors'?)"
+
+
+def test_an_unknown_key_without_a_close_match_lists_the_keys() -> None:
+    d = demo()
+    d["sip"]["xyzzy"] = 1
+    assert error(d) == "sip.xyzzy: unknown key (expected one of ip, port, realm, hotlines)"
+
+
+def test_a_typo_inside_a_mapping_of_lists_gets_a_suggestion() -> None:
+    d = demo()
+    d["routing"]["escalation"]["default"][0]["aftr_s"] = d["routing"]["escalation"][
+        "default"][0].pop("after_s")
+    assert error(d) == ("routing.escalation.default.0.aftr_s: unknown key "
+                        "(did you mean 'after_s'?)")
+
+
+def test_list_items_are_named() -> None:
+    d = demo()
+    d["advisors"][2]["languages"]["es"] = 7
+    assert error(d) == ("advisors.2.languages.es (advisor 'sofia'): "
+                        "Input should be less than or equal to 5 (got 7)")
+
+
+def test_wrap_up_wrong_type_is_one_plain_error() -> None:
+    d = demo()
+    d["routing"]["wrap_up_s"] = "lots"
+    assert error(d) == ("routing.wrap_up_s: expected seconds (a number), or seconds per "
+                        "topic ({default: 5, emergency: 30}) (got 'lots')")
+
+
+def test_a_misspelt_topic_under_routing_is_refused() -> None:
+    d = demo()
+    d["routing"]["escalation"]["visaa"] = d["routing"]["escalation"]["default"]
+    msg = error(d)
+    assert msg.startswith("routing.escalation.visaa: not an IVR topic (did you mean 'visa'?")
+
+
+def test_section_validators_name_the_key_without_dumping_the_section() -> None:
+    d = demo()
+    d["ivr"]["default_language"] = "fr"
+    assert error(d) == ("ivr.default_language: 'fr' is not in languages "
+                        "(expected one of en, es, nl, tr)")
+
+
+def test_a_duplicate_advisor_is_reported_at_advisors() -> None:
+    d = demo()
+    d["advisors"].append(dict(d["advisors"][0]))
+    assert error(d) == "advisors: advisor 'michel' is listed twice"
+
+
+def test_a_section_that_is_not_a_mapping() -> None:
+    d = demo()
+    d["workers"] = 3
+    assert error(d) == "workers: expected a section of keys (a mapping) (got 3)"
+
+
+def test_yaml_errors_and_duplicate_keys(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sip: {port: 1}\nhttp: {}\nsip: {port: 2}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: line 3 column 1: not valid YAML: "
+                                          r"duplicate key 'sip'"):
+        load_settings(bad)
+    bad.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="cannot read: not UTF-8"):
+        load_settings(bad)
