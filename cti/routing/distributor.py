@@ -171,25 +171,31 @@ class Distributor:
     def add_call(
         self, call_id: str, *, language: str, topic: str, priority: int = 0,
         trainings: Iterable[str] = (), preferred_advisor: str | None = None, now: float,
+        enqueued_at: float | None = None,
     ) -> list[Action]:
-        """Queue a call; it may be offered at once."""
+        """Queue a call; it may be offered at once.
+
+        ``enqueued_at`` (default ``now``): when the caller started waiting; a call
+        moved to another queue keeps its place in time.
+        """
         if call_id in self._calls:
             raise ValueError(f"call {call_id!r} is already queued")
         now = self._clock(now)
+        enq = now if enqueued_at is None else min(enqueued_at, now)
         needed = frozenset(trainings) | self._topic_trainings.get(topic, frozenset())
         seq = next(self._seq)
         # priority + aging * waited orders calls; minus that at enqueue time is
         # the same order at any time, so buckets can stay sorted.
-        key = (self.aging_per_s * now - priority, now, seq)
+        key = (self.aging_per_s * enq - priority, enq, seq)
         steps = self._escalation.get(topic) or self._escalation.get("default") or DEFAULT_STEPS
-        call = _Call(call_id, Requirements(language, topic, needed), priority, now, seq, key,
+        call = _Call(call_id, Requirements(language, topic, needed), priority, enq, seq, key,
                      steps, preferred_advisor)
         if preferred_advisor in self._advisors:
             call.preferred_until = now + self.preferred_wait_s
             self._push_timer(call.preferred_until, "step", call_id)
             self._held.setdefault(preferred_advisor, set()).add(call_id)
         for step in steps[1:]:
-            self._push_timer(now + step.after_s, "step", call_id)
+            self._push_timer(max(now, enq + step.after_s), "step", call_id)
         self._calls[call_id] = call
         self._enqueue(call)
         return [*self._escalate(call, now), *self._dispatch(now)]

@@ -192,3 +192,11 @@ def test_live_skill_edit_takes_effect_on_the_next_decision() -> None:
     assert d.waiting_calls() == ["c"]
     actions = d.update_advisor(adv("ann", {"en": 3, "tr": 4}, {"visa": 3}), now=2)
     assert offers(actions) == [Offer("c", "ann")]
+
+
+def test_a_moved_call_keeps_its_place_in_time() -> None:
+    d = Distributor([adv("ann", {"en": 3}, {"visa": 3, "passport": 3})])
+    d.add_call("new", language="en", topic="visa", now=50)
+    d.add_call("moved", language="en", topic="visa", now=60, enqueued_at=10)
+    assert d.waiting_calls() == ["moved", "new"]
+    assert offers(d.set_state("ann", AVAILABLE, 61)) == [Offer("moved", "ann")]
