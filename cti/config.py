@@ -159,6 +159,11 @@ class RoutingSettings(_Model):
     aging_per_minute: float = Field(1.0, ge=0)  # priority points a call gains per minute
     escalation: dict[str, list[EscalationStepSettings]] = Field(
         default_factory=_default_escalation)
+    # After max_wait_s in the queue (0: never): "hook" lets plugins act (the
+    # callbacks plugin offers a call back), "queue:<topic>" moves the call to that
+    # topic's queue, keeping its place in time.
+    max_wait_s: float = Field(0.0, ge=0)
+    max_wait_action: str = Field("hook", pattern=r"^(hook|queue:[A-Za-z0-9_-]+)$")
 
     @field_validator("escalation")
     @classmethod
@@ -274,6 +279,10 @@ class Settings(_Model):
                     raise ValueError(
                         f"routing.{section}.{key}: not an IVR topic ({hint}expected "
                         f"'default' or one of {', '.join(topics)})")
+        target = r.max_wait_action.partition(":")[2]
+        if target and target not in topics:
+            raise ValueError(f"routing.max_wait_action: {target!r} is not an IVR topic "
+                             f"(expected one of {', '.join(topics)})")
         return self
 
     def path(self, p: Path) -> Path:

@@ -25,6 +25,7 @@ EVENT_TYPES = frozenset(
         "ivr.done",
         "call.queued",
         "call.escalated",
+        "call.max_wait",
         "call.offered",
         "call.connected",
         "call.ended",

@@ -64,6 +64,15 @@ def cti_call_escalated(call: Call, step: int) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def cti_call_max_wait(call: Call) -> bool | None:
+    """The call waited ``routing.max_wait_s`` (action "hook"): True if a plugin took
+    care of it (e.g. the callbacks plugin offered the caller a call back).
+
+    firstresult: the first plugin to return a value decides.
+    """
+
+
 @hookspec
 def cti_call_connected(call: Call) -> None:
     """The caller and the advisor are bridged (``call.advisor`` is set)."""

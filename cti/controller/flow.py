@@ -94,6 +94,7 @@ class CallFlow:
         self._ivr: dict[str, IvrSession] = {}
         self._ivr_timers: dict[str, asyncio.TimerHandle] = {}
         self._announce_timers: dict[str, asyncio.TimerHandle] = {}
+        self._max_wait_timers: dict[str, asyncio.TimerHandle] = {}
         self._dist_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -272,12 +273,44 @@ class CallFlow:
         self._publish("ivr.done", call, {"language": call.language, "topic": call.topic,
                                          "ivr_path": call.ivr_path})
         self._schedule_announcement(call, self.settings.ivr.announce_first_s)
+        if self.settings.routing.max_wait_s > 0:
+            self._timer(self._max_wait_timers, call, self.settings.routing.max_wait_s,
+                        self._max_wait)
         self.plugins.call("cti_call_queued", call_id=call.call_id, call=call)
         self._publish("call.queued", call, {"language": call.language, "topic": call.topic,
                                             "priority": call.priority})
         self._apply_routing(self.distributor.add_call(
             call.call_id, language=call.language, topic=call.topic, priority=call.priority,
             now=time.time()))
+
+    def _timer(self, timers: dict[str, asyncio.TimerHandle], call: Call, delay: float,
+               fn: Callable[[Call], None]) -> None:
+        timers[call.call_id] = asyncio.get_running_loop().call_later(delay, fn, call)
+
+    def _max_wait(self, call: Call) -> None:
+        """The call waited routing.max_wait_s: a plugin acts, or it changes queue."""
+        self._max_wait_timers.pop(call.call_id, None)
+        if call.state == "offered":  # ringing an advisor now: look again shortly
+            self._timer(self._max_wait_timers, call, 5.0, self._max_wait)
+            return
+        if call.state != "queued":
+            return
+        action = self.settings.routing.max_wait_action
+        log.info("max wait reached call_id=%s action=%s", call.call_id, action)
+        if action == "hook":
+            handled = bool(self.plugins.first("cti_call_max_wait", call_id=call.call_id,
+                                              call=call))
+            self._publish("call.max_wait", call, {"action": action, "handled": handled})
+            return
+        topic = action.partition(":")[2]
+        now = time.time()
+        actions = self.distributor.remove_call(call.call_id, now)
+        call.topic = topic
+        call.ivr_path.append(f"max_wait->{topic}")
+        self._publish("call.max_wait", call, {"action": action, "topic": topic})
+        self._apply_routing(actions + self.distributor.add_call(
+            call.call_id, language=call.language or "", topic=topic, priority=call.priority,
+            now=now, enqueued_at=call.queued_at))
 
     def _schedule_announcement(self, call: Call, delay: float) -> None:
         if delay <= 0:
@@ -445,7 +478,7 @@ class CallFlow:
         was = call.state
         call.state, call.ended_at, call.end_reason = "ended", time.time(), reason
         self._ivr.pop(call.call_id, None)
-        for timers in (self._ivr_timers, self._announce_timers):
+        for timers in (self._ivr_timers, self._announce_timers, self._max_wait_timers):
             if (t := timers.pop(call.call_id, None)) is not None:
                 t.cancel()
         if worker_alive:

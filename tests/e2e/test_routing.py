@@ -123,3 +123,18 @@ async def test_caller_hangs_up_while_the_advisor_rings(tmp_path: Path) -> None:
         assert len(gw.flow.calls) == 0 and gw.flow.distributor.waiting_calls() == []
         (offer,) = gw.store.offers(offered["call_id"])
         assert offer["outcome"] == "caller_abandoned"
+
+
+async def test_max_wait_moves_the_call_to_another_queue(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, routing__max_wait_s=1,
+                               routing__max_wait_action="queue:travel_advice") as gw, \
+            Advisor(gw, "emre") as emre, Phone(name="+905321234567") as caller:
+        await emre.set_state("available")
+        await call_hotline(caller, gw, "44")  # Türkçe, DigiD: emre has no DigiD
+        moved = await _wait_bus(gw, "call.max_wait", timeout=10)
+        assert moved["data"] == {"action": "queue:travel_advice", "topic": "travel_advice"}
+        offered = await emre.stream.wait_for("call.offered", timeout=10)
+        assert offered["call_id"] == moved["call_id"]
+        assert offered["data"]["topic"] == "travel_advice"
+        assert offered["data"]["ivr_path"][-1] == "max_wait->travel_advice"
+        assert offered["data"]["waited_s"] >= 1  # it kept its place in time

@@ -99,3 +99,13 @@ def test_yaml_errors_and_duplicate_keys(tmp_path: Path) -> None:
     bad.write_bytes(b"\xff\xfe")
     with pytest.raises(ConfigError, match="cannot read: not UTF-8"):
         load_settings(bad)
+
+
+def test_max_wait_action_must_name_an_ivr_topic() -> None:
+    data = yaml.safe_load((Path(__file__).parents[2] / "config" / "cti.yaml").read_text())
+    data["routing"]["max_wait_action"] = "queue:travel_advise"
+    with pytest.raises(ConfigError, match=r"max_wait_action: 'travel_advise' is not an IVR topic"):
+        parse_settings(data, Path("cti.yaml"))
+    data["routing"]["max_wait_action"] = "hangup"
+    with pytest.raises(ConfigError, match=r"routing\.max_wait_action"):
+        parse_settings(data, Path("cti.yaml"))
