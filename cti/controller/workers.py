@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cti.media.protocol import ProtocolError, decode, encode
+from cti.procutil import die_with_parent
 
 log = logging.getLogger("cti.workers")
 
@@ -122,15 +123,23 @@ class WorkerPool:
         self._server = await asyncio.start_unix_server(self._accept, path=str(self.socket_path))
         for link in self.links.values():
             self._supervisors.append(asyncio.create_task(self._supervise(link)))
-        waits = [link.ready.wait() for link in self.links.values()]
-        try:
-            await asyncio.wait_for(asyncio.gather(*waits), timeout)
-        except asyncio.TimeoutError:
-            down = [w for w, link in self.links.items() if not link.ready.is_set()]
-            raise RuntimeError(
-                f"media workers {', '.join(down)} did not start within {timeout:.0f} s "
-                f"(see {self.log_dir}/worker-*.log)"
-            ) from None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not all(link.ready.is_set() for link in self.links.values()):
+            # A worker that exits before it is ready (a taken SIP port, a broken
+            # install) fails the start at once, with what it said.
+            failed = [link for link in self.links.values()
+                      if link.restarts and not link.ready.is_set()]
+            if failed:
+                link = failed[0]
+                log_path = self.log_dir / f"worker-{link.worker_id}.log"
+                raise RuntimeError(f"media worker {link.worker_id} exited during start "
+                                   f"(sip port {link.spec.sip_port}): {_last_line(log_path)}")
+            if asyncio.get_running_loop().time() > deadline:
+                down = [w for w, link in self.links.items() if not link.ready.is_set()]
+                raise RuntimeError(
+                    f"media workers {', '.join(down)} did not start within {timeout:.0f} s "
+                    f"(see {self.log_dir}/worker-*.log)")
+            await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -163,7 +172,7 @@ class WorkerPool:
             with open(log_path, "ab") as log_file:
                 link.process = await asyncio.create_subprocess_exec(
                     *self._argv(link.spec), stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log_file, stderr=log_file, preexec_fn=_die_with_parent,
+                    stdout=log_file, stderr=log_file, preexec_fn=die_with_parent(new_group=True),
                 )
             log.info("worker started worker=%s pid=%s", link.worker_id, link.process.pid)
             code = await link.process.wait()
@@ -223,13 +232,14 @@ class WorkerPool:
                 log.exception("event handler failed worker=%s event=%s", link.worker_id, msg)
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the controller dies, so no worker is orphaned."""
-    import ctypes
-
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    os.setpgrp()
+def _last_line(path: Path) -> str:
+    """The last meaningful line a worker logged (its error), for a one-line message."""
+    try:
+        lines = [x.strip() for x in path.read_text(errors="replace").splitlines() if x.strip()]
+    except OSError:
+        return f"see {path}"
+    failed = [x.split("cti.media: ", 1)[-1] for x in lines if "start failed" in x]
+    return (failed or lines or [f"see {path}"])[-1][-300:]
 
 
 async def _terminate(proc: asyncio.subprocess.Process | None, grace: float = 3.0) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -13,18 +12,11 @@ from pathlib import Path
 
 from cti.edge.render import EdgeSettings, RenderedEdge, render
 from cti.edge.rpc import EdgeRpc, EdgeRpcError
-
-_PR_SET_PDEATHSIG = 1
+from cti.procutil import die_with_parent
 
 
 class EdgeStartError(RuntimeError):
     """Kamailio did not become ready; the message carries the end of its log."""
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: SIGTERM Kamailio when the Python parent dies (else it keeps the ports)."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def _log_tail(path: Path, offset: int = 0, lines: int = 15) -> str:
@@ -96,7 +88,7 @@ class KamailioEdge:
                 stderr=log,
                 cwd="/",
                 start_new_session=True,  # own process group: killpg reaches all children
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent(),
             )
         self._pgid = self._proc.pid  # session leader: pgid == pid
         # One waiter for the process' lifetime, polled with timeouts.

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engine.start()
     except Exception as exc:
-        log.exception("engine start failed")
+        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+        log.exception("engine start failed: %s", reason)
         sink(P.event(P.EV_ERROR, message=f"engine start failed: {exc}"))
         return 1
     engine.ready_event()

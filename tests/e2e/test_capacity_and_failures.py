@@ -131,3 +131,23 @@ async def test_wrong_sip_password_is_refused_and_the_advisor_is_not_reachable(
         # The caller is not lost: still waiting in the queue.
         assert gw.flow.distributor.waiting_calls() == [offered["call_id"]]
         await caller.command("hangup", leg=leg)
+
+
+async def test_a_worker_that_cannot_start_fails_the_start_with_its_error(
+    tmp_path: Path,
+) -> None:
+    import socket as _socket
+
+    from cti.controller.gateway import Gateway
+    from tests.e2e.gateway_harness import gateway_settings
+
+    settings = gateway_settings(tmp_path, workers=1)
+    port = settings.workers.sip_port_base
+    with _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", port))
+        gw = Gateway(settings)
+        with pytest.raises(RuntimeError, match=rf"media worker w1 exited during start "
+                                               rf"\(sip port {port}\)"):
+            await gw.start()
+    assert not any(link.process and link.process.returncode is None
+                   for link in gw.pool.links.values())
