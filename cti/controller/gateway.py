@@ -17,7 +17,7 @@ from cti.api.app import create_app
 from cti.api.auth import Authenticator
 from cti.api.ws import Hub
 from cti.config import ConfigError, Settings
-from cti.controller.flow import CallFlow
+from cti.controller.flow import CallFlow, ivr_config
 from cti.controller.prompts import PromptLibrary
 from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
 from cti.edge.process import KamailioEdge
@@ -53,8 +53,6 @@ def prepare(settings: Settings) -> tuple[PluginHost, PromptLibrary]:
     plugins.load(settings.plugins, source)
     override = settings.path(settings.prompts.override_dir)
     prompts = PromptLibrary(settings.path(settings.prompts.cache_dir), override)
-    from cti.controller.flow import ivr_config
-
     refs = {(r.language, r.key) for r in required_prompts(ivr_config(settings))}
     langs = {m.code for m in settings.ivr.languages}
     refs |= {(lang, "please_hold") for lang in langs}

@@ -8,6 +8,7 @@ import json
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,21 @@ async def call_hotline(caller: Phone, gw: Gateway, digits: str = "") -> str:
     for d in digits:
         await caller.command("send_dtmf", leg=leg, digits=d, method="rfc2833")
     return leg
+
+
+async def bus_event(gw: Gateway, type_: str, timeout: float = 15, **data: Any) -> dict[str, Any]:
+    """The first bus event of a type (with these data fields), past or coming."""
+    def match(e: dict[str, Any]) -> bool:
+        return e["type"] == type_ and all(e["data"].get(k) == v for k, v in data.items())
+
+    past = [e for e in gw.bus.since(0) if match(e)]
+    return past[0] if past else await gw.bus.wait_for(match, timeout)
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10) -> None:
+    """Poll a condition on gateway state that no event announces."""
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout)

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.gateway_harness import Advisor, call_hotline, hotline_uri, running_gateway
+from tests.e2e.gateway_harness import (
+    Advisor,
+    call_hotline,
+    hotline_uri,
+    running_gateway,
+    until,
+)
 from tests.peers.phone import Phone
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +62,7 @@ async def test_2w_plus_1_callers_exactly_2w_answered_and_a_503(tmp_path: Path) -
             if o["state"] == "confirmed":
                 await c.command("hangup", leg=leg)
                 await c.wait_for("leg.state", leg=leg, state="disconnected")
-        await _until(lambda: len(gw.flow.calls) == 0)
+        await until(lambda: len(gw.flow.calls) == 0)
 
         # Every worker takes calls again: a second round fills all slots.
         legs2 = [await _dial(c, hotline_uri(gw)) for c in callers[: 2 * workers]]
@@ -65,14 +71,6 @@ async def test_2w_plus_1_callers_exactly_2w_answered_and_a_503(tmp_path: Path) -
         assert [o["state"] for o in outcomes2] == ["confirmed"] * (2 * workers)
         for c, leg in zip(callers, legs2, strict=False):
             await c.command("hangup", leg=leg)
-
-
-async def _until(predicate, timeout: float = 10) -> None:  # noqa: ANN001
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_killed_worker_ends_the_call_frees_the_advisor_and_comes_back(

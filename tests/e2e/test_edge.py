@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from cti.edge import EdgeSettings, EdgeStartError, KamailioEdge, WorkerTarget
-from tests.peers.rawsip import SipMessage, SipUA, header_param
+from tests.peers.rawsip import Dialog, SipMessage, SipUA, header_param
 
 pytestmark = [
     pytest.mark.e2e,
@@ -372,6 +372,17 @@ async def test_dead_worker_fails_over_after_branch_timeout(
     assert loads(await edge.rpc.dispatcher_list()) == {"dead": 0, "w1": 0}
 
 
+def _ringing_hotline_call(caller: SipUA, worker_ua: SipUA, edge_port: int
+                          ) -> tuple[Dialog, SipMessage]:
+    """The caller dials the hotline; the (fake) worker w1 gets it and rings (180)."""
+    dialog = caller.send_invite(hotline_uri(edge_port))
+    invite = worker_ua.recv(2.0, lambda m: m.method == "INVITE" and not m.is_response)
+    worker_ua.send(worker_ua.response_to(invite, 180, "Ringing", to_tag="w1"))
+    ringing = caller.recv(2.0, lambda m: m.is_response and m.status == 180)
+    assert ringing.call_id == dialog.call_id
+    return dialog, invite
+
+
 async def test_cancelled_hotline_call_frees_its_slot(
     make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
 ) -> None:
@@ -380,10 +391,7 @@ async def test_cancelled_hotline_call_frees_its_slot(
     worker_ua = ua_factory(local=(worker.host, worker.port), user="worker")
     caller = ua_factory()
 
-    dialog = caller.send_invite(hotline_uri(edge_port))
-    invite = worker_ua.recv(2.0, lambda m: m.method == "INVITE" and not m.is_response)
-    worker_ua.send(worker_ua.response_to(invite, 180, "Ringing", to_tag="w1"))
-    assert caller.recv(2.0, lambda m: m.is_response and m.status == 180).call_id == dialog.call_id
+    dialog, invite = _ringing_hotline_call(caller, worker_ua, edge_port)
     assert loads(await edge.rpc.dispatcher_list()) == {"w1": 1}
 
     caller.send_cancel(dialog)
@@ -622,10 +630,7 @@ async def test_ringing_calls_are_not_ended(
     worker_ua = ua_factory(local=(worker.host, worker.port), user="worker")
     caller = ua_factory()
 
-    dialog = caller.send_invite(hotline_uri(edge_port))
-    invite = worker_ua.recv(2.0, lambda m: m.method == "INVITE" and not m.is_response)
-    worker_ua.send(worker_ua.response_to(invite, 180, "Ringing", to_tag="w1"))
-    caller.recv(2.0, lambda m: m.is_response and m.status == 180)
+    dialog, invite = _ringing_hotline_call(caller, worker_ua, edge_port)
     assert await edge.rpc.end_dialog(dialog.call_id) is False
     assert await edge.rpc.end_worker_dialogs("w1") == 0  # tagged only once answered
 

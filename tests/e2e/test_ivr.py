@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.audio import write_tone
-from tests.e2e.gateway_harness import PROMPT_CACHE, Advisor, call_hotline, running_gateway
+from tests.e2e.gateway_harness import (
+    PROMPT_CACHE,
+    Advisor,
+    bus_event,
+    call_hotline,
+    running_gateway,
+)
 from tests.peers.phone import Phone
 
 pytestmark = pytest.mark.e2e
@@ -41,20 +47,12 @@ def _events(gw, type_: str, call_id: str | None = None) -> list[dict]:  # noqa: 
             if e["type"] == type_ and (call_id is None or e["call_id"] == call_id)]
 
 
-async def _wait(gw, type_: str, timeout: float = 15, **data: object) -> dict:  # noqa: ANN001
-    def match(e: dict) -> bool:
-        return e["type"] == type_ and all(e["data"].get(k) == v for k, v in data.items())
-
-    past = [e for e in gw.bus.since(0) if match(e)]
-    return past[0] if past else await gw.bus.wait_for(match, timeout)
-
-
 async def test_a_spanish_number_hears_the_spanish_offer_first(
     tmp_path: Path, short_prompts: Path,
 ) -> None:
     async with _gateway(tmp_path, short_prompts) as gw, Phone(name="+34911234567") as caller:
         await call_hotline(caller, gw)
-        first = await _wait(gw, "ivr.prompt", kind="menu")
+        first = await bus_event(gw, "ivr.prompt", kind="menu")
         assert first["data"]["prompts"][:3] == ["es/welcome", "es/language_offer",
                                                  "nl/language_offer"]
 
@@ -65,7 +63,7 @@ async def test_no_input_reaches_the_default_queue_in_the_guessed_language(
     async with _gateway(tmp_path, short_prompts, digit_timeout_s=0.5, max_retries=1) as gw, \
             Phone(name="+905321234567") as caller:
         await call_hotline(caller, gw)
-        done = await _wait(gw, "ivr.done", timeout=20)
+        done = await bus_event(gw, "ivr.done", timeout=20)
         assert done["data"]["language"] == "tr"
         assert done["data"]["topic"] == gw.settings.ivr.default_topic
         assert done["data"]["ivr_path"] == ["lang:timeout->tr", "topic:timeout->travel_advice"]
@@ -77,14 +75,14 @@ async def test_no_input_reaches_the_default_queue_in_the_guessed_language(
 async def test_an_invalid_digit_gets_the_retry_prompt(tmp_path: Path, short_prompts: Path) -> None:
     async with _gateway(tmp_path, short_prompts) as gw, Phone(name="+442079460123") as caller:
         leg = await call_hotline(caller, gw, "7")
-        retry = await _wait(gw, "ivr.prompt", timeout=10,
+        retry = await bus_event(gw, "ivr.prompt", timeout=10,
                             prompts=["en/invalid", "en/language_offer", "nl/language_offer",
                                      "es/language_offer", "tr/language_offer"])
         inputs = _events(gw, "ivr.input", retry["call_id"])
         assert [(e["data"]["digit"], e["data"]["stage"]) for e in inputs] == [("7", "lang")]
         for d in "23":
             await caller.command("send_dtmf", leg=leg, digits=d)
-        done = await _wait(gw, "ivr.done")
+        done = await bus_event(gw, "ivr.done")
         assert done["data"]["ivr_path"] == ["lang:en", "topic:travel_advice"]
 
 
@@ -92,9 +90,9 @@ async def test_sip_info_digits_work_like_rfc2833(tmp_path: Path, short_prompts: 
     async with _gateway(tmp_path, short_prompts) as gw, Phone(name="+34911234567") as caller:
         leg = await call_hotline(caller, gw)
         await caller.command("send_dtmf", leg=leg, digits="3", method="info")
-        await _wait(gw, "ivr.input", digit="3")
+        await bus_event(gw, "ivr.input", digit="3")
         await caller.command("send_dtmf", leg=leg, digits="2", method="info")
-        done = await _wait(gw, "ivr.done")
+        done = await bus_event(gw, "ivr.done")
         assert (done["data"]["language"], done["data"]["topic"]) == ("es", "visa")
         assert {e["data"]["method"] for e in _events(gw, "ivr.input")} == {"info"}
 
@@ -107,7 +105,7 @@ async def test_position_announcements_match_the_distributor(
             Phone(name="+34911234567") as first, Phone(name="+34911234568") as second:
         await sofia.set_state("away")  # logged in, not free: the wait can be estimated
         await call_hotline(first, gw, "32")
-        call1 = (await _wait(gw, "ivr.done"))["call_id"]
+        call1 = (await bus_event(gw, "ivr.done"))["call_id"]
         await call_hotline(second, gw, "32")
         call2 = (await gw.bus.wait_for(
             lambda e: e["type"] == "ivr.done" and e["call_id"] != call1, 15))["call_id"]
@@ -133,10 +131,10 @@ async def test_outside_opening_hours_the_caller_hears_closed_and_is_hung_up(
     async with _gateway(tmp_path, short_prompts, opening_hours=closed_all_week) as gw, \
             Phone(name="+34911234567") as caller:
         leg = await call_hotline(caller, gw)
-        prompt = await _wait(gw, "ivr.prompt")
+        prompt = await bus_event(gw, "ivr.prompt")
         assert prompt["data"]["prompts"] == ["es/welcome", "es/closed"]
         await caller.wait_for("leg.state", leg=leg, state="disconnected", timeout=10)
-        ended = await _wait(gw, "call.ended")
+        ended = await bus_event(gw, "call.ended")
         assert ended["data"]["reason"] == "closed"
         assert gw.store.get_call(ended["call_id"]).ivr_path == ["closed"]
 
@@ -145,6 +143,6 @@ async def test_a_crisis_notice_follows_the_welcome(tmp_path: Path, short_prompts
     async with _gateway(tmp_path, short_prompts, notice="crisis_notice") as gw, \
             Phone(name="+442079460123") as caller:
         await call_hotline(caller, gw)
-        prompt = await _wait(gw, "ivr.prompt")
+        prompt = await bus_event(gw, "ivr.prompt")
         assert prompt["data"]["prompts"][:3] == ["en/welcome", "en/crisis_notice",
                                                   "en/language_offer"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.gateway_harness import Advisor, call_hotline, running_gateway
+from tests.e2e.gateway_harness import Advisor, bus_event, call_hotline, running_gateway, until
 from tests.peers.phone import Phone
 
 pytestmark = pytest.mark.e2e
@@ -29,7 +29,7 @@ async def test_emre_gets_the_turkish_call_not_the_english_one(tmp_path: Path) ->
             Phone(name="+442079460123") as english, Phone(name="+905321234567") as turkish:
         await call_hotline(english, gw, "24")  # English, DigiD
         await call_hotline(turkish, gw, "42")  # Türkçe, visa
-        await _until_waiting(gw, 2)
+        await until(lambda: len(gw.flow.distributor.waiting_calls()) >= 2, 15)
         await emre.set_state("available")
         offered = await emre.stream.wait_for("call.offered", timeout=10)
         assert offered["data"]["language"] == "tr"
@@ -43,9 +43,9 @@ async def test_weaker_match_after_the_step_time_with_escalation(tmp_path: Path) 
             Advisor(gw, "emre") as emre, Phone(name="+905321234567") as caller:
         await emre.set_state("available")
         await call_hotline(caller, gw, "44")  # Türkçe, DigiD: emre has no DigiD
-        queued = await _wait_bus(gw, "call.queued")
+        queued = await bus_event(gw, "call.queued")
         assert not [e for e in emre.stream.events if e["type"] == "call.offered"]
-        escalated = await _wait_bus(gw, "call.escalated", timeout=10)
+        escalated = await bus_event(gw, "call.escalated", timeout=10)
         offered = await emre.stream.wait_for("call.offered", timeout=10)
         assert offered["call_id"] == queued["call_id"] == escalated["call_id"]
         await _answer(emre)
@@ -90,23 +90,6 @@ async def test_no_answer_skips_to_the_next_advisor(tmp_path: Path) -> None:
         assert trace["excluded"]["sofia"] == "away (no_answer)"
 
 
-async def _until_waiting(gw, n: int, timeout: float = 15) -> None:  # noqa: ANN001
-    import asyncio
-
-    async def poll() -> None:
-        while len(gw.flow.distributor.waiting_calls()) < n:
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(poll(), timeout)
-
-
-async def _wait_bus(gw, type_: str, timeout: float = 15) -> dict:  # noqa: ANN001
-    past = [e for e in gw.bus.since(0) if e["type"] == type_]
-    if past:
-        return past[0]
-    return await gw.bus.wait_for(lambda e: e["type"] == type_, timeout)
-
-
 async def test_caller_hangs_up_while_the_advisor_rings(tmp_path: Path) -> None:
     async with running_gateway(tmp_path) as gw, Advisor(gw, "sofia") as sofia, \
             Phone(name="+34911234567") as caller:
@@ -131,7 +114,7 @@ async def test_max_wait_moves_the_call_to_another_queue(tmp_path: Path) -> None:
             Advisor(gw, "emre") as emre, Phone(name="+905321234567") as caller:
         await emre.set_state("available")
         await call_hotline(caller, gw, "44")  # Türkçe, DigiD: emre has no DigiD
-        moved = await _wait_bus(gw, "call.max_wait", timeout=10)
+        moved = await bus_event(gw, "call.max_wait", timeout=10)
         assert moved["data"] == {"action": "queue:travel_advice", "topic": "travel_advice"}
         offered = await emre.stream.wait_for("call.offered", timeout=10)
         assert offered["call_id"] == moved["call_id"]
