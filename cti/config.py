@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from cti.ivr import Flow, FlowError, check_flow, parse_flow, standard_flow
+
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -110,6 +112,12 @@ class IvrSettings(_Model):
     topics: list[MenuEntry] = Field(min_length=1)
     # ISO country (from the caller's number) -> language offered first.
     country_languages: dict[str, str] = {}
+    # Gateway-wide flags flows can branch on (e.g. crisis: true); supervisors
+    # switch them at run time through the API.
+    flags: dict[str, bool] = {}
+    # Flows per dialled number (see cti/ivr/parse.py); a hotline without one runs
+    # the standard flow: opening hours, language menu, topic menu, queue.
+    flows: dict[str, dict[str, Any]] = {}
 
     @model_validator(mode="after")
     def _defaults_exist(self) -> IvrSettings:
@@ -236,6 +244,16 @@ class AdvisorSettings(_Model):
         return v
 
 
+class DirectoryEntry(_Model):
+    """A transfer target: the crisis team, an embassy, another service."""
+
+    key: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str
+    uri: str = Field(pattern=r"^sips?:\S+$")  # where the gateway dials it
+    number: str | None = None  # as shown to advisors
+    country: str | None = Field(None, pattern=r"^[A-Z]{2}$")  # an embassy's country
+
+
 class StoreSettings(_Model):
     path: Path = Path("../var/cti.sqlite3")
 
@@ -252,6 +270,7 @@ class Settings(_Model):
     advisors: list[AdvisorSettings] = Field(min_length=1)
     plugins: list[str] = []
     store: StoreSettings = StoreSettings()
+    directory: list[DirectoryEntry] = []
     # Where the file was read from; relative paths are relative to its folder.
     source: Path = Field(Path("."), exclude=True)
 
@@ -285,12 +304,45 @@ class Settings(_Model):
                              f"(expected one of {', '.join(topics)})")
         return self
 
+    @model_validator(mode="after")
+    def _flows_run(self) -> Settings:
+        # Every flow is built and checked now: an error names the number and the node.
+        keys = [d.key for d in self.directory]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"directory: duplicate keys in {keys}")
+        for number in self.ivr.flows:
+            if number not in self.sip.hotlines:
+                raise ValueError(f"ivr.flows.{number}: not one of sip.hotlines "
+                                 f"({', '.join(self.sip.hotlines)}); calls to it never arrive")
+        ivr_flows(self)
+        return self
+
     def path(self, p: Path) -> Path:
         """Resolve a path from the config against the config file's folder."""
         return p if p.is_absolute() else (self.source.parent / p).resolve()
 
     def advisor(self, name: str) -> AdvisorSettings | None:
         return next((a for a in self.advisors if a.name == name), None)
+
+
+def ivr_flows(settings: Settings) -> dict[str, Flow]:
+    """The checked flow of each dialled number with its own; "" is the standard flow."""
+    ivr = settings.ivr
+    topics = [m.code for m in ivr.topics]
+    timing = {"default_language": ivr.default_language, "default_topic": ivr.default_topic,
+              "digit_timeout_s": ivr.digit_timeout_s, "max_retries": ivr.max_retries}
+    flows = {"": standard_flow([(m.digit, m.code) for m in ivr.languages],
+                               [(m.digit, m.code) for m in ivr.topics], notice=ivr.notice,
+                               **timing)}
+    for number, data in ivr.flows.items():
+        try:
+            flow = parse_flow(number, data, languages=tuple(m.code for m in ivr.languages),
+                              **timing)
+            check_flow(flow, topics=topics, directory=[d.key for d in settings.directory])
+        except FlowError as e:
+            raise ValueError(f"ivr.flows.{number}: {e}") from None
+        flows[number] = flow
+    return flows
 
 
 def _step(tp: Any, part: Any) -> Any:
@@ -350,7 +402,7 @@ def _item_label(data: Any, loc: tuple[Any, ...]) -> str:
     return label
 
 
-_KEY_PREFIX = re.compile(r"^([A-Za-z_][\w.]*): (.*)$", re.DOTALL)
+_KEY_PREFIX = re.compile(r"^([A-Za-z_][\w.+]*): (.*)$", re.DOTALL)
 
 
 def _describe_error(err: dict[str, Any], data: Any = None) -> str:

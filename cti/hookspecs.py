@@ -43,6 +43,16 @@ def cti_call_incoming(call: Call) -> None:
 
 
 @hookspec(firstresult=True)
+def cti_ivr_branch(call: Call, question: str) -> str | None:
+    """Answer a ``plugin:<question>`` branch of an IVR flow (e.g. "vip" for a
+    known caller); the flow goes to the case named by the answer.
+
+    firstresult: the first plugin to return a string decides; ``None`` from
+    every plugin takes the branch's default.
+    """
+
+
+@hookspec(firstresult=True)
 def cti_call_priority(call: Call) -> int | None:
     """Return the queue priority for a call leaving the IVR (higher is served first).
 

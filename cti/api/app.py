@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from cti.api.auth import Principal
 from cti.api.schemas import (
     AgentView,
+    FlagRequest,
     LoginRequest,
     LoginResponse,
     SkillsRequest,
@@ -89,6 +90,17 @@ def create_app(gw: "Gateway") -> FastAPI:
     async def routing(p: Supervisor) -> dict[str, Any]:
         """The distributor's live picture: advisors, waiting calls, positions, waits."""
         return gw.flow.distributor.snapshot(time.time())
+
+    @app.get("/api/v1/ivr/flags")
+    async def ivr_flags(p: Supervisor) -> dict[str, bool]:
+        """The gateway-wide flags IVR flows branch on (e.g. crisis)."""
+        return dict(gw.flow.flags)
+
+    @app.put("/api/v1/ivr/flags/{name}")
+    async def set_ivr_flag(name: str, body: FlagRequest, p: Supervisor) -> dict[str, bool]:
+        """Switch a flag (e.g. a crisis is on): it counts from the next caller's IVR."""
+        gw.flow.set_flag(name, body.value, by=p.user)
+        return dict(gw.flow.flags)
 
     @app.get("/api/v1/calls")
     async def active_calls(p: Auth) -> list[dict[str, Any]]:

@@ -48,3 +48,9 @@ class SkillsRequest(Strict):
     languages: dict[str, Level] = Field(min_length=1)
     topics: dict[str, Level] = Field(min_length=1)
     trainings: dict[str, date | None] = {}
+
+
+class FlagRequest(Strict):
+    """A gateway-wide IVR flag switched on or off (PUT /api/v1/ivr/flags/{name})."""
+
+    value: bool

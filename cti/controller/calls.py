@@ -39,7 +39,7 @@ def caller_country(number: str) -> str | None:
 class Leg:
     leg_id: str
     worker: str
-    role: str  # "customer" | "advisor"
+    role: str  # "customer" | "advisor" | "external"
     peer: str  # number or advisor name
     state: str = "new"
     sip_call_id: str | None = None  # as the worker saw it; lets the edge end the dialog
@@ -65,7 +65,9 @@ class Call:
     dialled: str
     call_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     caller_country: str | None = None
-    state: str = "incoming"  # incoming → ivr → queued → offered → connected → ended
+    # incoming → ivr → queued → offered → connected → ended; from the IVR also
+    # transferring → transferred (to a directory entry) → ended
+    state: str = "incoming"
     language: str | None = None
     topic: str | None = None
     ivr_path: list[str] = field(default_factory=list)
@@ -73,6 +75,7 @@ class Call:
     flags: dict[str, Any] = field(default_factory=dict)
     advisor: str | None = None
     advisor_leg: Leg | None = None
+    external_leg: Leg | None = None  # a transfer target dialled by the IVR
     hold_play_id: str | None = None  # the "please hold" prompt; music follows it
     announcements: int = 0
     offer_id: int | None = None  # the open offer's row in the store (decision trace)

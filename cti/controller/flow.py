@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from cti.config import Settings
+from cti.config import Settings, ivr_flows
 from cti.controller.calls import Call, CallRegistry, Leg, sip_user
+from cti.controller.flow_ivr import IvrFlowMixin
 from cti.controller.prompts import PromptLibrary
 from cti.controller.skills import SkillBook, Skills
 from cti.controller.workers import WorkerCommandError, WorkerLink, WorkerPool
 from cti.events import EventBus, make_event
-from cti.ivr import Done, Hangup, IvrConfig, IvrSession, MenuOption, Play, StopPlay
-from cti.ivr.announce import wait_announcement
-from cti.ivr.hours import is_open
+from cti.ivr import IvrSession
 from cti.plugins import PluginHost
 from cti.routing import (
     AdvisorChanged,
@@ -43,18 +43,6 @@ SCREEN_POP_WAIT_S = 1.0
 Delivered = Callable[[str, int, float], Awaitable[bool]]
 
 
-def ivr_config(settings: Settings) -> IvrConfig:
-    ivr = settings.ivr
-    return IvrConfig(
-        languages=tuple(MenuOption(m.digit, m.code) for m in ivr.languages),
-        topics=tuple(MenuOption(m.digit, m.code) for m in ivr.topics),
-        default_language=ivr.default_language,
-        default_topic=ivr.default_topic,
-        digit_timeout_s=ivr.digit_timeout_s,
-        max_retries=ivr.max_retries,
-    )
-
-
 def make_distributor(settings: Settings, skills: SkillBook) -> Distributor:
     r = settings.routing
     return Distributor(
@@ -68,7 +56,7 @@ def make_distributor(settings: Settings, skills: SkillBook) -> Distributor:
     )
 
 
-class CallFlow:
+class CallFlow(IvrFlowMixin):
     def __init__(
         self,
         settings: Settings,
@@ -87,7 +75,8 @@ class CallFlow:
         self.prompts = prompts
         self._delivered = delivered
         self.calls = CallRegistry()
-        self.ivr_config = ivr_config(settings)
+        self.ivr_flows = ivr_flows(settings)
+        self.flags = dict(settings.ivr.flags)
         self.skills = SkillBook(settings)
         # The distributor decides when an offer times out (OfferRevoked).
         self.distributor = make_distributor(settings, self.skills)
@@ -149,7 +138,8 @@ class CallFlow:
         if kind == "leg.state":
             self._on_leg_state(call, msg)
         elif kind == "leg.media" and msg.get("active"):
-            self._on_media(call, msg)
+            if msg.get("leg") == call.customer.leg_id and call.state == "incoming":
+                self._start_ivr(call)
         elif kind == "leg.dtmf" and msg.get("leg") == call.customer.leg_id:
             self._on_digit(call, str(msg.get("digit", "")), str(msg.get("method", "")))
         elif kind == "play.done" and msg.get("leg") == call.customer.leg_id:
@@ -169,18 +159,6 @@ class CallFlow:
         self._send(call, "answer", leg=leg.leg_id, code=200,
                    headers={"X-CTI-Call-ID": call.call_id})
 
-    def _on_media(self, call: Call, msg: dict[str, Any]) -> None:
-        if msg.get("leg") == call.customer.leg_id and call.state == "incoming":
-            call.state = "ivr"
-            ivr = self.settings.ivr
-            guess = ivr.country_languages.get(call.caller_country or "")
-            hours = ivr.opening_hours
-            open_now = hours is None or is_open(hours.days, hours.timezone, time.time())
-            session = IvrSession(self.ivr_config, guessed_language=guess, open_now=open_now,
-                                 notice=ivr.notice)
-            self._ivr[call.call_id] = session
-            self._apply_ivr(call, session, session.start(time.time()))
-
     def _on_leg_state(self, call: Call, msg: dict[str, Any]) -> None:
         state = str(msg.get("state"))
         leg = next((x for x in call.legs if x.leg_id == msg.get("leg")), None)
@@ -197,145 +175,8 @@ class CallFlow:
                 self._on_advisor_leg_gone(call, leg)
         elif state == "confirmed" and leg is call.advisor_leg:
             self._on_advisor_answered(call, leg)
-
-    # ---------------------------------------------------------------------- IVR
-    def _on_digit(self, call: Call, digit: str, method: str) -> None:
-        session = self._ivr.get(call.call_id)
-        stage = session.stage if session else call.state
-        log.info("dtmf call_id=%s digit=%r method=%s stage=%s", call.call_id, digit, method, stage)
-        self._publish("ivr.input", call, {"digit": digit, "method": method, "stage": stage,
-                                          "accepted": session is not None})
-        if session is not None:
-            self._apply_ivr(call, session, session.on_digit(digit, time.time()))
-
-    def _on_play_done(self, call: Call, play_id: str) -> None:
-        session = self._ivr.get(call.call_id)
-        if session is not None:
-            self._apply_ivr(call, session, session.on_play_done(play_id, time.time()))
-        elif (play_id == call.hold_play_id or play_id.startswith("announce-")) and \
-                call.state in ("queued", "offered"):
-            self._play_music(call)
-
-    def _play(self, call: Call, play_id: str, refs: list[tuple[str, str]], kind: str,
-              **extra: Any) -> None:
-        """Play prompts to the caller and say so on the bus (ivr.prompt)."""
-        self._send(call, "play", leg=call.customer.leg_id, loop=False, play_id=play_id,
-                   file=str(self.prompts.sequence(refs)))
-        self._publish("ivr.prompt", call, {"play_id": play_id, "kind": kind,
-                                           "prompts": [f"{lg}/{key}" for lg, key in refs],
-                                           **extra})
-
-    def _apply_ivr(self, call: Call, session: IvrSession, actions: list[Any]) -> None:
-        for action in actions:
-            if isinstance(action, Play):
-                refs = [(p.language, p.key) for p in action.prompts]
-                done = any(isinstance(a, Done) for a in actions)
-                self._play(call, action.play_id, refs, "hold" if done else "menu")
-                if done:
-                    call.hold_play_id = action.play_id
-            elif isinstance(action, StopPlay):
-                self._send(call, "stop_play", leg=call.customer.leg_id)
-            elif isinstance(action, Done):
-                self._ivr_done(call, action)
-                return
-            elif isinstance(action, Hangup):
-                call.ivr_path = list(session.path)
-                self._end_call(call, action.reason)
-                return
-        self._arm_ivr_timer(call, session)
-
-    def _arm_ivr_timer(self, call: Call, session: IvrSession) -> None:
-        if (old := self._ivr_timers.pop(call.call_id, None)) is not None:
-            old.cancel()
-        if session.deadline is None:
-            return
-        delay = max(0.0, session.deadline - time.time())
-
-        def fire() -> None:
-            self._ivr_timers.pop(call.call_id, None)
-            if self._ivr.get(call.call_id) is session:
-                self._apply_ivr(call, session, session.on_timer(time.time()))
-
-        self._ivr_timers[call.call_id] = asyncio.get_running_loop().call_later(delay, fire)
-
-    def _ivr_done(self, call: Call, done: Done) -> None:
-        self._ivr.pop(call.call_id, None)
-        if (t := self._ivr_timers.pop(call.call_id, None)) is not None:
-            t.cancel()
-        call.language, call.topic, call.ivr_path = done.language, done.topic, list(done.path)
-        prio = self.plugins.first("cti_call_priority", call_id=call.call_id, call=call)
-        if prio is None:
-            prio = 10 if done.topic in self.settings.ivr.emergency_topics else 0
-        call.priority = int(prio)
-        call.state, call.queued_at = "queued", time.time()
-        log.info("ivr done call_id=%s language=%s topic=%s path=%s", call.call_id,
-                 call.language, call.topic, ",".join(call.ivr_path))
-        self._publish("ivr.done", call, {"language": call.language, "topic": call.topic,
-                                         "ivr_path": call.ivr_path})
-        self._schedule_announcement(call, self.settings.ivr.announce_first_s)
-        if self.settings.routing.max_wait_s > 0:
-            self._timer(self._max_wait_timers, call, self.settings.routing.max_wait_s,
-                        self._max_wait)
-        self.plugins.call("cti_call_queued", call_id=call.call_id, call=call)
-        self._publish("call.queued", call, {"language": call.language, "topic": call.topic,
-                                            "priority": call.priority})
-        self._apply_routing(self.distributor.add_call(
-            call.call_id, language=call.language, topic=call.topic, priority=call.priority,
-            now=time.time()))
-
-    def _timer(self, timers: dict[str, asyncio.TimerHandle], call: Call, delay: float,
-               fn: Callable[[Call], None]) -> None:
-        timers[call.call_id] = asyncio.get_running_loop().call_later(delay, fn, call)
-
-    def _max_wait(self, call: Call) -> None:
-        """The call waited routing.max_wait_s: a plugin acts, or it changes queue."""
-        self._max_wait_timers.pop(call.call_id, None)
-        if call.state == "offered":  # ringing an advisor now: look again shortly
-            self._timer(self._max_wait_timers, call, 5.0, self._max_wait)
-            return
-        if call.state != "queued":
-            return
-        action = self.settings.routing.max_wait_action
-        log.info("max wait reached call_id=%s action=%s", call.call_id, action)
-        if action == "hook":
-            handled = bool(self.plugins.first("cti_call_max_wait", call_id=call.call_id,
-                                              call=call))
-            self._publish("call.max_wait", call, {"action": action, "handled": handled})
-            return
-        topic = action.partition(":")[2]
-        now = time.time()
-        actions = self.distributor.remove_call(call.call_id, now)
-        call.topic = topic
-        call.ivr_path.append(f"max_wait->{topic}")
-        self._publish("call.max_wait", call, {"action": action, "topic": topic})
-        self._apply_routing(actions + self.distributor.add_call(
-            call.call_id, language=call.language or "", topic=topic, priority=call.priority,
-            now=now, enqueued_at=call.queued_at))
-
-    def _schedule_announcement(self, call: Call, delay: float) -> None:
-        if delay <= 0:
-            return
-        handle = asyncio.get_running_loop().call_later(delay, self._announce, call)
-        self._announce_timers[call.call_id] = handle
-
-    def _announce(self, call: Call) -> None:
-        """Tell a waiting caller their position and expected wait, then music again."""
-        self._announce_timers.pop(call.call_id, None)
-        if call.state == "ended":
-            return
-        position = self.distributor.position(call.call_id) if call.state == "queued" else None
-        if position is not None and call.language:
-            wait = self.distributor.expected_wait_s(call.call_id, time.time())
-            call.announcements += 1
-            refs = [(r.language, r.key)
-                    for r in wait_announcement(call.language, position, wait)]
-            self._play(call, f"announce-{call.announcements}", refs, "announcement",
-                       position=position, expected_wait_s=wait)
-        self._schedule_announcement(call, self.settings.ivr.announce_every_s)
-
-    def _play_music(self, call: Call) -> None:
-        self._send(call, "play", leg=call.customer.leg_id, loop=True, play_id="music",
-                   file=str(self.prompts.music()))
+        if leg is call.external_leg and state in ("confirmed", "disconnected"):
+            self._on_external_leg(call, leg)
 
     # ------------------------------------------------------------------ routing
     def _apply_routing(self, actions: list[Any]) -> None:
@@ -377,6 +218,14 @@ class CallFlow:
         profile = self.skills.set(advisor, skills)
         self._apply_routing(self.distributor.update_advisor(profile, time.time()))
 
+    def set_flag(self, name: str, value: bool, by: str | None = None) -> None:
+        """From the API: a gateway-wide IVR flag, read by flows from the next caller on."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise ValueError("a flag name is letters, digits, '.', '_' or '-'")
+        self.flags[name] = value
+        log.info("ivr flag name=%s value=%s by=%s", name, value, by)
+        self._publish("ivr.flag", None, {"name": name, "value": value, "by": by})
+
     def set_advisor_state(self, advisor: str, state: str, reason: str | None = None) -> None:
         """From the API: an advisor sets themself available / away / logged out."""
         self._apply_routing(self.distributor.set_state(
@@ -412,15 +261,7 @@ class CallFlow:
         if call.advisor_leg is not leg or call.state != "offered":
             return
         uri = f"sip:{advisor}@{self.settings.sip.ip}:{self.settings.sip.port}"
-        link = self.pool.get(call.worker)
-        try:
-            if link is None:
-                raise WorkerCommandError("worker gone")
-            await link.command("dial", leg=leg.leg_id, uri=uri,
-                               headers={"X-CTI-Call-ID": call.call_id})
-        except WorkerCommandError as e:
-            log.warning("dial failed call_id=%s advisor=%s: %s", call.call_id, advisor, e)
-            leg.state = "disconnected"
+        if not await self._dial_leg(call, leg, uri):
             self._on_advisor_leg_gone(call, leg)
 
     def _revoke(self, action: OfferRevoked) -> None:
@@ -468,7 +309,8 @@ class CallFlow:
                                                           reason=reason))
 
     def _on_customer_gone(self, call: Call) -> None:
-        reason = "caller_hangup" if call.state == "connected" else "caller_abandoned"
+        talking = call.state in ("connected", "transferred")
+        reason = "caller_hangup" if talking else "caller_abandoned"
         self._end_call(call, reason)
 
     # ------------------------------------------------------------------ ending

@@ -16,15 +16,14 @@ import uvicorn
 from cti.api.app import create_app
 from cti.api.auth import Authenticator
 from cti.api.ws import Hub
-from cti.config import ConfigError, Settings
-from cti.controller.flow import CallFlow, ivr_config
+from cti.config import ConfigError, Settings, ivr_flows
+from cti.controller.flow import CallFlow
 from cti.controller.prompts import PromptLibrary
 from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
 from cti.edge.process import KamailioEdge
 from cti.edge.render import EdgeSettings, WorkerTarget
 from cti.edge.rpc import EdgeRpc
 from cti.events import EventBus
-from cti.ivr import required_prompts
 from cti.ivr.announce import announcement_prompts
 from cti.plugins import PluginHost
 from cti.store.db import Store
@@ -53,21 +52,22 @@ def prepare(settings: Settings) -> tuple[PluginHost, PromptLibrary]:
     plugins.load(settings.plugins, source)
     override = settings.path(settings.prompts.override_dir)
     prompts = PromptLibrary(settings.path(settings.prompts.cache_dir), override)
-    refs = {(r.language, r.key) for r in required_prompts(ivr_config(settings))}
-    langs = {m.code for m in settings.ivr.languages}
-    refs |= {(lang, "please_hold") for lang in langs}
-    refs |= {(r.language, r.key) for r in announcement_prompts(sorted(langs))}
-    if settings.ivr.opening_hours is not None:
-        refs |= {(lang, "closed") for lang in langs}
-    if settings.ivr.notice:
-        refs |= {(lang, settings.ivr.notice) for lang in langs}
+    langs = sorted({m.code for m in settings.ivr.languages})
+    # Every prompt any flow may play, in every language (the language can be any).
+    users: dict[tuple[str, str], str] = {}
+    for number, flow in ivr_flows(settings).items():
+        for key, node in flow.prompt_keys().items():
+            for lang in langs:
+                users.setdefault((lang, key), f"flow {number or 'standard'}, node {node!r}")
+    refs = set(users) | {(r.language, r.key) for r in announcement_prompts(langs)}
     missing = prompts.missing(sorted(refs))
     if missing:
         lang, key = missing[0]
         raise ConfigError(
             f"{source}: prompts: missing prompt file {lang}/{key}.wav in "
             f"{prompts.cache_dir} (expected a WAV for language {lang!r}, key {key!r}; "
-            f"run `cti prompts build`)" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+            f"run `cti prompts build`)"
+            + (f", used by {users[(lang, key)]}" if (lang, key) in users else "") + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
         )
     return plugins, prompts
 

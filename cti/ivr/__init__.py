@@ -1,8 +1,7 @@
-"""Pure IVR engine: DTMF menus as a state machine (no I/O, no asyncio)."""
+"""Pure IVR engine: flows of named nodes run as a state machine (no I/O, no asyncio)."""
 
 from cti.ivr.engine import (
     DEMO_CONFIG,
-    DTMF_DIGITS,
     REQUIRED_PROMPT_KEYS,
     Action,
     Done,
@@ -13,8 +12,12 @@ from cti.ivr.engine import (
     Play,
     PromptRef,
     StopPlay,
+    Transfer,
+    as_flow,
     required_prompts,
 )
+from cti.ivr.graph import DTMF_DIGITS, Flow, FlowError, check_flow
+from cti.ivr.parse import parse_flow, standard_flow
 
 IvrAction = Action
 
@@ -24,6 +27,8 @@ __all__ = [
     "REQUIRED_PROMPT_KEYS",
     "Action",
     "Done",
+    "Flow",
+    "FlowError",
     "Hangup",
     "IvrAction",
     "IvrConfig",
@@ -32,5 +37,10 @@ __all__ = [
     "Play",
     "PromptRef",
     "StopPlay",
+    "Transfer",
+    "as_flow",
+    "check_flow",
+    "parse_flow",
     "required_prompts",
+    "standard_flow",
 ]

@@ -7,9 +7,10 @@ DTMF digits and calls :meth:`IvrSession.on_timer` when :attr:`IvrSession.deadlin
 has passed. That keeps every branch testable without SIP and lets the same
 engine run under asyncio, in a replay or in a simulation.
 
-The flow is fixed for now: welcome, language menu, topic menu (in the chosen
-language), done. Menus are described by :class:`_Menu` internally so a later
-version can build arbitrary flows from config without changing the session API.
+A session runs a :class:`~cti.ivr.graph.Flow` (a graph of named nodes from
+the config of the dialled number); a number without a flow of its own runs the
+standard flow built from :class:`IvrConfig`: opening hours, language menu,
+topic menu (in the chosen language), queue.
 
 A caller is never hung up on: a menu that keeps failing (invalid digits or no
 input) ends in its default choice rather than in a disconnect.
@@ -17,12 +18,25 @@ input) ends in its default choice rather than in a disconnect.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-#: The DTMF symbols a phone can send. Anything else reaching the engine is
-#: treated as an invalid choice (never an exception).
-DTMF_DIGITS = frozenset("0123456789*#")
+from cti.ivr.graph import (
+    DTMF_DIGITS,
+    BranchNode,
+    Choice,
+    Flow,
+    HangupNode,
+    MenuNode,
+    Node,
+    PlayNode,
+    QueueNode,
+    SetNode,
+    SetValues,
+    TransferNode,
+)
+from cti.ivr.parse import standard_flow
 
 #: Prompt keys the engine plays; each must exist for every configured language.
 REQUIRED_PROMPT_KEYS: tuple[str, ...] = (
@@ -119,17 +133,25 @@ class PromptRef:
     key: str
 
 
-def required_prompts(config: IvrConfig) -> set[PromptRef]:
-    """Every prompt the engine may ask for, so the controller can check at start.
+def required_prompts(config: IvrConfig | Flow) -> set[PromptRef]:
+    """Every prompt a flow may ask for, so the controller can check at start.
 
-    Every key is needed in every language: the welcome and retry prompts are
-    played in the guessed language, which can be any configured language.
+    Every key is needed in every language: prompts are played in the guessed
+    or chosen language, which can be any configured language.
     """
-    return {
-        PromptRef(language, key)
-        for language in config.language_values()
-        for key in REQUIRED_PROMPT_KEYS
-    }
+    flow = as_flow(config)
+    return {PromptRef(language, key) for language in flow.languages
+            for key in flow.prompt_keys()}
+
+
+def as_flow(config: IvrConfig | Flow, notice: str | None = None) -> Flow:
+    """A flow as is, or the standard flow of an IvrConfig."""
+    if isinstance(config, Flow):
+        return config
+    return standard_flow(
+        [(o.digit, o.value) for o in config.languages], [(o.digit, o.value) for o in config.topics],
+        default_language=config.default_language, default_topic=config.default_topic,
+        digit_timeout_s=config.digit_timeout_s, max_retries=config.max_retries, notice=notice)
 
 
 @dataclass(frozen=True)
@@ -152,6 +174,20 @@ class Done:
     language: str
     topic: str
     path: tuple[str, ...]
+    #: Set by the flow (a crisis line's queue); None: the controller decides.
+    priority: int | None = None
+    flags: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Connect the caller to ``target`` (directory key or SIP URI).
+
+    The controller reports the outcome with :meth:`IvrSession.on_transfer_result`.
+    """
+
+    target: str
+    node: str
 
 
 @dataclass(frozen=True)
@@ -161,58 +197,54 @@ class Hangup:
     reason: str
 
 
-Action = Play | StopPlay | Done | Hangup
+Action = Play | StopPlay | Done | Transfer | Hangup
 
 
-@dataclass(frozen=True)
-class _Menu:
-    """A menu step: its name in the path, options and prompts.
+#: Set and branch nodes chained without a prompt: more than this is a bug in
+#: a flow that slipped past the checks; the caller is queued, not dropped.
+MAX_INSTANT_STEPS = 64
 
-    ``prompts`` gives the menu prompts for the session's current language;
-    ``lead_in`` is played only the first time (e.g. the welcome).
-    """
-
-    name: str
-    options: tuple[MenuOption, ...]
-    default: Callable[[], str]
-    prompts: Callable[[], tuple[PromptRef, ...]]
-    lead_in: Callable[[], tuple[PromptRef, ...]] = field(default=lambda: ())
-
-    def lookup(self, digit: object) -> MenuOption | None:
-        """The option for ``digit``, or None for anything that is not one."""
-        for option in self.options:
-            if option.digit == digit:
-                return option
-        return None
+#: Answers a plugin question for a branch node (None: no answer, take the default).
+AskPlugin = Callable[[str], "str | None"]
 
 
 class IvrSession:
-    """One caller's walk through the menus.
+    """One caller's walk through a flow.
 
     Only the play with the id issued last matters: a ``play_done`` with an
     older id (a prompt stopped by barge-in, a race in the media worker) is
-    ignored. The digit timer starts when the menu prompt has finished.
+    ignored. The digit timer starts when the menu prompt has finished. Digits
+    pressed during a menu's prompts interrupt them (barge-in) and count;
+    digits during other prompts are ignored (kept in :attr:`history`).
     """
 
     def __init__(
-        self, config: IvrConfig, *, guessed_language: str | None = None,
-        open_now: bool = True, notice: str | None = None,
+        self, config: IvrConfig | Flow, *, guessed_language: str | None = None,
+        open_now: bool = True, notice: str | None = None, country: str | None = None,
+        flags: Mapping[str, Any] | None = None, ask: AskPlugin | None = None,
     ) -> None:
-        """``open_now``: False outside opening hours (welcome, "closed", hang up);
-        ``notice``: a prompt key played after the welcome (e.g. a crisis message)."""
-        self._config = config
+        """``open_now``: within opening hours; ``notice``: a prompt played after the
+        welcome of the standard flow (a crisis message); ``country``: the caller's
+        ISO country; ``flags``: the gateway's flags (e.g. crisis); ``ask``: plugin
+        answers for ``plugin:<question>`` branches."""
+        self.flow = as_flow(config, notice)
         self._open = open_now
-        self._notice = notice
-        known = guessed_language in config.language_values()
+        self._country = country
+        self._ask = ask
+        self._gateway_flags = dict(flags or {})
+        known = guessed_language in self.flow.languages
         # An unknown guess (country code of a language we do not serve) is dropped.
-        self._fallback_language = guessed_language if known else config.default_language
-        self._language = self._fallback_language
+        self._language = guessed_language if known and guessed_language else \
+            self.flow.default_language
         self._topic: str | None = None
+        self._priority: int | None = None
+        #: Flags set by the flow for this call (shown on the screen pop).
+        self.flags: dict[str, Any] = {}
         self.path: list[str] = []
         #: Every input event, including failed attempts, for diagnostics.
         self.history: list[str] = []
-        self._menus = self._build_menus()
-        self._menu_index = -1  # -1: not started
+        self._node: Node | None = None
+        self._entered: set[str] = set()  # menus entered (their intro is played once)
         self._failures = 0
         self._play_seq = 0
         self._playing: str | None = None
@@ -228,7 +260,7 @@ class IvrSession:
 
     @property
     def topic(self) -> str | None:
-        """The chosen topic; None until the topic menu is finished."""
+        """The chosen topic; None until a menu or set node chose one."""
         return self._topic
 
     @property
@@ -242,130 +274,199 @@ class IvrSession:
 
     @property
     def stage(self) -> str:
-        """The current step: "idle", a menu name ("lang", "topic") or "done"."""
+        """"idle", the current node's name, or "done"."""
         if self._done:
             return "done"
-        if self._menu_index < 0:
-            return "idle"
-        return self._menus[self._menu_index].name
+        return self._node.name if self._node is not None else "idle"
 
     # -- events -------------------------------------------------------------
 
     def start(self, now: float) -> list[Action]:
-        """Play the welcome followed by the first menu."""
-        if self._menu_index >= 0:
+        """Run the flow from its start node up to the first prompt."""
+        if self._node is not None or self._done:
             raise RuntimeError("IVR session already started")
-        if not self._open:
-            self._menu_index = 0
-            self.path.append("closed")
-            return [self._new_play((PromptRef(self._language, "welcome"),
-                                    PromptRef(self._language, "closed")))]
-        return self._enter_menu(0)
+        return self._run(self.flow.start)
 
     def on_digit(self, digit: str, now: float) -> list[Action]:
-        """A DTMF digit: barge-in on a playing prompt, then select or retry."""
-        if self._done or self._menu_index < 0 or not self._open:
+        """A DTMF digit: in a menu, barge-in on its prompt, then select or retry."""
+        node = self._node
+        if self._done or node is None:
+            return []
+        if not isinstance(node, MenuNode):
+            self.history.append(f"{node.name}:ignored:{digit!s:.8}")
             return []
         actions: list[Action] = []
         if self._playing is not None:
             actions.append(StopPlay())
             self._playing = None
         self._deadline = None
-        option = self._menu.lookup(digit)
-        if option is None:
-            self.history.append(f"{self._menu.name}:invalid:{digit!s:.8}")
-            actions += self._fail("invalid")
-        else:
-            self.history.append(f"{self._menu.name}:{option.value}")
-            actions += self._select(option.value, f"{self._menu.name}:{option.value}")
-        return actions
+        choice = node.lookup(digit)
+        if choice is None:
+            self.history.append(f"{node.name}:invalid:{digit!s:.8}")
+            return actions + self._fail(node, "invalid")
+        self.history.append(f"{node.name}:{choice.label}")
+        return actions + self._choose(node, choice, f"{node.name}:{choice.label}")
 
     def on_play_done(self, play_id: str, now: float) -> list[Action]:
-        """The current menu prompt ended: start waiting for a digit."""
-        if self._done or play_id != self._playing:
+        """The current prompt ended: wait for a digit, or go on to the next node."""
+        node = self._node
+        if self._done or node is None or play_id != self._playing:
             return []
         self._playing = None
-        if not self._open:  # the closed message was heard: end the call
-            self._done = True
-            return [Hangup("closed")]
-        self._deadline = now + self._config.digit_timeout_s
-        return []
+        if isinstance(node, MenuNode):
+            self._deadline = now + (node.timeout_s or self.flow.digit_timeout_s)
+            return []
+        if isinstance(node, PlayNode):
+            return self._run(node.next)
+        if isinstance(node, HangupNode):
+            return self._hang_up(node)
+        return []  # queue / transfer prompts: the controller takes over
 
     def on_timer(self, now: float) -> list[Action]:
         """Called at (or after) :attr:`deadline`; early or spurious calls do nothing."""
-        if self._done or self._deadline is None or now < self._deadline:
+        node = self._node
+        if self._done or self._deadline is None or now < self._deadline \
+                or not isinstance(node, MenuNode):
             return []
         self._deadline = None
-        self.history.append(f"{self._menu.name}:timeout")
-        return self._fail("no_input")
+        self.history.append(f"{node.name}:timeout")
+        return self._fail(node, "no_input")
 
-    # -- internals ----------------------------------------------------------
+    def on_transfer_result(self, connected: bool, now: float) -> list[Action]:
+        """The transfer was answered (the IVR is over) or failed (go to the fallback)."""
+        node = self._node
+        if self._done or not isinstance(node, TransferNode):
+            return []
+        if connected:
+            self._done = True
+            return []
+        self.path.append(f"{node.name}:failed")
+        return [StopPlay(), *self._run(node.fallback)] if self._playing else \
+            self._run(node.fallback)
 
-    @property
-    def _menu(self) -> _Menu:
-        return self._menus[self._menu_index]
+    # -- running nodes ------------------------------------------------------
 
-    def _build_menus(self) -> tuple[_Menu, ...]:
-        config = self._config
-        return (
-            _Menu(
-                name="lang",
-                options=config.languages,
-                default=lambda: self._fallback_language,
-                # The guessed language (from the caller's country) is offered first;
-                # the digits stay those of the menu.
-                prompts=lambda: tuple(
-                    PromptRef(code, "language_offer")
-                    for code in sorted(config.language_values(),
-                                       key=lambda c: c != self._fallback_language)
-                ),
-                lead_in=lambda: (PromptRef(self._language, "welcome"),) + (
-                    (PromptRef(self._language, self._notice),) if self._notice else ()),
-            ),
-            _Menu(
-                name="topic",
-                options=config.topics,
-                default=lambda: config.default_topic,
-                prompts=lambda: (PromptRef(self._language, "topic_menu"),),
-            ),
-        )
+    def _run(self, name: str) -> list[Action]:
+        """Enter ``name`` and go on through instant nodes to the next wait."""
+        for _ in range(MAX_INSTANT_STEPS):
+            node = self.flow.nodes[name]
+            self._node = node
+            if isinstance(node, SetNode):
+                self._apply(node.values)
+                name = node.next
+            elif isinstance(node, BranchNode):
+                outcome, name = self._branch(node)
+                self.path.append(f"{node.name}:{outcome}")
+            else:
+                return self._enter(node)
+        self.history.append(f"{name}:loop")
+        return self._queue(QueueNode("loop"))
+
+    def _enter(self, node: Node) -> list[Action]:
+        if isinstance(node, MenuNode):
+            self._failures = 0
+            intro = node.intro if node.name not in self._entered else ()
+            self._entered.add(node.name)
+            return [self._new_play(self._refs(intro) + self._menu_prompts(node))]
+        if isinstance(node, PlayNode):
+            return [self._new_play(self._refs(node.prompts))]
+        if isinstance(node, QueueNode):
+            return self._queue(node)
+        if isinstance(node, TransferNode):
+            self.path.append(f"{node.name}:{node.to}")
+            plays = [self._new_play(self._refs(node.prompts))] if node.prompts else []
+            return [*plays, Transfer(node.to, node.name)]
+        assert isinstance(node, HangupNode)
+        if node.prompts:
+            return [self._new_play(self._refs(node.prompts))]
+        return self._hang_up(node)
+
+    def _branch(self, node: BranchNode) -> tuple[str, str]:
+        """(the outcome as recorded in the path, the node to go to)."""
+        subject, _, arg = node.by.partition(":")
+        value: str | None
+        if subject == "hours":
+            value = "open" if self._open else "closed"
+        elif subject == "country":
+            value = self._country
+        elif subject == "language":
+            value = self._language
+        elif subject == "topic":
+            value = self._topic
+        elif subject == "flag":
+            raw = self.flags.get(arg, self._gateway_flags.get(arg))
+            value = "true" if raw else "false"
+        else:
+            value = self._ask(arg) if self._ask is not None else None
+        for case, target in node.cases:
+            if case == value:
+                return case, target
+        assert node.default is not None  # checked at start unless cases cover all
+        return f"{value or 'none'}->default", node.default
+
+    def _apply(self, values: SetValues) -> None:
+        if values.language is not None:
+            self._language = values.language
+        if values.topic is not None:
+            self._topic = values.topic
+        if values.priority is not None:
+            self._priority = values.priority
+        self.flags.update(values.flags)
+
+    def _fail(self, node: MenuNode, prompt_key: str) -> list[Action]:
+        """A failed attempt: offer the menu again, or take its default."""
+        self._failures += 1
+        retries = node.retries if node.retries is not None else self.flow.max_retries
+        if self._failures > retries:
+            reason = "invalid" if prompt_key == "invalid" else "timeout"
+            choice = self._default_choice(node)
+            return self._choose(node, choice, f"{node.name}:{reason}->{choice.label}")
+        retry = (PromptRef(self._language, prompt_key),) + self._menu_prompts(node)
+        return [self._new_play(retry)]
+
+    def _default_choice(self, node: MenuNode) -> Choice:
+        if node.default == "guessed":
+            setting = [c for c in node.choices if c.set.language]
+            return next((c for c in setting if c.set.language == self._language), setting[0])
+        choice = node.lookup(node.default)
+        assert choice is not None  # checked at start
+        return choice
+
+    def _choose(self, node: MenuNode, choice: Choice, path_entry: str) -> list[Action]:
+        self.path.append(path_entry)
+        self._apply(choice.set)
+        return self._run(choice.next)
+
+    def _queue(self, node: QueueNode) -> list[Action]:
+        """Ask the caller to hold and hand the result to the distributor."""
+        self._apply(SetValues(language=node.language, topic=node.topic,
+                              priority=node.priority))
+        self._done = True
+        self._deadline = None
+        topic = self._topic or self.flow.default_topic
+        plays = [self._new_play(self._refs(node.prompts))] if node.prompts else []
+        return [*plays, Done(self._language, topic, tuple(self.path), self._priority,
+                             tuple(self.flags.items()))]
+
+    def _hang_up(self, node: HangupNode) -> list[Action]:
+        self._done = True
+        self._deadline = None
+        return [Hangup(node.reason)]
+
+    # -- prompts ------------------------------------------------------------
+
+    def _refs(self, keys: tuple[str, ...]) -> tuple[PromptRef, ...]:
+        return tuple(PromptRef(self._language, key) for key in keys)
+
+    def _menu_prompts(self, node: MenuNode) -> tuple[PromptRef, ...]:
+        if not node.each_language:
+            return self._refs(node.prompts)
+        # The guessed language is offered first; the digits stay those of the menu.
+        order = sorted(self.flow.languages, key=lambda code: code != self._language)
+        return tuple(PromptRef(code, key) for code in order for key in node.prompts)
 
     def _new_play(self, prompts: tuple[PromptRef, ...]) -> Play:
         self._play_seq += 1
         play = Play(f"ivr-{self._play_seq}", prompts)
         self._playing = play.play_id
         return play
-
-    def _enter_menu(self, index: int) -> list[Action]:
-        self._menu_index = index
-        self._failures = 0
-        menu = self._menu
-        return [self._new_play(menu.lead_in() + menu.prompts())]
-
-    def _fail(self, prompt_key: str) -> list[Action]:
-        """A failed attempt: offer the menu again, or take the default."""
-        self._failures += 1
-        if self._failures > self._config.max_retries:
-            reason = "invalid" if prompt_key == "invalid" else "timeout"
-            value = self._menu.default()
-            return self._select(value, f"{self._menu.name}:{reason}->{value}")
-        retry = (PromptRef(self._language, prompt_key),) + self._menu.prompts()
-        return [self._new_play(retry)]
-
-    def _select(self, value: str, path_entry: str) -> list[Action]:
-        self.path.append(path_entry)
-        if self._menu.name == "lang":
-            self._language = value
-        else:
-            self._topic = value
-        if self._menu_index + 1 < len(self._menus):
-            return self._enter_menu(self._menu_index + 1)
-        return self._finish()
-
-    def _finish(self) -> list[Action]:
-        """Ask the caller to hold and hand the result to the distributor."""
-        assert self._topic is not None
-        hold = self._new_play((PromptRef(self._language, "please_hold"),))
-        self._done = True
-        self._deadline = None
-        return [hold, Done(self._language, self._topic, tuple(self.path))]

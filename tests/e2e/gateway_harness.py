@@ -61,6 +61,16 @@ def gateway_settings(tmp: Path, workers: int = 2, **overrides: Any) -> Settings:
     return parse_settings(data, cfg)
 
 
+def ivr_gateway(tmp: Path, prompts: Path, other: dict[str, Any] | None = None,
+                **ivr: Any):  # noqa: ANN201
+    """A running gateway with ivr settings overridden and prompts from ``prompts``;
+    ``other``: more overrides as for gateway_settings (``sip__hotlines``...)."""
+    settings = {f"ivr__{k}": v for k, v in ivr.items()} | (other or {})
+    return running_gateway(tmp, prompts={
+        "texts": str(REPO / "config" / "prompts.yaml"),
+        "cache_dir": str(PROMPT_CACHE), "override_dir": str(prompts)}, **settings)
+
+
 def _free(port: int) -> bool:
     import socket
 

@@ -112,6 +112,10 @@ def _misspelt_topic(d: dict[str, Any]) -> None:
     d["routing"]["wrap_up_s"] = {"default": 5, "emergncy": 30}
 
 
+def _broken_flow_node(d: dict[str, Any]) -> None:
+    d["ivr"]["flows"]["+31247247248"]["nodes"]["topic"]["options"]["2"] = "crisis_tem"
+
+
 @pytest.mark.parametrize(("mutate", "expected"), [
     # a typo: named, with the key it probably is (not also "advisors is missing")
     (_typo_top, ["advisorz: unknown key (did you mean 'advisors'?)"]),
@@ -122,8 +126,10 @@ def _misspelt_topic(d: dict[str, Any]) -> None:
                           "less than or equal to 5", "(got 7)"]),
     (_misspelt_topic, ["routing.wrap_up_s.emergncy: not an IVR topic",
                        "did you mean 'emergency'?"]),
+    (_broken_flow_node, ["ivr.flows.+31247247248: node 'topic': goes to 'crisis_tem', "
+                         "which is not a node (did you mean 'crisis_team'?)"]),
 ], ids=["typo-top", "typo-nested", "wrong-type", "unknown-plugin", "advisor-level",
-        "misspelt-topic"])
+        "misspelt-topic", "flow-node"])
 def test_broken_config_one_clear_line_and_nothing_started(
     runnable: tuple[Path, Path], mutate: Callable[[dict[str, Any]], None],
     expected: list[str],

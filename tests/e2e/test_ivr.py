@@ -7,39 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.audio import write_tone
 from tests.e2e.gateway_harness import (
-    PROMPT_CACHE,
     Advisor,
     bus_event,
     call_hotline,
-    running_gateway,
+    ivr_gateway,
 )
 from tests.peers.phone import Phone
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def short_prompts(tmp_path: Path) -> Path:
-    """Recorded-prompt overrides of 0.3 s for every prompt: the IVR's logic, not
-    espeak's speed, sets the pace of these tests (the override folder is the
-    product's own mechanism for recorded prompts)."""
-    root = tmp_path / "prompts"
-    for wav in PROMPT_CACHE.glob("*/*.wav"):
-        if wav.parent.name in ("music", "_joined"):
-            continue
-        dest = root / wav.parent.name / wav.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        write_tone(dest, 600, 0.3)
-    return root
-
-
-def _gateway(tmp_path: Path, prompts: Path, **ivr: object):  # noqa: ANN202
-    settings = {f"ivr__{k}": v for k, v in ivr.items()}
-    return running_gateway(tmp_path, prompts={
-        "texts": str(Path(__file__).parents[2] / "config" / "prompts.yaml"),
-        "cache_dir": str(PROMPT_CACHE), "override_dir": str(prompts)}, **settings)
 
 
 def _events(gw, type_: str, call_id: str | None = None) -> list[dict]:  # noqa: ANN001
@@ -50,7 +26,7 @@ def _events(gw, type_: str, call_id: str | None = None) -> list[dict]:  # noqa: 
 async def test_a_spanish_number_hears_the_spanish_offer_first(
     tmp_path: Path, short_prompts: Path,
 ) -> None:
-    async with _gateway(tmp_path, short_prompts) as gw, Phone(name="+34911234567") as caller:
+    async with ivr_gateway(tmp_path, short_prompts) as gw, Phone(name="+34911234567") as caller:
         await call_hotline(caller, gw)
         first = await bus_event(gw, "ivr.prompt", kind="menu")
         assert first["data"]["prompts"][:3] == ["es/welcome", "es/language_offer",
@@ -60,20 +36,20 @@ async def test_a_spanish_number_hears_the_spanish_offer_first(
 async def test_no_input_reaches_the_default_queue_in_the_guessed_language(
     tmp_path: Path, short_prompts: Path,
 ) -> None:
-    async with _gateway(tmp_path, short_prompts, digit_timeout_s=0.5, max_retries=1) as gw, \
+    async with ivr_gateway(tmp_path, short_prompts, digit_timeout_s=0.5, max_retries=1) as gw, \
             Phone(name="+905321234567") as caller:
         await call_hotline(caller, gw)
         done = await bus_event(gw, "ivr.done", timeout=20)
         assert done["data"]["language"] == "tr"
         assert done["data"]["topic"] == gw.settings.ivr.default_topic
-        assert done["data"]["ivr_path"] == ["lang:timeout->tr", "topic:timeout->travel_advice"]
+        assert done["data"]["ivr_path"] == ["hours:open", "lang:timeout->tr", "topic:timeout->travel_advice"]
         kinds = [e["data"]["prompts"][0] for e in _events(gw, "ivr.prompt", done["call_id"])]
         assert "tr/no_input" in kinds  # one retry before the default
         assert gw.flow.distributor.waiting_calls() == [done["call_id"]]  # queued, not hung up
 
 
 async def test_an_invalid_digit_gets_the_retry_prompt(tmp_path: Path, short_prompts: Path) -> None:
-    async with _gateway(tmp_path, short_prompts) as gw, Phone(name="+442079460123") as caller:
+    async with ivr_gateway(tmp_path, short_prompts) as gw, Phone(name="+442079460123") as caller:
         leg = await call_hotline(caller, gw, "7")
         retry = await bus_event(gw, "ivr.prompt", timeout=10,
                             prompts=["en/invalid", "en/language_offer", "nl/language_offer",
@@ -83,11 +59,11 @@ async def test_an_invalid_digit_gets_the_retry_prompt(tmp_path: Path, short_prom
         for d in "23":
             await caller.command("send_dtmf", leg=leg, digits=d)
         done = await bus_event(gw, "ivr.done")
-        assert done["data"]["ivr_path"] == ["lang:en", "topic:travel_advice"]
+        assert done["data"]["ivr_path"] == ["hours:open", "lang:en", "topic:travel_advice"]
 
 
 async def test_sip_info_digits_work_like_rfc2833(tmp_path: Path, short_prompts: Path) -> None:
-    async with _gateway(tmp_path, short_prompts) as gw, Phone(name="+34911234567") as caller:
+    async with ivr_gateway(tmp_path, short_prompts) as gw, Phone(name="+34911234567") as caller:
         leg = await call_hotline(caller, gw)
         await caller.command("send_dtmf", leg=leg, digits="3", method="info")
         await bus_event(gw, "ivr.input", digit="3")
@@ -100,7 +76,7 @@ async def test_sip_info_digits_work_like_rfc2833(tmp_path: Path, short_prompts: 
 async def test_position_announcements_match_the_distributor(
     tmp_path: Path, short_prompts: Path,
 ) -> None:
-    async with _gateway(tmp_path, short_prompts, announce_first_s=0.5, announce_every_s=1) as gw, \
+    async with ivr_gateway(tmp_path, short_prompts, announce_first_s=0.5, announce_every_s=1) as gw, \
             Advisor(gw, "sofia") as sofia, \
             Phone(name="+34911234567") as first, Phone(name="+34911234568") as second:
         await sofia.set_state("away")  # logged in, not free: the wait can be estimated
@@ -128,7 +104,7 @@ async def test_outside_opening_hours_the_caller_hears_closed_and_is_hung_up(
     tmp_path: Path, short_prompts: Path,
 ) -> None:
     closed_all_week = {"timezone": "Europe/Amsterdam", "days": {}}
-    async with _gateway(tmp_path, short_prompts, opening_hours=closed_all_week) as gw, \
+    async with ivr_gateway(tmp_path, short_prompts, opening_hours=closed_all_week) as gw, \
             Phone(name="+34911234567") as caller:
         leg = await call_hotline(caller, gw)
         prompt = await bus_event(gw, "ivr.prompt")
@@ -136,11 +112,11 @@ async def test_outside_opening_hours_the_caller_hears_closed_and_is_hung_up(
         await caller.wait_for("leg.state", leg=leg, state="disconnected", timeout=10)
         ended = await bus_event(gw, "call.ended")
         assert ended["data"]["reason"] == "closed"
-        assert gw.store.get_call(ended["call_id"]).ivr_path == ["closed"]
+        assert gw.store.get_call(ended["call_id"]).ivr_path == ["hours:closed"]
 
 
 async def test_a_crisis_notice_follows_the_welcome(tmp_path: Path, short_prompts: Path) -> None:
-    async with _gateway(tmp_path, short_prompts, notice="crisis_notice") as gw, \
+    async with ivr_gateway(tmp_path, short_prompts, notice="crisis_notice") as gw, \
             Phone(name="+442079460123") as caller:
         await call_hotline(caller, gw)
         prompt = await bus_event(gw, "ivr.prompt")

@@ -33,7 +33,7 @@ async def test_spanish_visa_caller_reaches_sofia_with_audio_both_ways(tmp_path: 
         call_id = offered["call_id"]
         assert pop["caller"] == {"number": SPANISH_CALLER, "country": "ES"}
         assert (pop["language"], pop["topic"]) == ("es", "visa")
-        assert pop["ivr_path"] == ["lang:es", "topic:visa"]  # how the caller got here
+        assert pop["ivr_path"] == ["hours:open", "lang:es", "topic:visa"]  # how the caller got here
         assert pop["waited_s"] >= 0
         incoming = await sofia.phone.wait_for("leg.incoming", timeout=10)
         assert offered["ts"] <= incoming["ts"]

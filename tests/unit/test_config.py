@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cti.config import ConfigError, load_settings, parse_settings
+from cti.config import ConfigError, ivr_flows, load_settings, parse_settings
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "cti.yaml"
 SRC = Path("/etc/cti/cti.yaml")
@@ -27,7 +27,9 @@ def error(data: Any) -> str:
 
 
 def test_the_demo_config_is_valid() -> None:
-    assert load_settings(DEMO).sip.hotlines == ["+31247247247"]
+    settings = load_settings(DEMO)
+    assert settings.sip.hotlines == ["+31247247247", "+31247247248"]
+    assert set(ivr_flows(settings)) == {"", "+31247247248"}  # the crisis line has a flow
 
 
 def test_a_typo_is_one_error_with_a_suggestion() -> None:

@@ -52,9 +52,9 @@ def test_happy_path_spanish_visa() -> None:
     finish_play(session, topic_menu, 15.0)
     actions = session.on_digit("2", 16.0)
     assert actions[0] == Play(actions[0].play_id, (PromptRef("es", "please_hold"),))
-    assert actions[1] == Done("es", "visa", ("lang:es", "topic:visa"))
+    assert actions[1] == Done("es", "visa", ("hours:open", "lang:es", "topic:visa"))
     assert session.done and session.topic == "visa" and session.deadline is None
-    assert session.path == ["lang:es", "topic:visa"]
+    assert session.path == ["hours:open", "lang:es", "topic:visa"]
 
 
 def test_every_menu_option_is_reachable() -> None:
@@ -64,7 +64,7 @@ def test_every_menu_option_is_reachable() -> None:
             session.on_digit(lang.digit, 1.0)
             done = session.on_digit(topic.digit, 2.0)[-1]
             assert done == Done(
-                lang.value, topic.value, (f"lang:{lang.value}", f"topic:{topic.value}")
+                lang.value, topic.value, ("hours:open", f"lang:{lang.value}", f"topic:{topic.value}")
             )
 
 
@@ -75,7 +75,7 @@ def test_barge_in_stops_the_prompt_then_acts() -> None:
     assert only_play(actions).prompts == (PromptRef("tr", "topic_menu"),)
     actions = session.on_digit("9", 2.0)  # during the topic menu
     assert actions[0] == StopPlay()
-    assert actions[-1] == Done("tr", "emergency", ("lang:tr", "topic:emergency"))
+    assert actions[-1] == Done("tr", "emergency", ("hours:open", "lang:tr", "topic:emergency"))
 
 
 def test_no_stop_play_when_nothing_plays() -> None:
@@ -104,7 +104,7 @@ def test_invalid_digit_replays_the_menu() -> None:
     finish_play(session, replay, 9.0)
     assert session.deadline == 15.0
     only_play(session.on_digit("2", 10.0))
-    assert session.path == ["lang:en"]
+    assert session.path == ["hours:open", "lang:en"]
     assert session.history == ["lang:invalid:7", "lang:en"]
 
 
@@ -146,13 +146,13 @@ def test_default_route_after_max_retries_timeouts() -> None:
     session, welcome = started()
     retries = DEMO_CONFIG.max_retries
     actions = run_to_default(session, welcome, 1.0, retries)
-    assert session.path == [] and session.stage == "lang"
+    assert session.path == ["hours:open"] and session.stage == "lang"
     actions = run_to_default(session, only_play(actions), 100.0, 1)
     assert only_play(actions).prompts == (PromptRef("en", "topic_menu"),)
-    assert session.path == ["lang:timeout->en"]
+    assert session.path == ["hours:open", "lang:timeout->en"]
     actions = run_to_default(session, only_play(actions), 200.0, retries + 1)
     assert actions[-1] == Done(
-        "en", "travel_advice", ("lang:timeout->en", "topic:timeout->travel_advice")
+        "en", "travel_advice", ("hours:open", "lang:timeout->en", "topic:timeout->travel_advice")
     )
     assert session.done
 
@@ -163,7 +163,7 @@ def test_default_route_after_invalid_digits_uses_guessed_language() -> None:
         only_play(session.on_digit("8", 1.0))
     actions = session.on_digit("8", 2.0)
     assert only_play(actions).prompts == (PromptRef("tr", "topic_menu"),)
-    assert session.path == ["lang:invalid->tr"]
+    assert session.path == ["hours:open", "lang:invalid->tr"]
     assert session.language == "tr"
 
 
@@ -174,7 +174,7 @@ def test_mixed_failures_count_together() -> None:
     replay = only_play(session.on_timer(7.0))
     assert replay.prompts[0].key == "no_input"
     actions = session.on_digit("0", 8.0)
-    assert session.path == ["lang:invalid->en"]
+    assert session.path == ["hours:open", "lang:invalid->en"]
     assert only_play(actions).prompts == (PromptRef("en", "topic_menu"),)
 
 
@@ -184,7 +184,7 @@ def test_zero_retries_takes_the_default_at_once() -> None:
     session.on_digit("5", 1.0)
     actions = session.on_digit("5", 2.0)
     assert actions[-1] == Done(
-        "es", "travel_advice", ("lang:invalid->es", "topic:invalid->travel_advice")
+        "es", "travel_advice", ("hours:open", "lang:invalid->es", "topic:invalid->travel_advice")
     )
 
 
@@ -221,7 +221,7 @@ def test_digits_and_events_after_done_are_ignored() -> None:
     assert session.on_digit("2", 3.0) == []
     assert session.on_play_done(hold.play_id, 4.0) == []
     assert session.on_timer(100.0) == []
-    assert session.path == ["lang:nl", "topic:passport"]
+    assert session.path == ["hours:open", "lang:nl", "topic:passport"]
 
 
 def test_digits_before_start_are_ignored_and_double_start_raises() -> None:
@@ -242,7 +242,9 @@ def test_play_ids_are_unique() -> None:
 
 def test_required_prompts_cover_every_language_and_key() -> None:
     needed = required_prompts(DEMO_CONFIG)
-    assert len(needed) == 4 * len(REQUIRED_PROMPT_KEYS)
+    # the standard flow's keys plus "closed" (the hours branch), in every language
+    assert len(needed) == 4 * (len(REQUIRED_PROMPT_KEYS) + 1)
+    assert PromptRef("nl", "closed") in needed
     assert PromptRef("tr", "language_offer") in needed
     assert PromptRef("es", "please_hold") in needed
 
@@ -318,7 +320,7 @@ def test_any_event_sequence_ends_well(events: list[tuple[str, object]], guess: s
         feed(session.on_timer(now))
     assert session.done and len(dones) == 1
     assert dones[0].language in DEMO_CONFIG.language_values()
-    assert dones[0].path == tuple(session.path) and len(session.path) == 2
+    assert dones[0].path == tuple(session.path) and len(session.path) == 3
 
 
 def test_closed_line_plays_welcome_and_closed_then_hangs_up() -> None:
@@ -329,7 +331,7 @@ def test_closed_line_plays_welcome_and_closed_then_hangs_up() -> None:
     assert play.prompts == (PromptRef("es", "welcome"), PromptRef("es", "closed"))
     assert session.on_digit("3", 1.0) == []  # nothing to choose
     assert session.on_play_done(play.play_id, 5.0) == [Hangup("closed")]
-    assert session.done and session.path == ["closed"]
+    assert session.done and session.path == ["hours:closed"]
 
 
 def test_notice_follows_the_welcome() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cti.config import ivr_flows, load_settings
 from cti.ivr.announce import ANNOUNCE_KEYS
 from cti.prompts import (
     BuildReport,
@@ -185,9 +186,13 @@ def test_failed_synthesis_names_prompt(tmp_path: Path) -> None:
 def test_repo_prompt_file() -> None:
     catalog = load_prompt_catalog(REPO_TEXTS)
     assert set(catalog) >= {"nl", "en", "es", "tr"}
+    # every key the demo config's flows can play, the same keys in every language
+    flows = ivr_flows(load_settings(REPO_TEXTS.parent / "cti.yaml"))
+    needed = set(KEYS) | set(ANNOUNCE_KEYS) | {k for f in flows.values() for k in f.prompt_keys()}
     for lang in ("nl", "en", "es", "tr"):
         assert catalog[lang].voice == lang
-        assert set(catalog[lang].texts) == set(KEYS) | set(ANNOUNCE_KEYS)
+        assert set(catalog[lang].texts) >= needed
+        assert set(catalog[lang].texts) == set(catalog["en"].texts)
     assert catalog["nl"].texts["language_offer"] == "Voor Nederlands, toets 1."
     assert catalog["en"].texts["language_offer"] == "For English, press 2."
     assert catalog["es"].texts["language_offer"] == "Para español, pulse 3."
