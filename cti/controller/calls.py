@@ -6,9 +6,12 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
+import phonenumbers.timezone
 
 from cti.store.db import CallRecord
 
@@ -35,11 +38,32 @@ def caller_country(number: str) -> str | None:
     return phonenumbers.region_code_for_number(parsed)
 
 
+def caller_timezone(number: str) -> str | None:
+    """The IANA time zone of a number, when its country or area has exactly one."""
+    digits = number.strip()
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    try:
+        zones = phonenumbers.timezone.time_zones_for_number(phonenumbers.parse(digits, None))
+    except phonenumbers.NumberParseException:
+        return None
+    # Several zones (the US, Russia...): the caller's local time is not known.
+    return zones[0] if len(zones) == 1 and zones[0] != "Etc/Unknown" else None
+
+
+def local_time(zone: str | None, now: float) -> str | None:
+    """``now`` in ``zone`` as ISO 8601 with its offset (e.g. 2026-11-29T14:05+03:00)."""
+    if zone is None:
+        return None
+    return datetime.fromtimestamp(now, ZoneInfo(zone)).isoformat(timespec="minutes")
+
+
 @dataclass
 class Leg:
     leg_id: str
     worker: str
-    role: str  # "customer" | "advisor" | "external"
+    # customer | advisor | external | consult_advisor | consult_target | join | join_in
+    role: str
     peer: str  # number or advisor name
     state: str = "new"
     sip_call_id: str | None = None  # as the worker saw it; lets the edge end the dialog
@@ -75,7 +99,10 @@ class Call:
     flags: dict[str, Any] = field(default_factory=dict)
     advisor: str | None = None
     advisor_leg: Leg | None = None
-    external_leg: Leg | None = None  # a transfer target dialled by the IVR
+    external_leg: Leg | None = None  # a transfer target (IVR or blind transfer)
+    held: bool = False  # the advisor put the caller on hold (music)
+    consult: Any = None  # cti.controller.control.Consult while one runs
+    transfer_by: str | None = None  # who transferred the call (advisor, supervisor)
     hold_play_id: str | None = None  # the "please hold" prompt; music follows it
     announcements: int = 0
     offer_id: int | None = None  # the open offer's row in the store (decision trace)

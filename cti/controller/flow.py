@@ -15,7 +15,15 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from cti.config import Settings, ivr_flows
-from cti.controller.calls import Call, CallRegistry, Leg, sip_user
+from cti.controller.calls import (
+    Call,
+    CallRegistry,
+    Leg,
+    caller_timezone,
+    local_time,
+    sip_user,
+)
+from cti.controller.control import JOIN_PREFIX, CallControlMixin
 from cti.controller.flow_ivr import IvrFlowMixin
 from cti.controller.prompts import PromptLibrary
 from cti.controller.skills import SkillBook, Skills
@@ -39,6 +47,8 @@ log = logging.getLogger("cti.flow")
 # Offer delivery: how long the screen pop may take to reach the advisor's
 # client before we ring their phone anyway.
 SCREEN_POP_WAIT_S = 1.0
+# Ended calls whose advisors are remembered for their wrap-up.
+RECENT_CALLS = 5000
 
 Delivered = Callable[[str, int, float], Awaitable[bool]]
 
@@ -56,7 +66,7 @@ def make_distributor(settings: Settings, skills: SkillBook) -> Distributor:
     )
 
 
-class CallFlow(IvrFlowMixin):
+class CallFlow(IvrFlowMixin, CallControlMixin):
     def __init__(
         self,
         settings: Settings,
@@ -86,6 +96,8 @@ class CallFlow(IvrFlowMixin):
         self._max_wait_timers: dict[str, asyncio.TimerHandle] = {}
         self._dist_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Advisors who talked to a call (also before a transfer): who may wrap it up.
+        self._recent_advisors: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------------ helpers
     def _spawn(self, coro: Coroutine[Any, Any, Any], call_id: str | None = None) -> None:
@@ -101,7 +113,11 @@ class CallFlow(IvrFlowMixin):
 
     def _send(self, call: Call, cmd: str, **fields: Any) -> None:
         """Fire a command at the call's worker; failures are logged with the call id."""
-        link = self.pool.get(call.worker)
+        self._send_to(call.worker, call, cmd, **fields)
+
+    def _send_to(self, worker: str, call: Call, cmd: str, **fields: Any) -> None:
+        """Fire a command at a worker about one of the call's legs (consults use two)."""
+        link = self.pool.get(worker)
         if link is None or not link.up:
             log.warning("worker down, dropped %s call_id=%s", cmd, call.call_id)
             return
@@ -118,8 +134,13 @@ class CallFlow(IvrFlowMixin):
 
     def _publish(self, type_: str, call: Call | None, data: dict[str, Any],
                  advisor: str | None = None) -> int:
-        ev = make_event(type_, data, call_id=call.call_id if call else None,
-                        advisor=advisor or (call.advisor if call else None))
+        return self._publish_id(type_, call.call_id if call else None, data,
+                                advisor=advisor or (call.advisor if call else None))
+
+    def _publish_id(self, type_: str, call_id: str | None, data: dict[str, Any],
+                    advisor: str | None = None) -> int:
+        """Publish on the bus (WebSocket, plugins); also for calls that already ended."""
+        ev = make_event(type_, data, call_id=call_id, advisor=advisor)
         self.bus.publish(ev)
         self.plugins.call("cti_event", call_id=ev["call_id"], event=ev)
         return ev["seq"]
@@ -146,6 +167,10 @@ class CallFlow(IvrFlowMixin):
             self._on_play_done(call, str(msg.get("play_id", "")))
 
     def _on_incoming(self, link: WorkerLink, msg: dict[str, Any]) -> None:
+        dialled = sip_user(msg.get("to", ""))
+        if dialled.startswith(JOIN_PREFIX):  # another worker joining for a consult
+            self.on_join_incoming(link.worker_id, msg, dialled.removeprefix(JOIN_PREFIX))
+            return
         leg = Leg(str(msg["leg"]), link.worker_id, "customer", sip_user(msg.get("from", "")),
                   sip_call_id=msg.get("sip_call_id"))
         call = Call(worker=link.worker_id, customer=leg, caller_number=leg.peer,
@@ -171,12 +196,20 @@ class CallFlow(IvrFlowMixin):
             leg.end_code = msg.get("code")
             if leg is call.customer:
                 self._on_customer_gone(call)
+            elif leg is call.advisor_leg and call.consult is not None \
+                    and call.consult.state == "talking":
+                # The advisor hung up the held call while consulting: hand it over.
+                self.consult_complete(call.call_id, call.advisor or "")
             elif leg is call.advisor_leg:
                 self._on_advisor_leg_gone(call, leg)
         elif state == "confirmed" and leg is call.advisor_leg:
             self._on_advisor_answered(call, leg)
         if leg is call.external_leg and state in ("confirmed", "disconnected"):
             self._on_external_leg(call, leg)
+        elif call.consult is not None and leg.role in ("consult_advisor", "consult_target",
+                                                       "join") \
+                and state in ("confirmed", "disconnected"):
+            self._on_consult_leg(call, leg)
 
     # ------------------------------------------------------------------ routing
     def _apply_routing(self, actions: list[Any]) -> None:
@@ -326,7 +359,11 @@ class CallFlow(IvrFlowMixin):
         if worker_alive:
             for leg in call.legs:
                 if leg.state != "disconnected":
-                    self._send(call, "hangup", leg=leg.leg_id)
+                    self._send_to(leg.worker, call, "hangup", leg=leg.leg_id)
+        if call.advisor:
+            self._recent_advisors.setdefault(call.call_id, set()).add(call.advisor)
+        while len(self._recent_advisors) > RECENT_CALLS:  # oldest first (insertion order)
+            self._recent_advisors.pop(next(iter(self._recent_advisors)))
         self._close_offer(call, reason)
         now = time.time()
         if was == "connected":
@@ -353,6 +390,15 @@ class CallFlow(IvrFlowMixin):
             if c.advisor_leg is not None and c.advisor_leg.sip_call_id
             and c.advisor_leg.state not in ("disconnected", "new")
         ]
+        for call in self.calls.all():
+            if call.consult is not None and call.consult.worker == link.worker_id \
+                    and call.worker != link.worker_id:
+                for leg in (call.consult.advisor_leg, call.consult.target_leg):
+                    leg.state = "disconnected"
+                if call.consult.state in ("ringing", "talking"):
+                    self._finish_consult(call, "failed")
+                else:  # the caller was joined to the target there: that is gone
+                    self._end_call(call, "worker_failed")
         for call in self.calls.on_worker(link.worker_id):
             log.error("worker failed during call call_id=%s worker=%s", call.call_id,
                       link.worker_id)
@@ -372,8 +418,16 @@ class CallFlow(IvrFlowMixin):
                 "dialled": call.dialled}
 
     def _screen_pop(self, call: Call) -> dict[str, Any]:
+        """Everything the advisor needs before saying hello (call.offered)."""
+        zone = caller_timezone(call.caller_number)
+        caller = {"number": call.caller_number, "country": call.caller_country,
+                  "timezone": zone, "local_time": local_time(zone, time.time())}
         return {
-            **self._caller_data(call),
+            "caller": caller,
+            "dialled": call.dialled,
+            "earlier_contacts": self.store.earlier_contacts(call.caller_number, 5,
+                                                            before=call.started_at),
+            "crisis": bool(self.flags.get("crisis") or call.flags.get("crisis")),
             "language": call.language,
             "topic": call.topic,
             "ivr_path": call.ivr_path,

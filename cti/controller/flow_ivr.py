@@ -43,7 +43,8 @@ class IvrFlowMixin:
 
     calls: CallRegistry
 
-    if TYPE_CHECKING:  # provided by CallFlow
+    if TYPE_CHECKING:  # provided by CallFlow and CallControlMixin
+        def _external_failed(self, call: Call, leg: Leg) -> None: ...
         def _send(self, call: Call, cmd: str, **fields: Any) -> None: ...
         def _publish(self, type_: str, call: Call | None, data: dict[str, Any],
                      advisor: str | None = None) -> int: ...
@@ -183,18 +184,21 @@ class IvrFlowMixin:
         self.calls.bind_leg(call, leg)
         call.state = "transferring"
         log.info("ivr transfer call_id=%s target=%s uri=%s", call.call_id, action.target, uri)
-        self._publish("call.transferring", call, {"target": action.target, "by": "ivr",
-                                                  "node": action.node})
+        self._publish("call.transferring", call, {
+            "target": action.target, "target_type": "external", "kind": "blind", "by": "ivr",
+            "node": action.node})
         self._spawn(self._dial_external(call, leg, uri), call.call_id)
 
-    async def _dial_leg(self, call: Call, leg: Leg, uri: str) -> bool:
-        """Dial a new leg of the call from its worker; False (logged) if that failed."""
-        link = self.pool.get(call.worker)
+    async def _dial_leg(self, call: Call, leg: Leg, uri: str, worker: str | None = None,
+                        headers: dict[str, str] | None = None) -> bool:
+        """Dial a new leg of the call (from its worker unless told); False (logged) if
+        that failed."""
+        link = self.pool.get(worker or call.worker)
         try:
-            if link is None:
+            if link is None or not link.up:
                 raise WorkerCommandError("worker gone")
             await link.command("dial", leg=leg.leg_id, uri=uri,
-                               headers={"X-CTI-Call-ID": call.call_id})
+                               headers={"X-CTI-Call-ID": call.call_id, **(headers or {})})
             return True
         except WorkerCommandError as e:
             log.warning("dial failed call_id=%s role=%s uri=%s: %s", call.call_id, leg.role,
@@ -207,28 +211,32 @@ class IvrFlowMixin:
             self._on_external_leg(call, leg)
 
     def _on_external_leg(self, call: Call, leg: Leg) -> None:
-        """The transfer target answered or went away."""
+        """A transfer target (from the IVR or a blind transfer) answered or went away."""
         session = self._ivr.get(call.call_id)
+        by = call.transfer_by or "ivr"
         if leg.state == "confirmed" and call.state == "transferring":
-            call.state, call.answered_at = "transferred", time.time()
+            call.state, call.answered_at = "transferred", call.answered_at or time.time()
             self._send(call, "bridge", a=call.customer.leg_id, b=leg.leg_id)
             if session is not None:
                 session.on_transfer_result(True, time.time())
                 call.ivr_path = list(session.path)
                 self._end_ivr(call)
             log.info("transferred call_id=%s target=%s", call.call_id, leg.peer)
-            self._publish("call.transferred", call, {"target": leg.peer, "by": "ivr"})
+            self._publish("call.transferred", call, {
+                "target": leg.peer, "target_type": "external", "kind": "blind", "by": by})
         elif leg.state == "disconnected" and call.state == "transferred":
             self._end_call(call, "transfer_ended")
         elif leg.state == "disconnected" and call.state == "transferring":
-            # Busy, no answer or unreachable: the flow's fallback keeps the caller.
-            call.external_leg, call.state = None, "ivr"
             log.info("transfer failed call_id=%s target=%s code=%s", call.call_id, leg.peer,
                      leg.end_code)
-            self._publish("call.transfer_failed", call, {"target": leg.peer,
-                                                         "code": leg.end_code})
-            if session is not None:
-                self._apply_ivr(call, session, session.on_transfer_result(False, time.time()))
+            if session is None:  # an advisor's blind transfer: back to the queue
+                self._external_failed(call, leg)
+                return
+            # Busy, no answer or unreachable: the flow's fallback keeps the caller.
+            call.external_leg, call.state = None, "ivr"
+            self._publish("call.transfer_failed", call, {
+                "target": leg.peer, "code": leg.end_code, "reason": "no answer or busy"})
+            self._apply_ivr(call, session, session.on_transfer_result(False, time.time()))
 
     # ------------------------------------------------------------------ waiting
     def _timer(self, timers: dict[str, asyncio.TimerHandle], call: Call, delay: float,

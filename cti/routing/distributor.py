@@ -171,7 +171,7 @@ class Distributor:
     def add_call(
         self, call_id: str, *, language: str, topic: str, priority: int = 0,
         trainings: Iterable[str] = (), preferred_advisor: str | None = None, now: float,
-        enqueued_at: float | None = None,
+        enqueued_at: float | None = None, direct: bool = False,
     ) -> list[Action]:
         """Queue a call; it may be offered at once.
 
@@ -189,7 +189,7 @@ class Distributor:
         key = (self.aging_per_s * enq - priority, enq, seq)
         steps = self._escalation.get(topic) or self._escalation.get("default") or DEFAULT_STEPS
         call = _Call(call_id, Requirements(language, topic, needed), priority, enq, seq, key,
-                     steps, preferred_advisor)
+                     steps, preferred_advisor, direct=direct and preferred_advisor is not None)
         if preferred_advisor in self._advisors:
             call.preferred_until = now + self.preferred_wait_s
             self._push_timer(call.preferred_until, "step", call_id)
@@ -527,8 +527,14 @@ class Distributor:
         if call.preferred and call.preferred != adv.name and now < call.preferred_until:
             pref = self._advisors[call.preferred]
             if pref.state is not AdvisorState.LOGGED_OUT \
-                    and skill_gap(pref.profile, call.requirements, step, now) is None:
+                    and self._fits(pref, call, step, now) is None:
                 return f"kept for preferred advisor {call.preferred}"
+        return self._fits(adv, call, step, now)
+
+    def _fits(self, adv: _Advisor, call: _Call, step: EscalationStep, now: float) -> str | None:
+        if call.direct and adv.name == call.preferred:
+            lang = call.requirements.language
+            return None if lang in adv.profile.languages else f"does not speak {lang}"
         return skill_gap(adv.profile, call.requirements, step, now)
 
     def _best_call_for(self, adv: _Advisor, now: float) -> _Call | None:

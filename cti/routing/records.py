@@ -20,6 +20,9 @@ class _Call:
     steps: Sequence[EscalationStep]
     preferred: str | None = None
     preferred_until: float = 0.0
+    # A colleague transferred the call to ``preferred`` by name: their language is
+    # enough, topic levels and trainings do not hold them back.
+    direct: bool = False
     status: CallStatus = CallStatus.WAITING
     advisor: str | None = None
     offer_deadline: float | None = None

@@ -41,6 +41,13 @@ CREATE TABLE IF NOT EXISTS offers (
     trace       TEXT NOT NULL    -- the distributor's decision trace (JSON)
 );
 CREATE INDEX IF NOT EXISTS offers_call ON offers(call_id, offer_id);
+CREATE TABLE IF NOT EXISTS wrap_ups (
+    call_id  TEXT PRIMARY KEY,
+    advisor  TEXT NOT NULL,
+    code     TEXT NOT NULL,
+    note     TEXT NOT NULL DEFAULT '',
+    at       REAL NOT NULL
+);
 """
 
 
@@ -132,6 +139,28 @@ class Store:
                 "SELECT * FROM calls ORDER BY started_at DESC LIMIT ?", (limit,)
             )
         return [_to_record(r) for r in rows]
+
+    def save_wrap_up(self, call_id: str, advisor: str, code: str, note: str, at: float) -> None:
+        """The advisor's after-call work: a code from config and a free note (last wins)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO wrap_ups (call_id, advisor, code, note, at) "
+            "VALUES (?, ?, ?, ?, ?)", (call_id, advisor, code, note, at))
+
+    def wrap_up(self, call_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM wrap_ups WHERE call_id = ?", (call_id,)).fetchone()
+        return dict(row) if row else None
+
+    def earlier_contacts(self, number: str, limit: int = 5,
+                         before: float | None = None) -> list[dict[str, Any]]:
+        """The number's last calls, newest first, with their wrap-up (for the screen pop)."""
+        rows = self._db.execute(
+            "SELECT c.call_id, c.started_at, c.topic, c.language, c.advisor, c.end_reason, "
+            "w.code AS wrap_up_code, w.note FROM calls c "
+            "LEFT JOIN wrap_ups w ON w.call_id = c.call_id "
+            "WHERE c.caller_number = ? AND c.started_at < ? "
+            "ORDER BY c.started_at DESC LIMIT ?",
+            (number, before if before is not None else float("inf"), limit))
+        return [dict(r) for r in rows]
 
 
 def _to_record(row: sqlite3.Row) -> CallRecord:

@@ -347,3 +347,16 @@ def test_live_edit_removes_a_skill_for_the_next_decision() -> None:
     assert offers(d.update_advisor(adv("ann", {"en": 3, "es": 1}, {"visa": 3}), now=5)) == []
     assert offers(d.update_advisor(adv("ann", {"es": 3}, {"visa": 4}), now=6)) == \
         [Offer("c", "ann")]
+
+
+def test_a_direct_transfer_reaches_the_named_advisor_whatever_their_topic_level() -> None:
+    # "low" speaks Spanish but lacks the topic; a colleague transfers to them by name.
+    d = make(adv("low", {"es": 3}, {"passport": 3}), escalation=STEPS)
+    assert d.add_call("plain", language="es", topic="visa", preferred_advisor="low",
+                      now=0) == []  # preferred only: skills still count
+    assert offers(d.add_call("named", language="es", topic="visa", preferred_advisor="low",
+                             direct=True, now=0)) == [Offer("named", "low")]
+    # a named advisor who does not speak the caller's language is not offered the call
+    d2 = make(adv("dutch", {"nl": 5}, {"visa": 5}), escalation=STEPS)
+    assert d2.add_call("c", language="es", topic="visa", preferred_advisor="dutch",
+                       direct=True, now=0) == []

@@ -1,0 +1,176 @@
+"""Call control with real calls: consult and blind transfers to the crisis team, blind
+transfer to another advisor, hold, consult cancel, and the wrap-up that follows."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cti.controller.control import CallControlError
+from tests.audio import tone_present, wait_file_final, wait_recorded, write_tone
+from tests.e2e.gateway_harness import Advisor, bus_event, call_hotline, running_gateway
+from tests.peers.phone import Phone
+
+pytestmark = pytest.mark.e2e
+
+CALLER, TEAM = 440.0, 1000.0
+
+
+@contextlib.asynccontextmanager
+async def connected_call(tmp_path: Path) -> AsyncIterator[tuple[Any, Advisor, Phone, Phone,
+                                                                 str, str, str]]:
+    """A gateway, sofia talking to a Spanish caller, and a crisis-team phone in the
+    directory: (gw, sofia, caller, team, caller leg, sofia's leg, call id)."""
+    write_tone(tmp_path / "caller.wav", CALLER, 30)
+    write_tone(tmp_path / "team.wav", TEAM, 30)
+    async with Phone(name="crisis") as team, \
+            running_gateway(tmp_path, routing__wrap_up_s=120, directory=[
+                {"key": "crisis_team", "name": "Crisis team", "number": "+31703480000",
+                 "uri": team.uri("crisis")}]) as gw, \
+            Advisor(gw, "sofia") as sofia, Phone(name="+34911234567") as caller:
+        await sofia.set_state("available")
+        leg = await call_hotline(caller, gw, "32")
+        incoming = await sofia.phone.wait_for("leg.incoming", timeout=20)
+        await sofia.phone.command("answer", leg=incoming["leg"], code=200)
+        connected = await sofia.stream.wait_for("call.connected")
+        yield gw, sofia, caller, team, leg, incoming["leg"], connected["call_id"]
+
+
+async def _answer(phone: Phone, **match: Any) -> str:
+    incoming = await phone.wait_for("leg.incoming", timeout=15, **match)
+    await phone.command("answer", leg=incoming["leg"], code=200)
+    await phone.wait_for("leg.media", leg=incoming["leg"], active=True)
+    return incoming["leg"]
+
+
+async def _hear_each_other(tmp_path: Path, a: Phone, a_leg: str, b: Phone, b_leg: str,
+                           name: str) -> tuple[Path, Path]:
+    """a plays the caller tone, b the team tone; both record 2 s of what they hear."""
+    await a.command("play", leg=a_leg, file=str(tmp_path / "caller.wav"), loop=True,
+                    play_id=f"t-{name}")
+    await b.command("play", leg=b_leg, file=str(tmp_path / "team.wav"), loop=True,
+                    play_id=f"t-{name}")
+    heard_a, heard_b = tmp_path / f"{name}-a.wav", tmp_path / f"{name}-b.wav"
+    await a.command("record_start", leg=a_leg, file=str(heard_a))
+    await b.command("record_start", leg=b_leg, file=str(heard_b))
+    await wait_recorded(heard_a, 2.0)
+    await wait_recorded(heard_b, 2.0)
+    await a.command("record_stop", leg=a_leg)
+    await b.command("record_stop", leg=b_leg)
+    await wait_file_final(heard_a)
+    await wait_file_final(heard_b)
+    return heard_a, heard_b
+
+
+async def test_consult_transfer_to_the_crisis_team(tmp_path: Path) -> None:
+    async with connected_call(tmp_path) as (gw, sofia, caller, team, leg, sofia_leg, call_id):
+        gw.flow.transfer_call(call_id, "sofia", "consult", "external", "crisis_team")
+        # Sofia's phone rings a second time (the consult), the crisis team rings too.
+        consult_leg = await _answer_consult(sofia.phone, call_id)
+        team_leg = await _answer(team)
+        talking = await sofia.stream.wait_for("call.consult", state="talking")
+        assert talking["call_id"] == call_id
+        # Sofia and the crisis team hear each other while the caller waits.
+        heard_sofia, heard_team = await _hear_each_other(
+            tmp_path, sofia.phone, consult_leg, team, team_leg, "consult")
+        assert tone_present(heard_sofia, TEAM, min_seconds=1.0)
+        assert tone_present(heard_team, CALLER, min_seconds=1.0)
+
+        gw.flow.consult_complete(call_id, "sofia")
+        await sofia.stream.wait_for("call.transferred", call_id=call_id)
+        await sofia.phone.wait_for("leg.state", leg=sofia_leg, state="disconnected")
+        await sofia.phone.wait_for("leg.state", leg=consult_leg, state="disconnected")
+        await sofia.stream.wait_for("agent.state", state="wrap_up")
+        assert gw.flow.distributor.advisor_state("sofia").value == "wrap_up"
+
+        # The caller now talks to the crisis team.
+        heard_caller, heard_team = await _hear_each_other(
+            tmp_path, caller, leg, team, team_leg, "after")
+        assert tone_present(heard_caller, TEAM, min_seconds=1.0)
+        assert tone_present(heard_team, CALLER, min_seconds=1.0)
+
+        await caller.command("hangup", leg=leg)
+        await team.wait_for("leg.state", leg=team_leg, state="disconnected")
+        ended = await bus_event(gw, "call.ended")
+        assert ended["data"]["reason"] == "caller_hangup"
+        # Sofia wraps the call up; she is available again.
+        gw.flow.wrap_up(call_id, "sofia", "forwarded", "crisis team took over")
+        await sofia.stream.wait_for("call.wrap_up", call_id=call_id)
+        await sofia.stream.wait_for("agent.state", state="available")
+        assert gw.store.wrap_up(call_id)["code"] == "forwarded"
+
+
+async def _answer_consult(phone: Phone, call_id: str) -> str:
+    """Answer the second incoming call of the advisor's phone, the consult."""
+    def is_consult(e: dict[str, Any]) -> bool:
+        h = e.get("headers", {})
+        return h.get("x-cti-call-id") == call_id and "x-cti-consult" in h
+
+    for _ in range(3):
+        incoming = await phone.wait_for("leg.incoming", timeout=15)
+        if is_consult(incoming):
+            await phone.command("answer", leg=incoming["leg"], code=200)
+            await phone.wait_for("leg.media", leg=incoming["leg"], active=True)
+            return incoming["leg"]
+    raise AssertionError("no consult call reached the advisor's phone")
+
+
+async def test_blind_transfer_to_the_crisis_team(tmp_path: Path) -> None:
+    async with connected_call(tmp_path) as (gw, sofia, caller, team, leg, sofia_leg, call_id):
+        gw.flow.transfer_call(call_id, "sofia", "blind", "external", "crisis_team")
+        await sofia.phone.wait_for("leg.state", leg=sofia_leg, state="disconnected")
+        await sofia.stream.wait_for("agent.state", state="wrap_up")
+        team_leg = await _answer(team)
+        await bus_event(gw, "call.transferred", kind="blind")
+        heard_caller, heard_team = await _hear_each_other(
+            tmp_path, caller, leg, team, team_leg, "blind")
+        assert tone_present(heard_caller, TEAM, min_seconds=1.0)
+        assert tone_present(heard_team, CALLER, min_seconds=1.0)
+        await team.command("hangup", leg=team_leg)
+        await caller.wait_for("leg.state", leg=leg, state="disconnected")
+        assert (await bus_event(gw, "call.ended"))["data"]["reason"] == "transfer_ended"
+
+
+async def test_a_busy_crisis_team_sends_the_caller_back_to_the_queue(tmp_path: Path) -> None:
+    async with connected_call(tmp_path) as (gw, sofia, caller, team, leg, sofia_leg, call_id):
+        gw.flow.transfer_call(call_id, "sofia", "blind", "external", "crisis_team")
+        incoming = await team.wait_for("leg.incoming", timeout=15)
+        await team.command("hangup", leg=incoming["leg"], code=486)
+        failed = await bus_event(gw, "call.transfer_failed")
+        assert failed["data"]["code"] == 486
+        assert gw.flow.distributor.has_call(call_id)  # waiting again, not lost
+        assert caller.received("leg.state", leg=leg, state="disconnected") == []
+
+
+async def test_blind_transfer_to_another_advisor_and_consult_cancel(tmp_path: Path) -> None:
+    async with connected_call(tmp_path) as (gw, sofia, caller, team, leg, sofia_leg, call_id), \
+            Advisor(gw, "michel") as michel:
+        # A consult that is cancelled: Sofia has the caller again.
+        gw.flow.transfer_call(call_id, "sofia", "consult", "external", "crisis_team")
+        await team.wait_for("leg.incoming", timeout=15)
+        gw.flow.consult_cancel(call_id, "sofia")
+        cancelled = await sofia.stream.wait_for("call.consult", state="cancelled")
+        assert cancelled["call_id"] == call_id
+        assert gw.flow.calls.get(call_id).state == "connected"
+        with pytest.raises(CallControlError, match="not another advisor"):
+            gw.flow.transfer_call(call_id, "sofia", "blind", "advisor", "sofia")
+
+        gw.flow.hold_call(call_id, "sofia", True)
+        assert (await sofia.stream.wait_for("call.held"))["data"] == {"on": True, "by": "sofia"}
+        gw.flow.hold_call(call_id, "sofia", False)
+
+        await michel.set_state("available")
+        gw.flow.transfer_call(call_id, "sofia", "blind", "advisor", "michel")
+        await sofia.stream.wait_for("agent.state", state="wrap_up")
+        offered = await michel.stream.wait_for("call.offered", call_id=call_id, timeout=20)
+        assert offered["data"]["ivr_path"][-1] == "transfer->michel"
+        michel_leg = await _answer(michel.phone)
+        await michel.stream.wait_for("call.connected", call_id=call_id)
+        heard_caller, heard_michel = await _hear_each_other(
+            tmp_path, caller, leg, michel.phone, michel_leg, "michel")
+        assert tone_present(heard_caller, TEAM, min_seconds=1.0)
+        assert tone_present(heard_michel, CALLER, min_seconds=1.0)
