@@ -12,7 +12,13 @@ import pytest
 
 from cti.controller.control import CallControlError
 from tests.audio import tone_present, wait_file_final, wait_recorded, write_tone
-from tests.e2e.gateway_harness import Advisor, bus_event, call_hotline, running_gateway
+from tests.e2e.gateway_harness import (
+    Advisor,
+    bus_event,
+    call_hotline,
+    running_gateway,
+    until,
+)
 from tests.peers.phone import Phone
 
 pytestmark = pytest.mark.e2e
@@ -174,3 +180,55 @@ async def test_blind_transfer_to_another_advisor_and_consult_cancel(tmp_path: Pa
             tmp_path, caller, leg, michel.phone, michel_leg, "michel")
         assert tone_present(heard_caller, TEAM, min_seconds=1.0)
         assert tone_present(heard_michel, CALLER, min_seconds=1.0)
+
+
+async def test_a_consult_from_a_full_worker_runs_on_another_and_is_joined(
+    tmp_path: Path,
+) -> None:
+    write_tone(tmp_path / "caller.wav", CALLER, 30)
+    write_tone(tmp_path / "team.wav", TEAM, 30)
+    async with Phone(name="crisis") as team, \
+            running_gateway(tmp_path, routing__wrap_up_s=120, directory=[
+                {"key": "crisis_team", "name": "Crisis team", "uri": team.uri("crisis")}]) as gw, \
+            Advisor(gw, "sofia") as sofia, Phone(name="+34911234567") as caller, \
+            Phone(name="+34911234568") as second:
+        # Both callers land on w1 (w2 is out of the edge's rotation meanwhile), so w1
+        # is full: the first call and its advisor, the second caller and the slot kept
+        # for its advisor.
+        assert gw.rpc is not None
+        await gw.rpc.set_worker_state("w2", False)
+        await sofia.set_state("available")
+        leg = await call_hotline(caller, gw, "32")
+        incoming = await sofia.phone.wait_for("leg.incoming", timeout=20)
+        await sofia.phone.command("answer", leg=incoming["leg"], code=200)
+        call_id = (await sofia.stream.wait_for("call.connected"))["call_id"]
+        await call_hotline(second, gw, "32")
+        await gw.bus.wait_for(
+            lambda e: e["type"] == "call.queued" and e["call_id"] != call_id, 20)
+        await gw.rpc.set_worker_state("w2", True)
+        assert gw.flow.calls.get(call_id).worker == "w1"
+        assert gw.flow._free_calls("w1") == 0
+
+        gw.flow.transfer_call(call_id, "sofia", "consult", "external", "crisis_team")
+        assert gw.flow.calls.get(call_id).consult.worker == "w2"
+        consult_leg = await _answer_consult(sofia.phone, call_id)
+        team_leg = await _answer(team)
+        await sofia.stream.wait_for("call.consult", state="talking")
+        gw.flow.consult_complete(call_id, "sofia")
+        await sofia.stream.wait_for("call.transferred", call_id=call_id)
+        await sofia.phone.wait_for("leg.state", leg=consult_leg, state="disconnected")
+
+        # The caller on w1 talks to the crisis team on w2 through the join call.
+        heard_caller, heard_team = await _hear_each_other(
+            tmp_path, caller, leg, team, team_leg, "joined")
+        assert tone_present(heard_caller, TEAM, min_seconds=1.0)
+        assert tone_present(heard_team, CALLER, min_seconds=1.0)
+        roles = sorted(x.role for x in gw.flow.calls.get(call_id).legs)
+        assert "join" in roles and "join_in" in roles
+
+        await team.command("hangup", leg=team_leg)
+        await caller.wait_for("leg.state", leg=leg, state="disconnected")
+        await until(lambda: gw.flow.calls.get(call_id) is None)
+        ended = [e for e in gw.bus.since(0)
+                 if e["type"] == "call.ended" and e["call_id"] == call_id]
+        assert ended[0]["data"]["reason"] == "transfer_ended"
