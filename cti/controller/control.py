@@ -27,7 +27,7 @@ from cti.controller.workers import WorkerPool
 from cti.routing import AdvisorState, Distributor
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
 
     from cti.config import Settings
     from cti.store.db import Store
@@ -66,6 +66,10 @@ class CallControlMixin:
     distributor: Distributor
     flags: dict[str, bool]
     _recent_advisors: dict[str, set[str]]
+    #: Set by the gateway: take a worker out of (False) or back into (True) the
+    #: edge's rotation for new callers.
+    edge_rotation: Callable[[str, bool], None] | None
+    _out_of_rotation: set[str]
 
     if TYPE_CHECKING:  # provided by CallFlow and IvrFlowMixin
         def _send(self, call: Call, cmd: str, **fields: Any) -> None: ...
@@ -255,6 +259,25 @@ class CallControlMixin:
                 used += 1
         return CALLS_PER_WORKER - used
 
+    def _guard_room(self, worker: str) -> None:
+        """The edge counts callers, not consult legs: a worker a consult filled up
+        leaves the rotation until it has room for a caller and an advisor again."""
+        if self._free_calls(worker) < 2 and worker not in self._out_of_rotation:
+            self._out_of_rotation.add(worker)
+            log.info("worker out of rotation for a consult worker=%s", worker)
+            if self.edge_rotation is not None:
+                self.edge_rotation(worker, False)
+
+    def recheck_rotation(self) -> None:
+        """After legs ended: workers with room again go back into the edge's rotation."""
+        for worker in list(self._out_of_rotation):
+            link = self.pool.get(worker)
+            if self._free_calls(worker) >= 2 and link is not None and link.up:
+                self._out_of_rotation.discard(worker)
+                log.info("worker back in rotation worker=%s", worker)
+                if self.edge_rotation is not None:
+                    self.edge_rotation(worker, True)
+
     def _consult_worker(self, call: Call) -> str:
         candidates = [call.worker] + [w for w in list(self.pool.links) if w != call.worker]
         for worker in candidates:
@@ -281,6 +304,7 @@ class CallControlMixin:
         self._send(call, "unbridge", a=call.customer.leg_id, b=call.advisor_leg.leg_id)
         self._play_music(call)
         log.info("consult call_id=%s target=%s worker=%s", call.call_id, target, worker)
+        self._guard_room(worker)
         self._publish("call.consult", call, {"state": "ringing", "target": target,
                                              "target_type": target_type, "by": by})
         advisor_uri = f"sip:{by}@{self.settings.sip.ip}:{self.settings.sip.port}"

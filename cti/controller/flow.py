@@ -98,6 +98,8 @@ class CallFlow(IvrFlowMixin, CallControlMixin):
         self._tasks: set[asyncio.Task[Any]] = set()
         # Advisors who talked to a call (also before a transfer): who may wrap it up.
         self._recent_advisors: dict[str, set[str]] = {}
+        self.edge_rotation: Callable[[str, bool], None] | None = None
+        self._out_of_rotation: set[str] = set()
 
     # ------------------------------------------------------------------ helpers
     def _spawn(self, coro: Coroutine[Any, Any, Any], call_id: str | None = None) -> None:
@@ -194,6 +196,8 @@ class CallFlow(IvrFlowMixin, CallControlMixin):
         if state == "disconnected":
             leg.ended_at = time.time()
             leg.end_code = msg.get("code")
+            if self._out_of_rotation:
+                asyncio.get_running_loop().call_soon(self.recheck_rotation)
             if leg is call.customer:
                 self._on_customer_gone(call)
             elif leg is call.advisor_leg and call.consult is not None \

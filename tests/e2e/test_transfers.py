@@ -80,6 +80,9 @@ async def test_consult_transfer_to_the_crisis_team(tmp_path: Path) -> None:
         team_leg = await _answer(team)
         talking = await sofia.stream.wait_for("call.consult", state="talking")
         assert talking["call_id"] == call_id
+        # The consult filled the call's worker (caller, advisor, advisor again, team):
+        # the edge sends no new caller there until it has room again.
+        assert gw.flow._out_of_rotation == {gw.flow.calls.get(call_id).worker}
         # Sofia and the crisis team hear each other while the caller waits.
         heard_sofia, heard_team = await _hear_each_other(
             tmp_path, sofia.phone, consult_leg, team, team_leg, "consult")
@@ -103,6 +106,7 @@ async def test_consult_transfer_to_the_crisis_team(tmp_path: Path) -> None:
         await team.wait_for("leg.state", leg=team_leg, state="disconnected")
         ended = await bus_event(gw, "call.ended")
         assert ended["data"]["reason"] == "caller_hangup"
+        await until(lambda: not gw.flow._out_of_rotation)
         # Sofia wraps the call up; she is available again.
         gw.flow.wrap_up(call_id, "sofia", "forwarded", "crisis team took over")
         await sofia.stream.wait_for("call.wrap_up", call_id=call_id)
@@ -211,6 +215,8 @@ async def test_a_consult_from_a_full_worker_runs_on_another_and_is_joined(
 
         gw.flow.transfer_call(call_id, "sofia", "consult", "external", "crisis_team")
         assert gw.flow.calls.get(call_id).consult.worker == "w2"
+        # w2 (a consult and nothing else) still has room for one caller with an advisor
+        assert "w2" not in gw.flow._out_of_rotation
         consult_leg = await _answer_consult(sofia.phone, call_id)
         team_leg = await _answer(team)
         await sofia.stream.wait_for("call.consult", state="talking")
@@ -229,6 +235,9 @@ async def test_a_consult_from_a_full_worker_runs_on_another_and_is_joined(
         await team.command("hangup", leg=team_leg)
         await caller.wait_for("leg.state", leg=leg, state="disconnected")
         await until(lambda: gw.flow.calls.get(call_id) is None)
+        # w1 was full while the consult ran elsewhere; nothing was taken out of rotation
+        # for it, and w1 is in the edge's rotation again now that its calls ended.
+        assert not gw.flow._out_of_rotation
         ended = [e for e in gw.bus.since(0)
                  if e["type"] == "call.ended" and e["call_id"] == call_id]
         assert ended[0]["data"]["reason"] == "transfer_ended"
