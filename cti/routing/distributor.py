@@ -381,8 +381,10 @@ class Distributor:
             return call is None or call.offer_deadline != at
         if kind == "wrap":
             return self._advisors[ident].wrap_until != at
+        # A step timer stays while the call rings an advisor: the offer may fail and
+        # the call wait on (next_deadline() once dropped it then, and the step was lost).
         call = self._calls.get(ident)
-        return call is None or call.status is not CallStatus.WAITING
+        return call is None or call.status is CallStatus.CONNECTED
 
     def _fire(self, kind: str, ident: str, now: float) -> list[Action]:
         if kind == "offer":
@@ -392,6 +394,8 @@ class Distributor:
         if kind == "wrap":
             return self._settle(self._advisors[ident], now)
         call = self._calls[ident]  # an escalation step (or the preferred wait) passed
+        if call.status is not CallStatus.WAITING:
+            return []  # ringing: a failed offer re-examines the call at its step then
         self._dirty_calls.add(ident)
         return self._escalate(call, now)
 

@@ -360,3 +360,18 @@ def test_a_direct_transfer_reaches_the_named_advisor_whatever_their_topic_level(
     d2 = make(adv("dutch", {"nl": 5}, {"visa": 5}), escalation=STEPS)
     assert d2.add_call("c", language="es", topic="visa", preferred_advisor="dutch",
                        direct=True, now=0) == []
+
+
+def test_a_step_due_while_the_call_rings_is_not_lost_when_the_offer_fails() -> None:
+    # Found by the levelled state machine: next_deadline() used to drop the step
+    # timer of a ringing call, so after a missed offer the call skipped that step.
+    # ann's topic level fits only from the second step; bob fits at once and his
+    # phone would ring past that step
+    d = make(adv("ann", {"en": 4}, {"visa": 1}), adv("bob", {"en": 3}, {"visa": 3}),
+             escalation=STEPS, max_missed=1, offer_timeout_s=60)
+    assert offers(d.add_call("c", language="en", topic="visa", now=1)) == [Offer("c", "bob")]
+    assert d.next_deadline() is not None
+    d.offer_failed("c", 1, reason="no_answer")  # bob goes away
+    second = 1 + STEPS["default"][1].after_s
+    assert d.next_deadline() == second
+    assert offers(d.tick(second)) == [Offer("c", "ann")]
