@@ -16,8 +16,12 @@ run: setup
 lint: setup
 	.venv/bin/ruff check cti plugins tests scripts
 
+# Browser tests run in their own pytest process: pytest-playwright and
+# pytest-asyncio clash in one (later async tests fail on a running loop).
 test: setup lint
-	.venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/browser -p no:playwright $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -q -p no:cacheprovider tests/browser \
+		--screenshot=only-on-failure --output=test-artifacts/browser-failures
 
 unit: setup
 	.venv/bin/python -m pytest -q tests/unit

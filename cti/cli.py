@@ -1,4 +1,4 @@
-"""`cti` command line: serve, check-config, prompts, worker, phone."""
+"""`cti` command line: serve, check-config, prompts, passwd, worker, phone."""
 
 from __future__ import annotations
 
@@ -86,6 +86,52 @@ def cmd_phone(args: argparse.Namespace) -> int:
     return main(args.rest)
 
 
+def _config_realm(path: Path) -> str:
+    """sip.realm of the config without validating it (it may lack this very hash)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return str(data["sip"]["realm"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return "cti.local"
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    """Print the two config lines of an advisor's password: argon2id and SIP HA1."""
+    import getpass
+
+    from cti.api.auth import hash_password, sip_ha1
+    from cti.config import NAME_RE
+
+    if not NAME_RE.match(args.name):
+        print(f"cti: invalid advisor name {args.name!r} (letters, digits, '.', '_', '-')",
+              file=sys.stderr)
+        return 2
+    password = args.password
+    if password is None:
+        if sys.stdin.isatty():
+            password = getpass.getpass(f"password for {args.name}: ")
+            if getpass.getpass("again: ") != password:
+                print("cti: the passwords differ", file=sys.stderr)
+                return 1
+        else:  # scripts: the first line of stdin
+            password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        print("cti: a password needs at least 8 characters", file=sys.stderr)
+        return 1
+    realm = args.realm or _config_realm(args.config)
+    print(f"    password_hash: \"{hash_password(password)}\"")
+    print(f"    sip_ha1: \"{sip_ha1(args.name, realm, password)}\"   # realm {realm}")
+    return 0
+
+
+def cmd_softphone(args: argparse.Namespace) -> int:
+    from cti.softphone.main import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cti", description="SIP CTI gateway for contact centres")
     sub = p.add_subparsers(dest="command", required=True)
@@ -108,16 +154,37 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("action", choices=["build"])
     pr.set_defaults(fn=cmd_prompts)
 
+    pw = sub.add_parser("passwd", help="print an advisor's password_hash and sip_ha1 "
+                        "config lines (the password is read without echo, or from stdin)")
+    with_config(pw)
+    pw.add_argument("name", help="the advisor's name (the SIP user name)")
+    pw.add_argument("--realm", help="SIP digest realm (default: sip.realm of the config, "
+                    "else cti.local)")
+    pw.add_argument("--password", help="for scripts; visible in the process list")
+    pw.set_defaults(fn=cmd_passwd)
+
     for name, fn, text in (("worker", cmd_worker, "a media worker (started by serve)"),
                            ("phone", cmd_phone, "a headless scripted SIP phone (JSON lines)")):
         w = sub.add_parser(name, help=text, add_help=False)
         w.add_argument("rest", nargs=argparse.REMAINDER)
         w.set_defaults(fn=fn)
+
+    from cti.softphone.main import add_arguments
+
+    sp = sub.add_parser("softphone", help="a terminal softphone for advisors")
+    add_arguments(sp)
+    sp.set_defaults(fn=cmd_softphone)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `worker` and `phone` hand their options to the media engine's own parser.
+    args, extra = parser.parse_known_args(argv)
+    if args.fn in (cmd_worker, cmd_phone):
+        args.rest = extra + args.rest
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.fn(args) or 0)
     except ConfigError as e:

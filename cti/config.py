@@ -58,6 +58,32 @@ class HttpSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     token_ttl_s: int = Field(12 * 3600, ge=60)
+    # Failed logins allowed per minute, counted per user name and per client IP.
+    login_attempts_per_minute: int = Field(10, ge=1, le=10_000)
+    # A WebSocket client gets {"type": "heartbeat"} this often.
+    ws_heartbeat_s: float = Field(15.0, gt=0, le=3600)
+
+
+class WallboardSettings(_Model):
+    # Service level: the share of calls answered within this many seconds.
+    service_level_s: float = Field(20.0, gt=0)
+
+
+class WrapUpCode(_Model):
+    code: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    label: str = Field(min_length=1)
+
+
+class WrapUpSettings(_Model):
+    codes: list[WrapUpCode] = []
+
+    @field_validator("codes")
+    @classmethod
+    def _unique_codes(cls, v: list[WrapUpCode]) -> list[WrapUpCode]:
+        codes = [c.code for c in v]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"duplicate codes in {codes}")
+        return v
 
 
 class MenuEntry(_Model):
@@ -210,9 +236,16 @@ class RoutingSettings(_Model):
 Level = Annotated[int, Field(ge=1, le=5)]
 
 
+_HA1_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
 class AdvisorSettings(_Model):
     name: str
-    password: str = Field(min_length=4)
+    # No plaintext: `cti passwd NAME` prints both lines. password_hash (argon2id)
+    # checks API logins; sip_ha1 = md5(name:realm:password) is what SIP digest
+    # needs (Kamailio's users table), so it changes with sip.realm.
+    password_hash: str
+    sip_ha1: str
     display_name: str | None = None
     # Skills with a level 1-5 ({es: 5, en: 3}); a plain list means level 3.
     languages: dict[str, Level] = {}
@@ -235,6 +268,29 @@ class AdvisorSettings(_Model):
         if self.role == "advisor" and not (self.languages and self.topics):
             raise ValueError("an advisor needs at least one language and one topic")
         return self
+
+    @field_validator("password_hash")
+    @classmethod
+    def _argon2(cls, v: str) -> str:
+        from argon2 import Type, extract_parameters
+        from argon2.exceptions import InvalidHashError
+
+        try:
+            ok = extract_parameters(v).type is Type.ID
+        except (InvalidHashError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError("expected an argon2id hash ($argon2id$v=19$...) as printed by "
+                             "`cti passwd NAME`")
+        return v
+
+    @field_validator("sip_ha1")
+    @classmethod
+    def _ha1(cls, v: str) -> str:
+        if not _HA1_RE.match(v):
+            raise ValueError("expected 32 lowercase hex digits, md5(name:realm:password), "
+                             "as printed by `cti passwd NAME --realm REALM`")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -271,6 +327,11 @@ class Settings(_Model):
     plugins: list[str] = []
     store: StoreSettings = StoreSettings()
     directory: list[DirectoryEntry] = []
+    wrap_up: WrapUpSettings = WrapUpSettings()
+    wallboard: WallboardSettings = WallboardSettings()
+    # Reasons an advisor may give for `away` (the API refuses others).
+    away_reasons: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]] = [
+        "break", "lunch", "meeting", "training", "admin"]
     # Where the file was read from; relative paths are relative to its folder.
     source: Path = Field(Path("."), exclude=True)
 

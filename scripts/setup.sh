@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(kamailio espeak-ng sox baresip-core sip-tester python3-venv)
+# chromium: Debian's browser for the /agent and /wallboard tests (Playwright drives it)
+APT_PACKAGES=(kamailio espeak-ng sox baresip-core sip-tester python3-venv chromium)
 PYTHON=${PYTHON:-python3}
 
 missing=()

@@ -1,13 +1,35 @@
-"""Logins and bearer tokens (in memory; tokens expire)."""
+"""Logins and bearer tokens: argon2id password hashes, expiring tokens, a login
+rate limit per user name and per client IP."""
 
 from __future__ import annotations
 
-import hmac
+import asyncio
+import hashlib
+import math
 import secrets
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
 from cti.config import Settings
+
+ROLES = ("advisor", "supervisor", "admin")
+
+_hasher = PasswordHasher()  # argon2id with the library's current defaults
+
+
+def hash_password(password: str) -> str:
+    """The argon2id hash stored as `password_hash` in the config."""
+    return _hasher.hash(password)
+
+
+def sip_ha1(name: str, realm: str, password: str) -> str:
+    """Digest HA1 = md5(name:realm:password): the SIP side cannot use argon2."""
+    return hashlib.md5(f"{name}:{realm}:{password}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -16,28 +38,108 @@ class Principal:
     role: str
     expires_at: float
 
+    @property
+    def is_supervisor(self) -> bool:
+        """Supervisors and admins see and act on every call."""
+        return self.role in ("supervisor", "admin")
+
+
+class RateLimited(Exception):
+    """Too many failed logins; retry_after is in whole seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins, retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class SlidingWindow:
+    """At most `limit` hits per key in any `window` seconds."""
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._hits: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        hits = self._hits.setdefault(key, deque())
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        return hits
+
+    def retry_after(self, key: str, now: float) -> int:
+        """0 when key may try now, else the seconds until its oldest hit expires."""
+        hits = self._recent(key, now)
+        if len(hits) < self.limit:
+            if not hits:
+                self._hits.pop(key, None)  # keep the table small
+            return 0
+        return max(1, math.ceil(hits[0] + self.window - now))
+
+    def hit(self, key: str, now: float) -> None:
+        self._recent(key, now).append(now)
+
+    def forget(self, key: str, at: float) -> None:
+        """Take back the hit made at `at` (a login that succeeded)."""
+        hits = self._hits.get(key)
+        if hits is not None and at in hits:
+            hits.remove(at)
+
 
 class Authenticator:
     def __init__(self, settings: Settings) -> None:
-        self._passwords = {a.name: (a.password, a.role) for a in settings.advisors}
+        self._users = {a.name: (a.password_hash, a.role) for a in settings.advisors}
         self._ttl = settings.http.token_ttl_s
         self._tokens: dict[str, Principal] = {}
+        # The time source of token expiry (tests move it forward).
+        self.clock: Callable[[], float] = time.time
+        limit = settings.http.login_attempts_per_minute
+        self._by_user = SlidingWindow(limit)
+        self._by_ip = SlidingWindow(limit)
+        # Verified against for unknown users so timing does not reveal who exists.
+        self._dummy = hash_password(secrets.token_hex(8))
 
-    def login(self, username: str, password: str) -> str | None:
-        entry = self._passwords.get(username)
-        # Compare even for unknown users so timing does not reveal who exists.
-        expected, role = entry if entry else ("\0" * 16, "advisor")
-        if not hmac.compare_digest(expected.encode(), password.encode()) or entry is None:
+    def check_rate(self, username: str, ip: str, now: float | None = None) -> None:
+        """Raise RateLimited before the (slow) hash is even checked."""
+        now = time.time() if now is None else now
+        wait = max(self._by_user.retry_after(username, now),
+                   self._by_ip.retry_after(ip, now))
+        if wait:
+            raise RateLimited(wait)
+
+    def verify(self, username: str, password: str) -> bool:
+        """Blocking (argon2 takes tens of ms): login() runs it in a thread."""
+        stored = self._users.get(username, (self._dummy, ""))[0]
+        try:
+            return _hasher.verify(stored, password) and username in self._users
+        except (VerificationError, InvalidHashError):
+            return False
+
+    async def login(self, username: str, password: str, ip: str = "") -> str | None:
+        """A new token, or None for a wrong name or password (counted for the limit)."""
+        self.check_rate(username, ip)
+        # Count the attempt before the slow check so parallel guesses count too;
+        # a successful login takes its attempt back.
+        now = time.time()
+        self._by_user.hit(username, now)
+        self._by_ip.hit(ip, now)
+        if not await asyncio.to_thread(self.verify, username, password):
             return None
+        self._by_user.forget(username, now)
+        self._by_ip.forget(ip, now)
         token = secrets.token_urlsafe(32)
-        self._tokens[token] = Principal(username, role, time.time() + self._ttl)
+        self._tokens[token] = Principal(username, self._users[username][1],
+                                        self.clock() + self._ttl)
         return token
 
     def check(self, token: str | None) -> Principal | None:
         if not token:
             return None
         p = self._tokens.get(token)
-        if p is None or p.expires_at < time.time():
+        if p is None or p.expires_at < self.clock():
             self._tokens.pop(token, None)
             return None
         return p
+
+    def expire(self, token: str) -> None:
+        """End a token now (logout)."""
+        self._tokens.pop(token, None)

@@ -54,3 +54,33 @@ class FlagRequest(Strict):
     """A gateway-wide IVR flag switched on or off (PUT /api/v1/ivr/flags/{name})."""
 
     value: bool
+
+
+class HoldRequest(Strict):
+    on: bool
+
+
+class TransferRequest(Strict):
+    """Blind: the call goes on at once; consult: the advisor talks to the target first."""
+
+    kind: Literal["blind", "consult"]
+    target_type: Literal["queue", "advisor", "external"]
+    # queue: a topic code; advisor: an advisor's name; external: a directory key
+    target: str = Field(min_length=1, max_length=64)
+
+
+class WrapUpRequest(Strict):
+    code: str = Field(min_length=1, max_length=64)
+    note: str = Field("", max_length=2000)
+
+
+class DirectoryItem(BaseModel):
+    key: str
+    name: str
+    number: str | None
+    country: str | None
+
+
+class WrapUpCodeItem(BaseModel):
+    code: str
+    label: str

@@ -1,8 +1,11 @@
-"""WebSocket hub: pushes bus events to connected clients, in order, with replay.
+"""WebSocket hub: pushes bus events to connected clients, in order, with replay,
+heartbeats and command replies.
 
 A client connects with `?since=<seq>` to receive what it missed; every event
-carries its sequence number. The flow can wait until a given event reached an
-advisor's client (the screen pop goes out before the phone rings).
+carries its sequence number. Everything a client receives goes through one
+queue per client and one sender task, so events, heartbeats and replies keep
+their order and no two sends overlap. The flow can wait until a given event
+reached an advisor's client (the screen pop goes out before the phone rings).
 """
 
 from __future__ import annotations
@@ -10,12 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 
 from cti.api.auth import Principal
 from cti.events import Event, EventBus, visible_to
+
+if TYPE_CHECKING:
+    from cti.api.commands import Commands
 
 log = logging.getLogger("cti.ws")
 
@@ -24,7 +32,8 @@ log = logging.getLogger("cti.ws")
 class Client:
     principal: Principal
     ws: WebSocket
-    queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    # Events (with a seq) and messages without one (heartbeat, reply), in send order.
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     sent_seq: int = 0
 
 
@@ -40,44 +49,74 @@ class Hub:
             if visible_to(event, c.principal.user, c.principal.role):
                 c.queue.put_nowait(event)
 
-    async def serve(self, ws: WebSocket, principal: Principal, since: int | None) -> None:
+    async def serve(self, ws: WebSocket, principal: Principal, since: int | None,
+                    commands: Commands | None = None, heartbeat_s: float = 15.0) -> None:
         client = Client(principal, ws)
-        # Register before reading the backlog so nothing falls between the two.
+        # Register before reading the backlog so nothing falls between the two
+        # (no await in between: the bus cannot publish meanwhile).
         self.clients.add(client)
         backlog = self.bus.since(since) if since is not None else []
-        await ws.send_json({"type": "hello", "user": principal.user, "role": principal.role,
-                            "last_seq": self.bus.last_seq,
-                            "replay_complete": since is None or since + 1 >= self.bus.oldest_seq()})
-        sender = asyncio.create_task(self._send_loop(client, backlog))
+        last = self.bus.last_seq
+        # Complete: the buffer still holds every event after `since`. A `since`
+        # beyond the last seq means the gateway restarted: what was missed is lost.
+        complete = since is None or (since + 1 >= self.bus.oldest_seq() and since <= last)
+        hello = {"type": "hello", "user": principal.user, "role": principal.role,
+                 "last_seq": last, "replay_complete": complete,
+                 "heartbeat_s": heartbeat_s}
+        sender = asyncio.create_task(self._send_loop(client, hello, backlog))
+        beat = asyncio.create_task(self._heartbeat(client, heartbeat_s))
         try:
             while True:
-                await ws.receive_text()  # commands come with a later issue; keep alive
+                msg = await ws.receive()
+                if msg["type"] == "websocket.disconnect":
+                    break
+                raw = msg.get("text")
+                if raw is None:
+                    client.queue.put_nowait({"type": "reply", "id": None, "ok": False,
+                                             "error": "commands are JSON text frames"})
+                elif commands is not None:
+                    client.queue.put_nowait(commands.handle(principal, raw))
         except WebSocketDisconnect:
             pass
         finally:
             self.clients.discard(client)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            for task in (sender, beat):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
-    async def _send_loop(self, client: Client, backlog: list[Event]) -> None:
-        last = 0
-        for ev in backlog:
-            if visible_to(ev, client.principal.user, client.principal.role):
-                await client.ws.send_json(ev)
-                last = ev["seq"]
+    async def _heartbeat(self, client: Client, every_s: float) -> None:
+        """last_seq: every event up to it that this client may see was sent before
+        the heartbeat, so a client may resume from it (`since`) when it is newer
+        than its last event."""
         while True:
-            ev = await client.queue.get()
-            if ev["seq"] <= last:
-                continue  # already sent from the backlog
-            try:
-                await client.ws.send_json(ev)
-            except Exception as e:  # the socket is gone; the reader ends the client
-                log.info("ws send failed user=%s: %s", client.principal.user, e)
-                return
-            client.sent_seq = last = ev["seq"]
-            async with self._sent:
-                self._sent.notify_all()
+            await asyncio.sleep(every_s)
+            client.queue.put_nowait({"type": "heartbeat", "last_seq": self.bus.last_seq,
+                                     "ts": round(time.time(), 3)})
+
+    async def _send_loop(self, client: Client, hello: dict[str, Any],
+                         backlog: list[Event]) -> None:
+        try:
+            await client.ws.send_json(hello)
+            last = 0
+            for ev in backlog:
+                if visible_to(ev, client.principal.user, client.principal.role):
+                    await client.ws.send_json(ev)
+                    client.sent_seq = last = ev["seq"]
+            while True:
+                msg = await client.queue.get()
+                seq = msg.get("seq")
+                if seq is not None and seq <= last:
+                    continue  # already sent from the backlog
+                await client.ws.send_json(msg)
+                if seq is not None:
+                    client.sent_seq = last = seq
+                    async with self._sent:
+                        self._sent.notify_all()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the socket is gone; the reader ends the client
+            log.info("ws send failed user=%s: %s", client.principal.user, e)
 
     async def delivered(self, user: str, seq: int, timeout: float) -> bool:
         """Wait until a client of `user` has been sent event `seq` (False on timeout)."""

@@ -89,11 +89,13 @@ class Gateway:
         )
         self.flow = CallFlow(settings, self.pool, self.bus, self.store, self.plugins,
                              self.prompts, self.hub.delivered)
+        self.flow.edge_rotation = self._edge_rotation
         self.edge = KamailioEdge(self._edge_settings(specs))
         self.rpc: EdgeRpc | None = None
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[Any] | None = None
         self._lock: IO[str] | None = None
+        self._rotation_tasks: set[asyncio.Task[None]] = set()
         self.started_at = time.time()
 
     def _edge_settings(self, specs: list[WorkerSpec]) -> EdgeSettings:
@@ -103,7 +105,7 @@ class Gateway:
             realm=s.sip.realm, hotline_numbers=list(s.sip.hotlines),
             workers=[WorkerTarget(w.worker_id, w.ip, w.sip_port, CUSTOMERS_PER_WORKER)
                      for w in specs],
-            advisors={a.name: a.password for a in s.advisors},
+            advisor_ha1={a.name: a.sip_ha1 for a in s.advisors},
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -185,6 +187,14 @@ class Gateway:
                 log.info("edge ended %d dialogs of worker=%s", ended, link.worker_id)
             except Exception as e:
                 log.warning("could not end dialogs of worker=%s: %s", link.worker_id, e)
+
+    def _edge_rotation(self, worker_id: str, active: bool) -> None:
+        """From the flow: a consult filled a worker up (False) or it has room again."""
+        link = self.pool.get(worker_id)
+        if link is not None:
+            task = asyncio.get_running_loop().create_task(self._set_dispatch(link, active))
+            self._rotation_tasks.add(task)
+            task.add_done_callback(self._rotation_tasks.discard)
 
     async def _set_dispatch(self, link: WorkerLink, active: bool) -> None:
         if self.rpc is None:

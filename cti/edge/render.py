@@ -51,6 +51,7 @@ class EdgeSettings:
     hotline_numbers: list[str]
     workers: list[WorkerTarget]
     advisors: dict[str, str] = field(default_factory=dict)  # name -> plaintext password
+    advisor_ha1: dict[str, str] = field(default_factory=dict)  # name -> HA1 (hex md5)
     children: int = 2
     ping_interval: int = 5  # seconds between OPTIONS probes of each worker
     hotline_branch_timeout_ms: int = 3000  # fr_timer on dispatched branches
@@ -128,12 +129,19 @@ def dispatcher_list_text(workers: list[WorkerTarget]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def users_text(advisors: dict[str, str], realm: str) -> str:
-    """htable include file: one `$sht(users=>NAME) = "HA1";` statement per advisor."""
+def users_text(advisors: dict[str, str], realm: str,
+               advisor_ha1: dict[str, str] | None = None) -> str:
+    """htable include file: one `$sht(users=>NAME) = "HA1";` statement per advisor
+    (from a plaintext password, or an HA1 given as is, e.g. from the config)."""
     lines = ["# rendered by cti.edge.render: advisor name -> HA1"]
-    for name, password in sorted(advisors.items()):
+    hashes = {name: ha1(name, realm, pw) for name, pw in advisors.items()}
+    for name, given in (advisor_ha1 or {}).items():
+        if not re.fullmatch(r"[0-9a-f]{32}", given):
+            raise ValueError(f"invalid HA1 for advisor {name!r}: expected 32 hex digits")
+        hashes[name] = given
+    for name, h in sorted(hashes.items()):
         check_advisor_name(name)
-        lines.append(f'$sht(users=>{name}) = "{ha1(name, realm, password)}";')
+        lines.append(f'$sht(users=>{name}) = "{h}";')
     return "\n".join(lines) + "\n"
 
 
@@ -179,7 +187,7 @@ def render(settings: EdgeSettings) -> RenderedEdge:
     edge = paths_for(settings.runtime_dir)
     # Validate everything before writing anything.
     dispatcher = dispatcher_list_text(settings.workers)
-    users = users_text(settings.advisors, settings.realm)
+    users = users_text(settings.advisors, settings.realm, settings.advisor_ha1)
     template = resources.files("cti.edge").joinpath("kamailio.cfg.tmpl").read_text()
     config = _fill(
         template,

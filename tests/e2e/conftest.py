@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,3 +26,30 @@ def short_prompts(tmp_path: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         write_tone(dest, 600, 0.3)
     return root
+
+
+@pytest.fixture(autouse=True)
+def events_match_the_asyncapi_document(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every event published on any gateway's bus during a test is checked against
+    docs/asyncapi.yaml; the test fails at teardown listing the invalid ones."""
+    from cti.events import EventBus
+    from tests.event_schema import event_errors
+
+    invalid: list[str] = []
+    publish = EventBus.publish
+
+    def checked(self: EventBus, event: dict[str, Any]) -> dict[str, Any]:
+        out = publish(self, event)
+        try:  # as a WebSocket client receives it: JSON
+            wire = json.loads(json.dumps(out))
+        except (TypeError, ValueError) as e:
+            invalid.append(f"seq {out.get('seq')} {out.get('type')}: not JSON: {e}")
+            return out
+        invalid.extend(f"seq {out['seq']} {out['type']}: {err}" for err in event_errors(wire))
+        return out
+
+    monkeypatch.setattr(EventBus, "publish", checked)
+    yield
+    if invalid:
+        pytest.fail(f"{len(invalid)} event(s) do not match docs/asyncapi.yaml:\n"
+                    + "\n".join(invalid[:50]), pytrace=False)

@@ -152,9 +152,8 @@ class Advisor:
 
     @property
     def password(self) -> str:
-        adv = self.gw.settings.advisor(self.name)
-        assert adv is not None
-        return adv.password
+        # The demo config holds the hashes of demo-<name> (cti passwd).
+        return f"demo-{self.name}"
 
     async def __aenter__(self) -> Advisor:
         await self.phone.start()

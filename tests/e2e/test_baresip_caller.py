@@ -82,10 +82,10 @@ async def test_baresip_caller_reaches_sofia_with_audio_both_ways(tmp_path: Path)
         call_id = offered["call_id"]
         pop = offered["data"]
         assert (pop["language"], pop["topic"]) == ("es", "visa")
-        caller = pop["caller"]
-        assert (caller["number"], caller["country"], caller["timezone"]) == (
+        who = pop["caller"]
+        assert (who["number"], who["country"], who["timezone"]) == (
             SPANISH_CALLER, "ES", "Europe/Madrid")
-        assert caller["local_time"].endswith(("+01:00", "+02:00"))  # the caller's clock
+        assert who["local_time"].endswith(("+01:00", "+02:00"))  # the caller's clock
         incoming = await sofia.phone.wait_for("leg.incoming", timeout=10)
         assert incoming["headers"]["x-cti-call-id"] == call_id
         leg = incoming["leg"]

@@ -31,10 +31,10 @@ async def test_spanish_visa_caller_reaches_sofia_with_audio_both_ways(tmp_path: 
         offered = await sofia.stream.wait_for("call.offered", timeout=20)
         pop = offered["data"]
         call_id = offered["call_id"]
-        caller = pop["caller"]
-        assert (caller["number"], caller["country"], caller["timezone"]) == (
+        who = pop["caller"]
+        assert (who["number"], who["country"], who["timezone"]) == (
             SPANISH_CALLER, "ES", "Europe/Madrid")
-        assert caller["local_time"].endswith(("+01:00", "+02:00"))  # the caller's clock
+        assert who["local_time"].endswith(("+01:00", "+02:00"))  # the caller's clock
         assert (pop["language"], pop["topic"]) == ("es", "visa")
         assert pop["ivr_path"] == ["hours:open", "lang:es", "topic:visa"]  # how the caller got here
         assert pop["waited_s"] >= 0

@@ -1,0 +1,97 @@
+"""Login, the advisor's own state and history, advisors' skills (supervisors)."""
+
+# No `from __future__ import annotations`: FastAPI must see the real types.
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+
+from cti.api.actions import ActionError, set_state
+from cti.api.auth import RateLimited
+from cti.api.guard import Auth, bearer_token
+from cti.api.roles import V1
+from cti.api.schemas import AgentView, LoginRequest, LoginResponse, SkillsRequest, StateRequest
+from cti.controller.skills import Skills
+from cti.store.reports import Reports, start_of_today
+
+if TYPE_CHECKING:
+    from cti.controller.gateway import Gateway
+
+
+def http_error(e: ActionError) -> HTTPException:
+    return HTTPException(e.status, e.message)
+
+
+def register(app: FastAPI, gw: "Gateway", reports: Reports) -> None:
+
+    @app.post(f"{V1}/login", response_model=LoginResponse,
+            responses={401: {"description": "wrong user name or password"},
+                       429: {"description": "too many failed logins (see Retry-After)"}})
+    async def login(body: LoginRequest, request: Request) -> Any:
+        ip = request.client.host if request.client else ""
+        try:
+            token = await gw.auth.login(body.username, body.password, ip)
+        except RateLimited as e:
+            return JSONResponse({"detail": str(e)}, status.HTTP_429_TOO_MANY_REQUESTS,
+                                headers={"Retry-After": str(e.retry_after)})
+        if token is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
+        p = gw.auth.check(token)
+        assert p is not None
+        return LoginResponse(token=token, user=p.user, role=p.role,
+                             expires_in=gw.settings.http.token_ttl_s)
+
+    @app.post(f"{V1}/logout", status_code=204)
+    async def logout(p: Auth, request: Request) -> None:
+        """End this token now."""
+        token = bearer_token(request)
+        if token:
+            gw.auth.expire(token)
+
+    @app.get(f"{V1}/agents/me", response_model=AgentView)
+    async def me(p: Auth) -> AgentView:
+        return agent_view(gw, p.user)
+
+    @app.post(f"{V1}/agents/me/state", response_model=AgentView,
+            responses={422: {"description": "unknown state or away reason"}})
+    async def state(body: StateRequest, p: Auth) -> AgentView:
+        """available / away (with a reason from config away_reasons) / logged_out."""
+        try:
+            set_state(gw, p, body.state, body.reason)
+        except ActionError as e:
+            raise http_error(e) from None
+        return agent_view(gw, p.user)
+
+    @app.get(f"{V1}/agents/me/history")
+    async def history(p: Auth) -> list[dict[str, Any]]:
+        """Today's calls of the advisor (newest first) with their wrap-up."""
+        return reports.history(p.user, start_of_today())
+
+    @app.get(f"{V1}/advisors", response_model=list[AgentView])
+    async def advisors(p: Auth) -> list[AgentView]:
+        return [agent_view(gw, a.name) for a in gw.settings.advisors]
+
+    @app.put(f"{V1}/advisors/{{name}}/skills", response_model=AgentView)
+    async def set_skills(name: str, body: SkillsRequest, p: Auth) -> AgentView:
+        """Live skill and training changes: they count from the next routing decision."""
+        try:
+            gw.flow.update_skills(name, Skills(body.languages, body.topics, body.trainings))
+        except KeyError as e:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(e).strip("'\"")) from None
+        return agent_view(gw, name)
+
+
+
+def agent_view(gw: "Gateway", name: str) -> AgentView:
+    a = gw.settings.advisor(name)
+    if a is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such advisor")
+    if a.role != "advisor":
+        return AgentView(name=a.name, display_name=a.display_name, role=a.role, state=None,
+                         languages={}, topics={}, trainings={})
+    skills = gw.flow.skills.get(name)
+    return AgentView(
+        name=a.name, display_name=a.display_name, role=a.role,
+        state=gw.flow.distributor.advisor_state(name).value,
+        languages=skills.languages, topics=skills.topics, trainings=skills.trainings,
+    )

@@ -1,0 +1,127 @@
+"""Calls: active list, detail with decision trace, call control, wrap-up, records.
+
+An advisor reaches only calls where ``flow.advisor_of(call)`` is themself (a
+wrap-up or a detail also after the call went on to someone else); any other
+call is a 404, as if it did not exist. Supervisors and admins reach every call.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the real types.
+import dataclasses
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, status
+
+from cti.api import actions
+from cti.api.guard import Auth
+from cti.api.roles import V1
+from cti.api.schemas import HoldRequest, TransferRequest, WrapUpRequest
+from cti.store.reports import MAX_LIMIT, RecordQuery, Reports
+
+if TYPE_CHECKING:
+    from cti.controller.gateway import Gateway
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such call (or not yours)"},
+    409: {"description": "the call cannot do that now (one-line reason)"},
+}
+
+
+def _do(fn: Callable[[], None]) -> dict[str, bool]:
+    try:
+        fn()
+    except actions.ActionError as e:
+        raise HTTPException(e.status, e.message) from None
+    return {"ok": True}
+
+
+def parse_time(value: str | None, name: str) -> float | None:
+    """Unix seconds, or an ISO 8601 date / date-time (local time if no offset)."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise HTTPException(422,
+                            f"{name}: expected unix seconds or an ISO 8601 date") from None
+
+
+def register(app: FastAPI, gw: "Gateway", reports: Reports) -> None:
+
+    @app.get(f"{V1}/calls")
+    async def active_calls(p: Auth) -> list[dict[str, Any]]:
+        calls = gw.flow.active_calls()
+        if not p.is_supervisor:
+            calls = [c for c in calls if c["advisor"] == p.user]
+        return calls
+
+    @app.get(f"{V1}/calls/{{call_id}}", responses={404: _REFUSALS[404]})
+    async def call_detail(call_id: str, p: Auth) -> dict[str, Any]:
+        """The call (live and stored), its offers with decision traces, its wrap-up."""
+        rec = gw.store.get_call(call_id)
+        active = next((c for c in gw.flow.active_calls() if c["call_id"] == call_id), None)
+        mine = p.is_supervisor or gw.flow.handled_by(call_id, p.user)
+        if (rec is None and active is None) or not mine:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such call")
+        return {"active": active, "record": dataclasses.asdict(rec) if rec else None,
+                "offers": gw.store.offers(call_id), "wrap_up": gw.store.wrap_up(call_id)}
+
+    @app.post(f"{V1}/calls/{{call_id}}/hangup", responses=_REFUSALS)
+    async def hangup(call_id: str, p: Auth) -> dict[str, bool]:
+        return _do(lambda: actions.hangup(gw, p, call_id))
+
+    @app.post(f"{V1}/calls/{{call_id}}/hold", responses=_REFUSALS)
+    async def hold(call_id: str, body: HoldRequest, p: Auth) -> dict[str, bool]:
+        """Hold (the caller hears music) or take the caller back."""
+        return _do(lambda: actions.hold(gw, p, call_id, body.on))
+
+    @app.post(f"{V1}/calls/{{call_id}}/transfer", responses=_REFUSALS)
+    async def transfer(call_id: str, body: TransferRequest, p: Auth) -> dict[str, bool]:
+        """Blind or consult, to a queue (topic), an advisor or a directory entry."""
+        return _do(lambda: actions.transfer(gw, p, call_id, body.kind, body.target_type,
+                                            body.target))
+
+    @app.post(f"{V1}/calls/{{call_id}}/consult/complete", responses=_REFUSALS)
+    async def consult_complete(call_id: str, p: Auth) -> dict[str, bool]:
+        """The caller goes to the consulted party; the advisor leaves the call."""
+        return _do(lambda: actions.consult_complete(gw, p, call_id))
+
+    @app.post(f"{V1}/calls/{{call_id}}/consult/cancel", responses=_REFUSALS)
+    async def consult_cancel(call_id: str, p: Auth) -> dict[str, bool]:
+        """End the consult; the advisor is back with the caller."""
+        return _do(lambda: actions.consult_cancel(gw, p, call_id))
+
+    @app.post(f"{V1}/calls/{{call_id}}/offer/accept", responses=_REFUSALS)
+    async def offer_accept(call_id: str, p: Auth) -> dict[str, bool]:
+        return _do(lambda: actions.accept_offer(gw, p, call_id))
+
+    @app.post(f"{V1}/calls/{{call_id}}/offer/reject", responses=_REFUSALS)
+    async def offer_reject(call_id: str, p: Auth) -> dict[str, bool]:
+        """Stop the ringing; the next advisor gets the call."""
+        return _do(lambda: actions.reject_offer(gw, p, call_id))
+
+    @app.post(f"{V1}/calls/{{call_id}}/wrap-up",
+            responses={**_REFUSALS, 422: {"description": "unknown wrap-up code"}})
+    async def wrap_up(call_id: str, body: WrapUpRequest, p: Auth) -> dict[str, bool]:
+        """A code from GET /wrap-up-codes and a note; the advisor is available again."""
+        return _do(lambda: actions.wrap_up(gw, p, call_id, body.code, body.note))
+
+    @app.get(f"{V1}/records")
+    async def records(
+        p: Auth,
+        number: str | None = None, advisor: str | None = None, topic: str | None = None,
+        since: Annotated[str | None, Query(description="unix seconds or ISO date")] = None,
+        until: Annotated[str | None, Query(description="unix seconds or ISO date")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    ) -> list[dict[str, Any]]:
+        """Ended calls, newest first (advisors: only their own)."""
+        q = RecordQuery(number=number or None, advisor=advisor or None, topic=topic or None,
+                        since=parse_time(since, "since"), until=parse_time(until, "until"),
+                        limit=limit, own=None if p.is_supervisor else p.user)
+        return reports.records(q)
+

@@ -1,0 +1,98 @@
+"""The floor: health, routing picture, IVR flags, queue statistics, directory,
+wrap-up codes, away reasons and /metrics."""
+
+# No `from __future__ import annotations`: FastAPI must see the real types.
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, HTTPException, status
+from fastapi.responses import PlainTextResponse
+
+from cti import metrics
+from cti.api.guard import Auth
+from cti.api.roles import V1
+from cti.api.schemas import DirectoryItem, FlagRequest, WrapUpCodeItem
+from cti.routing import AdvisorState
+from cti.store.reports import Reports, service_figures, start_of_today
+
+if TYPE_CHECKING:
+    from cti.controller.gateway import Gateway
+
+
+def queue_stats(gw: "Gateway", reports: Reports, now: float) -> dict[str, Any]:
+    """What the wallboard shows: waiting per language and topic, longest wait,
+    today's service level and abandoned calls, advisors per state."""
+    snap = gw.flow.distributor.snapshot(now)
+    queues = snap["queues"]
+    day = start_of_today(now)
+    # Ended calls come from the store; calls still going on from the flow.
+    times = reports.queue_times(day)
+    times += [(c.queued_at, c.answered_at, None) for c in gw.flow.calls.all()
+              if c.queued_at is not None and c.queued_at >= day and c.answered_at is not None]
+    states = Counter(a["state"] for a in snap["advisors"])
+    return {
+        "now": now,
+        "queues": queues,
+        "waiting": sum(q["waiting"] for q in queues),
+        "longest_wait_s": max((q["longest_wait_s"] for q in queues), default=0.0),
+        "today": service_figures(times, gw.settings.wallboard.service_level_s),
+        "advisors": {s.value: states.get(s.value, 0) for s in AdvisorState},
+    }
+
+
+def register(app: FastAPI, gw: "Gateway", reports: Reports) -> None:
+
+    @app.get(f"{V1}/health")
+    async def health() -> dict[str, Any]:
+        return gw.health()
+
+    @app.get(f"{V1}/routing")
+    async def routing(p: Auth) -> dict[str, Any]:
+        """The distributor's live picture: advisors, waiting calls, positions, waits."""
+        return gw.flow.distributor.snapshot(time.time())
+
+    @app.get(f"{V1}/ivr/flags")
+    async def ivr_flags(p: Auth) -> dict[str, bool]:
+        """The gateway-wide flags IVR flows branch on (e.g. crisis)."""
+        return dict(gw.flow.flags)
+
+    @app.put(f"{V1}/ivr/flags/{{name}}")
+    async def set_ivr_flag(name: str, body: FlagRequest, p: Auth) -> dict[str, bool]:
+        """Switch a flag (e.g. a crisis is on): it counts from the next caller's IVR."""
+        try:
+            gw.flow.set_flag(name, body.value, by=p.user)
+        except ValueError as e:
+            raise HTTPException(422, str(e)) from None
+        return dict(gw.flow.flags)
+
+    @app.get(f"{V1}/stats/queues")
+    async def stats(p: Auth) -> dict[str, Any]:
+        """Waiting per language and topic, longest wait, today's service level
+        (answered within wallboard.service_level_s / answered + abandoned),
+        abandoned today, advisors per state."""
+        return queue_stats(gw, reports, time.time())
+
+    @app.get(f"{V1}/directory", response_model=list[DirectoryItem])
+    async def directory(p: Auth) -> list[DirectoryItem]:
+        """Transfer targets (target_type external). An entry with a `country` is that
+        country's embassy: the one of the caller's country is the caller's embassy."""
+        return [DirectoryItem(key=d.key, name=d.name, number=d.number, country=d.country)
+                for d in gw.settings.directory]
+
+    @app.get(f"{V1}/wrap-up-codes", response_model=list[WrapUpCodeItem])
+    async def wrap_up_codes(p: Auth) -> list[WrapUpCodeItem]:
+        return [WrapUpCodeItem(code=c.code, label=c.label) for c in gw.settings.wrap_up.codes]
+
+    @app.get(f"{V1}/away-reasons")
+    async def away_reasons(p: Auth) -> list[str]:
+        return list(gw.settings.away_reasons)
+
+    @app.get("/metrics", response_class=PlainTextResponse,
+           responses={200: {"content": {metrics.CONTENT_TYPE: {}}}})
+    async def prometheus() -> PlainTextResponse:
+        """Prometheus text format. Open to clients on the gateway's own host (the
+        scraper), else a supervisor's or admin's bearer token."""
+        return PlainTextResponse(metrics.render(gw, reports), media_type=metrics.CONTENT_TYPE,
+                                 status_code=status.HTTP_200_OK)
+

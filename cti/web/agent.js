@@ -1,0 +1,474 @@
+// The agent desktop: login, state, screen pop, call controls, transfer, wrap-up, history.
+"use strict";
+
+(() => {
+  const { $, el, show, api } = CTI;
+  const T = (id) => document.querySelector(`[data-testid="${id}"]`);
+  const session = new CTI.Session("agent");
+
+  const ui = {
+    login: T("login"), loginForm: T("login-form"), loginError: T("login-error"),
+    desk: T("desk"), who: T("who"), conn: T("conn-status"), signOut: T("sign-out"),
+    state: T("agent-state"), stateReason: T("agent-state-reason"), stateError: T("state-error"),
+    awayReason: T("away-reason"),
+    pop: T("screen-pop"), callState: T("call-state"),
+    controls: T("call-controls"), actionError: T("action-error"),
+    accept: T("offer-accept"), reject: T("offer-reject"), hold: T("hold"), hangup: T("hangup"),
+    transferForm: T("transfer-form"), transferType: T("transfer-type"),
+    transferTarget: T("transfer-target"), transferTextBox: T("transfer-target-text"),
+    suggestions: $("#transfer-suggestions"), directory: T("directory"),
+    directoryList: T("directory-list"),
+    consult: T("consult-controls"), consultState: T("consult-state"),
+    wrap: T("wrap-up"), wrapForm: T("wrap-up-form"), wrapCode: T("wrap-up-code"),
+    wrapNote: T("wrap-up-note"), wrapError: T("wrap-up-error"), wrapCall: T("wrap-up-call"),
+    notice: T("notice"),
+    historyRows: T("history-rows"), historyEmpty: T("history-empty"),
+  };
+
+  // The call on the card (null: none) and the call awaiting a wrap-up (null: none).
+  let call = null;
+  let wrapUpCallId = null;
+  let me = null;
+  let directory = [];
+  let socket = null;
+  let clockTimer = null;
+
+  // ------------------------------------------------------------------ login
+  CTI.wireLogin(ui.loginForm, ui.loginError, session, ["advisor"], start);
+  ui.signOut.addEventListener("click", signOut);
+
+  function signOut() {
+    if (socket) socket.close();
+    socket = null;
+    CTI.logout(session);  // revokes the token (best effort) and forgets it
+    call = null;
+    wrapUpCallId = null;
+    show(ui.desk, false);
+    show(ui.login, true);
+    show(ui.who, false);
+    show(ui.signOut, false);
+  }
+
+  async function start() {
+    show(ui.login, false);
+    show(ui.desk, true);
+    show(ui.signOut, true);
+    ui.who.textContent = session.user;
+    show(ui.who, true);
+    socket = new CTI.Socket(session, {
+      onEvent, onHello: resync,
+      onStatus: (s) => CTI.renderStatus(ui.conn, s),
+      onAuthFailed: (why) => { signOut(); ui.loginError.textContent = why; },
+    });
+    socket.connect();
+    await Promise.all([loadWrapUpCodes(), loadDirectory(), loadAwayReasons()]);
+  }
+
+  // After every (re)connect: the REST picture, in case the page was reloaded or the
+  // gateway could not replay everything missed (hello.replay_complete false).
+  async function resync(hello) {
+    await Promise.all([refreshMe(), restoreActiveCall(hello.replay_complete === false),
+      refreshHistory()]);
+  }
+
+  async function refreshMe() {
+    try {
+      me = await api(session, "/agents/me");
+      renderState(me.state, null);
+      fillSuggestions();
+    } catch (err) {
+      if (err.status === 401) signOut();
+    }
+  }
+
+  async function restoreActiveCall(missedEvents) {
+    let calls;
+    try {
+      calls = await api(session, "/calls");
+    } catch (err) {
+      return; // the card stays as it is
+    }
+    const mine = calls.find((c) => c.advisor === session.user);
+    if (mine && (!call || call.id !== mine.call_id)) {
+      setCall(mine.call_id, mine, mine.state);
+    } else if (!mine && call && call.state !== "ended" && missedEvents) {
+      // Its call.ended was among the events lost: end the card here.
+      onEnded({ data: { reason: "ended while offline" } });
+    }
+  }
+
+  // ------------------------------------------------------------------ state
+  function renderState(state, reason) {
+    ui.state.textContent = state ? state.replace("_", " ") : "–";
+    ui.state.dataset.state = state || "";
+    ui.stateReason.textContent = reason ? `(${reason})` : "";
+    for (const b of document.querySelectorAll("button[data-state]")) {
+      b.setAttribute("aria-pressed", String(b.dataset.state === state));
+    }
+  }
+
+  // Reasons come from config (away_reasons): the API refuses any other.
+  async function loadAwayReasons() {
+    let list = [];
+    try {
+      const r = await api(session, "/away-reasons");
+      list = Array.isArray(r) ? r : (r && r.reasons) || [];
+    } catch (err) {
+      ui.stateError.textContent = `away reasons: ${err.message}`;
+    }
+    ui.awayReason.replaceChildren(el("option", { value: "", text: "(no reason)" }),
+      ...list.map((x) => {
+        const v = typeof x === "string" ? x : x.code || x.reason;
+        return el("option", { value: v, text: typeof x === "string" ? x : x.label || v });
+      }));
+  }
+
+  for (const b of document.querySelectorAll("button[data-state]")) {
+    b.addEventListener("click", async () => {
+      ui.stateError.textContent = "";
+      const body = { state: b.dataset.state };
+      if (b.dataset.state === "away" && ui.awayReason.value) body.reason = ui.awayReason.value;
+      try {
+        me = await api(session, "/agents/me/state", { method: "POST", body });
+        renderState(me.state, body.reason || null);
+      } catch (err) {
+        ui.stateError.textContent = err.message;
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ events
+  function onEvent(ev) {
+    const d = ev.data || {};
+    switch (ev.type) {
+      case "agent.state":
+        if (ev.advisor === session.user) onAgentState(d);
+        break;
+      case "call.offered":
+        setCall(ev.call_id, d, "offered");
+        break;
+      case "call.connected":
+        if (isCurrent(ev)) { call.connected = true; setCallState("connected"); }
+        break;
+      case "call.held":
+        if (isCurrent(ev)) setCallState(d.on ? "held" : "connected");
+        break;
+      case "call.transferring":
+        // A blind transfer releases the advisor at once; the caller hears music.
+        if (isCurrent(ev) && d.kind === "blind") handOff(d);
+        else if (isCurrent(ev)) note(`Transferring to ${d.target}…`);
+        break;
+      case "call.transferred":
+        if (isCurrent(ev)) handOff(d);
+        break;
+      case "call.transfer_failed":
+        if (isCurrent(ev)) note(`Transfer to ${d.target} failed: ${d.reason || d.code || "no answer"}`, true);
+        break;
+      case "call.consult":
+        if (isCurrent(ev)) onConsult(d);
+        break;
+      case "call.ended":
+        if (isCurrent(ev)) onEnded(ev);
+        break;
+      case "call.wrap_up":
+        if (ev.call_id === wrapUpCallId) wrapUpDone(d);
+        else refreshHistory();
+        break;
+      default:
+        break;
+    }
+  }
+
+  function isCurrent(ev) { return call !== null && ev.call_id === call.id; }
+
+  function onAgentState(d) {
+    renderState(d.state, d.reason);
+    // An offer that went elsewhere (timeout, revoked) leaves the advisor free again.
+    // (on_call comes just before call.connected: that is the answer, not a revoke.)
+    const free = ["available", "away", "logged_out"].includes(d.state);
+    if (call && call.state === "offered" && !call.connected && free) {
+      clearCall();
+    }
+  }
+
+  function onConsult(d) {
+    const active = d.state === "ringing" || d.state === "talking";
+    show(ui.consult, active);
+    // One transfer at a time: the form returns when the consult is over.
+    show(ui.transferForm, !active && (call.state === "connected" || call.state === "held"));
+    ui.consultState.textContent = `Consulting ${d.target}: ${d.state}`;
+    if (!active) note(`Consultation with ${d.target} ${d.state}.`, d.state === "failed");
+  }
+
+  // The advisor handed the call on: their part is over, wrap-up follows.
+  function handOff(d) {
+    if (call.state === "transferred" || call.state === "ended") return;
+    const wasConnected = call.connected;
+    setCallState("transferred");
+    show(ui.consult, false);
+    note(`Transferred to ${d.target}.`);
+    if (wasConnected) openWrapUp(call.id);
+  }
+
+  function onEnded(ev) {
+    if (call.state === "transferred") return; // the call went on without us; wrap-up is open
+    const wasConnected = call.connected;
+    setCallState("ended");
+    show(ui.consult, false);
+    note(`Call ended (${(ev.data.reason || "").replaceAll("_", " ")}).`);
+    if (wasConnected) openWrapUp(call.id);
+    refreshHistory();
+  }
+
+  // ------------------------------------------------------------------ the card
+  function setCall(id, pop, state) {
+    call = { id, pop, state, connected: state === "connected" || state === "held" };
+    ui.pop.dataset.callId = id;
+    renderPop(pop);
+    setCallState(state);
+    ui.actionError.textContent = "";
+    show(ui.consult, false);
+    show(ui.pop, true);
+    show(ui.controls, true);
+    highlightEmbassy();
+    fillSuggestions();
+  }
+
+  function clearCall() {
+    call = null;
+    clearInterval(clockTimer);
+    show(ui.pop, false);
+    show(ui.controls, false);
+  }
+
+  function setCallState(state) {
+    call.state = state;
+    ui.callState.textContent = state;
+    ui.pop.dataset.callState = state;
+    const live = state === "connected" || state === "held";
+    show(ui.accept.parentElement, state === "offered");
+    show(ui.hold.parentElement, live || state === "offered");
+    ui.hold.disabled = !live;
+    ui.hold.textContent = state === "held" ? "Resume" : "Hold";
+    ui.hold.setAttribute("aria-pressed", String(state === "held"));
+    ui.hangup.disabled = state === "ended" || state === "transferred";
+    show(ui.transferForm, live);
+    if (state === "ended" || state === "transferred") show(ui.controls, false);
+  }
+
+  function renderPop(p) {
+    const caller = p.caller || {};
+    T("pop-number").textContent = caller.number || "unknown number";
+    T("pop-country").textContent = caller.country || "–";
+    T("pop-country-name").textContent = CTI.countryName(caller.country);
+    T("pop-language").textContent = p.language || "–";
+    T("pop-language-name").textContent = CTI.languageName(p.language);
+    T("pop-topic").textContent = p.topic || "–";
+    T("pop-ivr-path").replaceChildren(...(p.ivr_path || []).map((s) => el("li", { text: s })));
+    T("pop-waited").textContent = p.waited_s === undefined ? "–" : CTI.fmtDuration(p.waited_s);
+    T("pop-dialled").textContent = p.dialled || "–";
+    T("pop-priority").textContent = `priority ${p.priority ?? 0}`;
+    T("pop-flags").textContent = flagText(p.flags);
+    show(T("pop-crisis"), isCrisis(p));
+    renderLocalTime(caller.local_time, caller.timezone);
+    renderEarlier(p.earlier_contacts || []);
+  }
+
+  // The gateway sets crisis for a crisis flag (gateway-wide or the call's).
+  function isCrisis(p) { return Boolean(p.crisis); }
+
+  // The call's flags: {name: value}; the ones switched on are listed.
+  function flagText(flags) {
+    const on = Object.entries(flags || {}).filter(([, v]) => v).map(([k]) => k);
+    return on.length ? on.join(", ") : "–";
+  }
+
+  // The caller's wall clock, from the offset in the ISO time the gateway sent.
+  function renderLocalTime(iso, tz) {
+    clearInterval(clockTimer);
+    const node = T("pop-local-time");
+    T("pop-timezone").textContent = tz || "";
+    const m = typeof iso === "string" && iso.match(/([+-])(\d{2}):?(\d{2})$|Z$/);
+    if (!m) { node.textContent = iso ? String(iso) : "unknown"; return; }
+    const offsetMin = m[0] === "Z" ? 0 : (m[1] === "-" ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3]));
+    const tick = () => {
+      const t = new Date(Date.now() + offsetMin * 60000);
+      const hh = String(t.getUTCHours()).padStart(2, "0");
+      const mm = String(t.getUTCMinutes()).padStart(2, "0");
+      const days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+      node.textContent = `${days[t.getUTCDay()]} ${hh}:${mm}`;
+    };
+    tick();
+    clockTimer = setInterval(tick, 15000);
+  }
+
+  function renderEarlier(list) {
+    const ul = T("pop-earlier");
+    if (!list.length) {
+      ul.replaceChildren(el("li", { class: "muted", text: "none" }));
+      return;
+    }
+    ul.replaceChildren(...list.map((c) => el("li", { "data-testid": "pop-earlier-item" },
+      `${CTI.fmtDate(c.started_at)} · ${c.language || "?"}/${c.topic || "?"} · ${c.advisor || "no advisor"}`,
+      c.wrap_up_code ? el("strong", { text: ` · ${c.wrap_up_code}` }) : ` · ${c.end_reason || ""}`,
+      c.note ? el("span", { class: "muted", text: ` — ${c.note}` }) : null)));
+  }
+
+  // ------------------------------------------------------------------ controls
+  async function act(cmd, args) {
+    ui.actionError.textContent = "";
+    try {
+      return await socket.command(cmd, { call_id: call.id, ...args });
+    } catch (err) {
+      ui.actionError.textContent = `${cmd}: ${err.message}`;
+      return null;
+    }
+  }
+
+  function note(text, isError = false) {
+    ui.actionError.textContent = isError ? text : "";
+    if (!isError) ui.notice.textContent = text;
+  }
+
+  ui.accept.addEventListener("click", () => act("offer.accept"));
+  ui.reject.addEventListener("click", async () => {
+    if (await act("offer.reject")) clearCall();
+  });
+  ui.hangup.addEventListener("click", () => act("hangup"));
+  ui.hold.addEventListener("click", () => act("hold", { on: call.state !== "held" }));
+  T("consult-complete").addEventListener("click", () => act("consult.complete"));
+  T("consult-cancel").addEventListener("click", () => act("consult.cancel"));
+
+  ui.transferType.addEventListener("change", () => {
+    const external = ui.transferType.value === "external";
+    show(ui.directory, external);
+    show(ui.transferTextBox, !external);
+    fillSuggestions();
+  });
+
+  ui.transferForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const data = new FormData(ui.transferForm);
+    const targetType = String(data.get("target_type"));
+    const target = targetType === "external"
+      ? String(data.get("directory") || "") : ui.transferTarget.value.trim();
+    if (!target) {
+      ui.actionError.textContent = "Choose a transfer target first.";
+      return;
+    }
+    await act("transfer", { kind: String(data.get("kind")), target_type: targetType, target });
+  });
+
+  // Topics the advisor may hand a call to: their own and the call's.
+  function fillSuggestions() {
+    let values = [];
+    if (ui.transferType.value === "queue") {
+      values = Object.keys((me && me.topics) || {});
+      if (call && call.pop.topic && !values.includes(call.pop.topic)) values.push(call.pop.topic);
+    }
+    ui.suggestions.replaceChildren(...values.map((v) => el("option", { value: v })));
+  }
+
+  async function loadDirectory() {
+    try {
+      directory = await api(session, "/directory");
+    } catch (err) {
+      directory = [];
+      ui.directoryList.replaceChildren(el("li", { class: "error", text: `directory: ${err.message}` }));
+      return;
+    }
+    ui.directoryList.replaceChildren(...directory.map((d, i) => el("li",
+      { "data-testid": `directory-entry-${d.key}`, "data-country": d.country || "" },
+      el("label", {},
+        el("input", { type: "radio", name: "directory", value: d.key, checked: i === 0 }),
+        el("span", {}, el("strong", { text: d.name || d.key }), ` ${d.number || ""}`),
+        el("span", { class: "embassy-tag badge", hidden: true, text: "caller's embassy" })))));
+    highlightEmbassy();
+  }
+
+  // The embassy of the caller's country is the entry most likely wanted: mark it.
+  function highlightEmbassy() {
+    const country = call && call.pop.caller ? call.pop.caller.country : null;
+    for (const li of ui.directoryList.querySelectorAll("li[data-country]")) {
+      const match = Boolean(country) && li.dataset.country === country;
+      li.classList.toggle("embassy", match);
+      li.toggleAttribute("data-embassy", match);
+      show(li.querySelector(".embassy-tag"), match);
+      if (match) li.querySelector("input").checked = true;
+    }
+  }
+
+  // ------------------------------------------------------------------ wrap-up
+  async function loadWrapUpCodes() {
+    try {
+      const codes = await api(session, "/wrap-up-codes");
+      ui.wrapCode.replaceChildren(el("option", { value: "", text: "Choose…" }),
+        ...codes.map((c) => el("option", { value: c.code, text: c.label || c.code })));
+    } catch (err) {
+      ui.wrapError.textContent = `wrap-up codes: ${err.message}`;
+    }
+  }
+
+  function openWrapUp(callId) {
+    wrapUpCallId = callId;
+    ui.wrapForm.reset();
+    ui.wrapError.textContent = "";
+    ui.wrapCall.textContent = call && call.pop.caller ? call.pop.caller.number || "" : "";
+    show(ui.wrap, true);
+    ui.wrapCode.focus();
+  }
+
+  ui.wrapForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    ui.wrapError.textContent = "";
+    const code = ui.wrapCode.value;
+    if (!code) { ui.wrapError.textContent = "Choose a wrap-up code."; return; }
+    try {
+      await socket.command("wrap_up", { call_id: wrapUpCallId, code, note: ui.wrapNote.value });
+      wrapUpDone({ code });
+    } catch (err) {
+      ui.wrapError.textContent = err.message;
+    }
+  });
+
+  function wrapUpDone(d) {
+    if (wrapUpCallId === null) return;
+    wrapUpCallId = null;
+    show(ui.wrap, false);
+    ui.notice.textContent = `Wrap-up saved (${d.code}).`;
+    if (call && (call.state === "ended" || call.state === "transferred")) clearCall();
+    refreshHistory();
+  }
+
+  // ------------------------------------------------------------------ history
+  async function refreshHistory() {
+    let rows;
+    try {
+      rows = await api(session, "/agents/me/history");
+    } catch (err) {
+      ui.historyEmpty.textContent = `history: ${err.message}`;
+      show(ui.historyEmpty, true);
+      return;
+    }
+    const list = Array.isArray(rows) ? rows : rows.calls || [];
+    ui.historyRows.replaceChildren(...list.map(historyRow));
+    ui.historyEmpty.textContent = "No calls yet today.";
+    show(ui.historyEmpty, list.length === 0);
+  }
+
+  function historyRow(c) {
+    // A row of GET /api/v1/agents/me/history (a call record with its wrap-up).
+    const duration = c.ended_at && c.answered_at ? c.ended_at - c.answered_at : null;
+    return el("tr", { "data-testid": "history-row", "data-call-id": c.call_id },
+      el("td", { text: CTI.fmtTime(c.started_at) }),
+      el("td", { text: c.caller_number || "" }),
+      el("td", { text: c.language || "" }),
+      el("td", { text: c.topic || "" }),
+      el("td", { class: "num", text: CTI.fmtDuration(duration) }),
+      el("td", { "data-testid": "history-code", text: c.wrap_up_code || "" }),
+      el("td", { "data-testid": "history-note", text: c.wrap_up_note ?? "" }));
+  }
+
+  // ------------------------------------------------------------------ boot
+  if (session.token && session.role === "advisor") start();
+})();
