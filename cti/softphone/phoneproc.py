@@ -13,12 +13,12 @@ import itertools
 import json
 import logging
 import os
-import random
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from cti.ports import free_port, free_port_range
 
 log = logging.getLogger("cti.softphone")
 
@@ -30,41 +30,6 @@ class PhoneProcessError(RuntimeError):
     pass
 
 
-def _bindable(port: int, kinds: tuple[int, ...], host: str) -> bool:
-    socks: list[socket.socket] = []
-    try:
-        for kind in kinds:
-            s = socket.socket(socket.AF_INET, kind)
-            socks.append(s)
-            s.bind((host, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        for s in socks:
-            s.close()
-
-
-def free_sip_port(host: str) -> int:
-    """A port free for UDP and TCP (the phone listens on both)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-        if _bindable(port, (socket.SOCK_DGRAM,), host):
-            return port
-    raise PhoneProcessError("no free SIP port")
-
-
-def free_rtp_range(host: str, n: int = RTP_RANGE) -> int:
-    """First port of n free consecutive UDP ports, below the ephemeral range."""
-    for _ in range(300):
-        base = random.randrange(20000, 32000 - n) & ~1
-        if all(_bindable(p, (socket.SOCK_DGRAM,), host) for p in range(base, base + n)):
-            return base
-    raise PhoneProcessError(f"no free range of {n} UDP ports")
-
-
 class PhoneProcess:
     """One ``cti.media.phone`` child: send commands, get their results, stream events."""
 
@@ -72,8 +37,8 @@ class PhoneProcess:
                  sip_port: int = 0, rtp_port: int = 0) -> None:
         self.name = name
         self.ip = ip
-        self.sip_port = sip_port or free_sip_port(ip)
-        self.rtp_port = rtp_port or free_rtp_range(ip)
+        self.sip_port = sip_port or free_port(ip)
+        self.rtp_port = rtp_port or free_port_range(RTP_RANGE, ip)
         self.log_path = log_path
         self._on_event = on_event
         self._ids = itertools.count(1)

@@ -74,9 +74,9 @@ def ivr_gateway(tmp: Path, prompts: Path, other: dict[str, Any] | None = None,
 def _free(port: int) -> bool:
     import socket
 
-    from tests.peers.ports import _bindable
+    from tests.peers.ports import bindable
 
-    return _bindable(port, (socket.SOCK_STREAM, socket.SOCK_DGRAM), "127.0.0.1")
+    return bindable(port, (socket.SOCK_STREAM, socket.SOCK_DGRAM), "127.0.0.1")
 
 
 @contextlib.asynccontextmanager

@@ -1,56 +1,5 @@
-"""Free ports for test peers on loopback.
+"""Free ports for test peers: the product's own helper (cti.ports)."""
 
-Ports handed out are remembered for the life of the test process so two
-peers started in the same test never get the same port or overlapping
-RTP ranges (the probe sockets are closed before the peer binds).
-"""
+from cti.ports import bindable, free_port, free_port_range
 
-from __future__ import annotations
-
-import random
-import socket
-
-_taken: set[int] = set()
-
-
-def _bindable(port: int, kinds: tuple[int, ...], host: str) -> bool:
-    socks = []
-    try:
-        for kind in kinds:
-            s = socket.socket(socket.AF_INET, kind)
-            socks.append(s)
-            s.bind((host, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        for s in socks:
-            s.close()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP (SIP listens on both)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if port not in _taken and _bindable(port, (socket.SOCK_STREAM, socket.SOCK_DGRAM), host):
-            _taken.add(port)
-            return port
-    raise RuntimeError("no free UDP+TCP port found")
-
-
-def free_port_range(n: int, host: str = "127.0.0.1", low: int = 20000, high: int = 32000) -> int:
-    """First port of n consecutive free UDP ports (an RTP range); base is even.
-
-    Below the Linux ephemeral range (32768+) so no client socket takes one.
-    """
-    for _ in range(500):
-        base = random.randrange(low, high - n) & ~1
-        span = range(base, base + n)
-        if any(p in _taken for p in span):
-            continue
-        if all(_bindable(p, (socket.SOCK_DGRAM,), host) for p in span):
-            _taken.update(span)
-            return base
-    raise RuntimeError(f"no free range of {n} UDP ports found")
+__all__ = ["bindable", "free_port", "free_port_range"]
