@@ -56,6 +56,7 @@ class Consult:
     target_leg: Leg
     state: str = "ringing"  # ringing -> talking -> completed | cancelled | failed
     join_leg: Leg | None = None  # on the call's worker, when the consult ran elsewhere
+    colleague: str | None = None  # an advisor consulted (reserved meanwhile)
 
 
 class CallControlMixin:
@@ -288,31 +289,65 @@ class CallControlMixin:
                                "try again in a moment or transfer blind")
 
     def _start_consult(self, call: Call, by: str, target_type: str, target: str) -> None:
-        if target_type != "external":
-            raise CallControlError("a consult goes to a directory number; transfer to "
-                                   "a queue or an advisor blind (they get the call first)")
         if by != call.advisor:
             raise CallControlError("only the advisor on the call can consult")
-        worker = self._consult_worker(call)
+        colleague = None
+        if target_type == "external":
+            worker, uri = self._consult_worker(call), self.transfer_uri(target)
+        else:
+            colleague, uri = self._reserve_colleague(call, target_type, target)
+            worker = call.worker
         second = Leg(uuid.uuid4().hex, worker, "consult_advisor", by)
-        other = Leg(uuid.uuid4().hex, worker, "consult_target", target)
-        call.consult = Consult(target, target_type, by, worker, second, other)
+        other = Leg(uuid.uuid4().hex, worker, "consult_target", colleague or target)
+        call.consult = Consult(target, target_type, by, worker, second, other,
+                               colleague=colleague)
         for leg in (second, other):
             call.legs.append(leg)
             self.calls.bind_leg(call, leg)
         assert call.advisor_leg is not None
         self._send(call, "unbridge", a=call.customer.leg_id, b=call.advisor_leg.leg_id)
         self._play_music(call)
-        log.info("consult call_id=%s target=%s worker=%s", call.call_id, target, worker)
+        log.info("consult call_id=%s target=%s colleague=%s worker=%s", call.call_id, target,
+                 colleague, worker)
         self._guard_room(worker)
-        self._publish("call.consult", call, {"state": "ringing", "target": target,
-                                             "target_type": target_type, "by": by})
+        if colleague is not None:  # their card shows the caller before their phone rings
+            self._publish("call.offered", call, self._screen_pop(call), advisor=colleague)
+        self._consult_event(call, call.consult, "ringing")
         advisor_uri = f"sip:{by}@{self.settings.sip.ip}:{self.settings.sip.port}"
-        for leg, uri, headers in (
-            (second, advisor_uri, {"X-CTI-Consult": target}),
-            (other, self.transfer_uri(target), {}),
+        for leg, to, headers in (
+            (second, advisor_uri, {"X-CTI-Consult": colleague or target}),
+            (other, uri, {"X-CTI-Consult": by} if colleague else {}),
         ):
-            self._spawn(self._dial_consult(call, leg, uri, headers), call.call_id)
+            self._spawn(self._dial_consult(call, leg, to, headers), call.call_id)
+
+    def _reserve_colleague(self, call: Call, target_type: str, target: str) -> tuple[str, str]:
+        """The colleague to consult (named, or the best free one of a queue), reserved."""
+        now = time.time()
+        if target_type == "queue":
+            colleague = self.distributor.pick_advisor(call.language or "", target, now)
+            if colleague is None:
+                raise CallControlError(f"nobody for {target} is free for a consult now: "
+                                       "transfer blind to the queue")
+        else:
+            colleague = target
+        # Both consult legs stay on the call's worker: the colleague then simply
+        # keeps the caller there when the consult is completed.
+        if self._free_calls(call.worker) < 2:
+            raise CallControlError("no room on this call's media worker for a consult with "
+                                   "a colleague now: transfer blind")
+        try:
+            actions = self.distributor.reserve_for_consult(colleague, call.call_id, now)
+        except ValueError as e:
+            raise CallControlError(str(e)) from None
+        self._apply_routing(actions)
+        return colleague, f"sip:{colleague}@{self.settings.sip.ip}:{self.settings.sip.port}"
+
+    def _consult_event(self, call: Call, consult: Consult, state: str) -> None:
+        """call.consult, once for the consulting advisor and once for the colleague."""
+        data = {"state": state, "target": consult.target, "target_type": consult.target_type,
+                "by": consult.by}
+        for advisor in filter(None, (consult.by, consult.colleague)):
+            self._publish("call.consult", call, data, advisor=advisor)
 
     async def _dial_consult(self, call: Call, leg: Leg, uri: str, headers: dict[str, str]) -> None:
         if not await self._dial_leg(call, leg, uri, worker=leg.worker, headers=headers):
@@ -341,9 +376,7 @@ class CallControlMixin:
             consult.state = "talking"
             self._send_to(consult.worker, call, "bridge", a=consult.advisor_leg.leg_id,
                           b=consult.target_leg.leg_id)
-            self._publish("call.consult", call, {"state": "talking", "target": consult.target,
-                                                 "target_type": consult.target_type,
-                                                 "by": consult.by})
+            self._consult_event(call, consult, "talking")
 
     def consult_cancel(self, call_id: str, by: str) -> None:
         call = self._active(call_id)
@@ -361,11 +394,11 @@ class CallControlMixin:
                 self._send_to(consult.worker, call, "hangup", leg=leg.leg_id)
         if call.advisor_leg is not None and call.state == "connected":
             self._send(call, "bridge", a=call.customer.leg_id, b=call.advisor_leg.leg_id)
+        if consult.colleague is not None:
+            self._apply_routing(self.distributor.release_consult(consult.colleague, time.time()))
         log.info("consult %s call_id=%s target=%s code=%s", state, call.call_id, consult.target,
                  code)
-        self._publish("call.consult", call, {"state": state, "target": consult.target,
-                                             "target_type": consult.target_type,
-                                             "by": consult.by})
+        self._consult_event(call, consult, state)
 
     def consult_complete(self, call_id: str, by: str) -> None:
         """Hand the caller to the consulted party; the advisor goes to wrap-up."""
@@ -378,16 +411,31 @@ class CallControlMixin:
         self._send_to(consult.worker, call, "hangup", leg=consult.advisor_leg.leg_id)
         self._release_advisor(call)
         call.state, call.held, call.transfer_by = "transferred", False, by
-        if consult.worker == call.worker:
+        log.info("consult completed call_id=%s target=%s", call.call_id, consult.target)
+        self._consult_event(call, consult, "completed")
+        if consult.colleague is not None:
+            self._colleague_takes_over(call, consult)
+        elif consult.worker == call.worker:
             self._send(call, "bridge", a=call.customer.leg_id, b=consult.target_leg.leg_id)
         else:
             self._join_workers(call, consult)
-        log.info("consult completed call_id=%s target=%s", call.call_id, consult.target)
-        self._publish("call.consult", call, {"state": "completed", "target": consult.target,
-                                             "target_type": consult.target_type, "by": by})
         self._publish("call.transferred", call, {
             "target": consult.target, "target_type": consult.target_type, "kind": "consult",
             "by": by}, advisor=advisor)
+
+    def _colleague_takes_over(self, call: Call, consult: Consult) -> None:
+        """The consulted colleague keeps the caller: a connected call of theirs now."""
+        colleague = consult.colleague
+        assert colleague is not None
+        leg = consult.target_leg
+        leg.role = "advisor"
+        call.consult, call.state = None, "connected"
+        call.advisor, call.advisor_leg = colleague, leg
+        self._send(call, "bridge", a=call.customer.leg_id, b=leg.leg_id)
+        self._apply_routing(self.distributor.take_over(
+            call.call_id, colleague, language=call.language or "", topic=call.topic or "",
+            priority=call.priority, now=time.time()))
+        self._publish("call.connected", call, {"waited_s": call.waited_s()})
 
     def _join_workers(self, call: Call, consult: Consult) -> None:
         """Connect the caller's worker to the consult's worker with a SIP call."""

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from cti.routing.consult import ConsultMixin
 from cti.routing.eligibility import match_score, skill_gap
 from cti.routing.model import (
     DEFAULT_STEPS,
@@ -53,7 +54,7 @@ DEFAULT_HANDLE_S = 180.0  # expected handle time before any call was measured
 HANDLE_WINDOW = 100  # ended calls in the rolling average handle time
 
 
-class Distributor:
+class Distributor(ConsultMixin):
     """Queues calls and offers each to the best free advisor.
 
     Setting a RESERVED or ON_CALL advisor away/logged out is stored as pending

@@ -42,12 +42,16 @@ CREATE TABLE IF NOT EXISTS offers (
 );
 CREATE INDEX IF NOT EXISTS offers_call ON offers(call_id, offer_id);
 CREATE TABLE IF NOT EXISTS wrap_ups (
-    call_id  TEXT PRIMARY KEY,
-    advisor  TEXT NOT NULL,
+    call_id  TEXT NOT NULL,
+    advisor  TEXT NOT NULL,       -- each advisor who talked to the caller wraps up
     code     TEXT NOT NULL,
     note     TEXT NOT NULL DEFAULT '',
-    at       REAL NOT NULL
+    at       REAL NOT NULL,
+    PRIMARY KEY (call_id, advisor)
 );
+-- The latest wrap-up of each call (SQLite returns the row of the MAX).
+CREATE VIEW IF NOT EXISTS last_wrap_ups AS
+    SELECT call_id, advisor, code, note, MAX(at) AS at FROM wrap_ups GROUP BY call_id;
 """
 
 
@@ -147,8 +151,16 @@ class Store:
             "VALUES (?, ?, ?, ?, ?)", (call_id, advisor, code, note, at))
 
     def wrap_up(self, call_id: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT * FROM wrap_ups WHERE call_id = ?", (call_id,)).fetchone()
+        """The call's latest wrap-up (a transferred call has one per advisor)."""
+        row = self._db.execute("SELECT * FROM last_wrap_ups WHERE call_id = ?",
+                               (call_id,)).fetchone()
         return dict(row) if row else None
+
+    def wrap_ups(self, call_id: str) -> list[dict[str, Any]]:
+        """Every wrap-up of the call, oldest first."""
+        rows = self._db.execute("SELECT * FROM wrap_ups WHERE call_id = ? ORDER BY at",
+                                (call_id,))
+        return [dict(r) for r in rows]
 
     def earlier_contacts(self, number: str, limit: int = 5,
                          before: float | None = None) -> list[dict[str, Any]]:
@@ -156,7 +168,7 @@ class Store:
         rows = self._db.execute(
             "SELECT c.call_id, c.started_at, c.topic, c.language, c.advisor, c.end_reason, "
             "w.code AS wrap_up_code, w.note FROM calls c "
-            "LEFT JOIN wrap_ups w ON w.call_id = c.call_id "
+            "LEFT JOIN last_wrap_ups w ON w.call_id = c.call_id "
             "WHERE c.caller_number = ? AND c.started_at < ? "
             "ORDER BY c.started_at DESC LIMIT ?",
             (number, before if before is not None else float("inf"), limit))

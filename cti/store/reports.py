@@ -17,12 +17,13 @@ _SELECT = (
     "SELECT c.call_id, c.caller_number, c.caller_country, c.dialled, c.language, c.topic, "
     "c.priority, c.advisor, c.started_at, c.queued_at, c.answered_at, c.ended_at, "
     "c.end_reason, w.code AS wrap_up_code, w.note AS wrap_up_note, "
-    "w.advisor AS wrap_up_by FROM calls c LEFT JOIN wrap_ups w ON w.call_id = c.call_id"
+    "w.advisor AS wrap_up_by FROM calls c LEFT JOIN last_wrap_ups w ON w.call_id = c.call_id"
 )
 # An advisor's own calls: the last advisor, one who accepted an offer (before a
 # transfer), or one who wrapped it up.
 _OWN = (
-    "(c.advisor = :me OR w.advisor = :me OR EXISTS (SELECT 1 FROM offers o WHERE "
+    "(c.advisor = :me OR EXISTS (SELECT 1 FROM wrap_ups x WHERE x.call_id = c.call_id "
+    "AND x.advisor = :me) OR EXISTS (SELECT 1 FROM offers o WHERE "
     "o.call_id = c.call_id AND o.advisor = :me AND o.outcome = 'accepted'))"
 )
 MAX_LIMIT = 500

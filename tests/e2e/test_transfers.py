@@ -241,3 +241,42 @@ async def test_a_consult_from_a_full_worker_runs_on_another_and_is_joined(
         ended = [e for e in gw.bus.since(0)
                  if e["type"] == "call.ended" and e["call_id"] == call_id]
         assert ended[0]["data"]["reason"] == "transfer_ended"
+
+
+async def test_consult_a_colleague_of_a_queue_who_then_keeps_the_caller(tmp_path: Path) -> None:
+    async with connected_call(tmp_path) as (gw, sofia, caller, team, leg, sofia_leg, call_id), \
+            Advisor(gw, "michel") as michel:
+        with pytest.raises(CallControlError, match="nobody for visa is free"):
+            gw.flow.transfer_call(call_id, "sofia", "consult", "queue", "visa")
+        await michel.set_state("available")
+        # Passport questions: michel (Spanish 3, passport 4) is the one free for them.
+        gw.flow.transfer_call(call_id, "sofia", "consult", "queue", "passport")
+        pop = await michel.stream.wait_for("call.offered", call_id=call_id)
+        assert pop["data"]["caller"]["number"] == "+34911234567"
+        await michel.stream.wait_for("agent.state", state="reserved", reason="consult")
+        consult_leg = await _answer_consult(sofia.phone, call_id)
+        michel_leg = await _answer(michel.phone)
+        await sofia.stream.wait_for("call.consult", state="talking")
+        await michel.stream.wait_for("call.consult", state="talking")
+
+        gw.flow.consult_complete(call_id, "sofia")
+        await michel.stream.wait_for("call.connected", call_id=call_id)
+        await sofia.stream.wait_for("agent.state", state="wrap_up")
+        await michel.stream.wait_for("agent.state", state="on_call")
+        await sofia.phone.wait_for("leg.state", leg=consult_leg, state="disconnected")
+        await sofia.phone.wait_for("leg.state", leg=sofia_leg, state="disconnected")
+        heard_caller, heard_michel = await _hear_each_other(
+            tmp_path, caller, leg, michel.phone, michel_leg, "colleague")
+        assert tone_present(heard_caller, TEAM, min_seconds=1.0)
+        assert tone_present(heard_michel, CALLER, min_seconds=1.0)
+
+        # It is michel's call now: he hangs up, both may wrap it up.
+        await michel.phone.command("hangup", leg=michel_leg)
+        ended = await michel.stream.wait_for("call.ended", call_id=call_id)
+        assert ended["data"]["reason"] == "advisor_hangup"
+        assert gw.store.get_call(call_id).advisor == "michel"
+        gw.flow.wrap_up(call_id, "sofia", "forwarded", "passport question for michel")
+        gw.flow.wrap_up(call_id, "michel", "info_given", "")
+        assert [(w["advisor"], w["code"]) for w in gw.store.wrap_ups(call_id)] == [
+            ("sofia", "forwarded"), ("michel", "info_given")]
+        assert gw.store.wrap_up(call_id)["code"] == "info_given"

@@ -375,3 +375,33 @@ def test_a_step_due_while_the_call_rings_is_not_lost_when_the_offer_fails() -> N
     second = 1 + STEPS["default"][1].after_s
     assert d.next_deadline() == second
     assert offers(d.tick(second)) == [Offer("c", "ann")]
+
+
+def test_a_consulted_colleague_is_reserved_then_takes_the_call_over() -> None:
+    d = make(adv("ann", {"es": 5}, {"visa": 5}), adv("bob", {"es": 4}, {"visa": 4}),
+             escalation=STEPS, wrap_up_s=0)
+    assert offers(d.add_call("c", language="es", topic="visa", now=1)) == [Offer("c", "ann")]
+    d.offer_accepted("c", 1)
+    assert d.pick_advisor("es", "visa", 2) == "bob"
+    d.reserve_for_consult("bob", "c", 2)
+    assert d.pick_advisor("es", "visa", 2) is None
+    # a new caller is not offered to bob while he is consulted
+    assert d.add_call("d", language="es", topic="visa", now=3) == []
+    # ann hands the caller over and is free for the next caller ...
+    assert offers(d.call_ended("c", 4)) == [Offer("d", "ann")]
+    d.take_over("c", "bob", language="es", topic="visa", now=4)  # ... bob has it
+    assert d.advisor_state("bob") is AdvisorState.ON_CALL
+    assert d.advisor_call("bob") == "c"
+    d.call_ended("c", 10)
+    assert d.advisor_state("bob") is AVAILABLE
+
+
+def test_a_cancelled_consult_frees_the_colleague() -> None:
+    d = make(adv("bob", {"es": 4}, {"visa": 4}), escalation=STEPS)
+    d.reserve_for_consult("bob", "c", 1)
+    assert d.advisor_state("bob") is AdvisorState.RESERVED
+    assert d.advisor_reason("bob") == "consult"
+    d.add_call("w", language="es", topic="visa", now=2)  # waits: bob is consulted
+    assert offers(d.release_consult("bob", 3)) == [Offer("w", "bob")]
+    with pytest.raises(ValueError, match="not available"):
+        d.reserve_for_consult("bob", "x", 4)
