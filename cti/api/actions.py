@@ -97,14 +97,22 @@ def consult_cancel(gw: Gateway, p: Principal, call_id: str) -> None:
     _run(call_id, "consult.cancel", gw.flow.consult_cancel, call_id, p.user)
 
 
+def _offered_to(gw: Gateway, p: Principal, call_id: str) -> str:
+    """Who answers for the offer: the advisor it rings for (also a colleague
+    consulted about the call), or the call's advisor when a supervisor acts."""
+    if not p.is_supervisor and gw.flow.consulted(call_id) == p.user:
+        return p.user
+    return acting_advisor(gw, p, call_id)
+
+
 def accept_offer(gw: Gateway, p: Principal, call_id: str) -> None:
     _run(call_id, "offer.accept", gw.flow.accept_offer, call_id,
-         acting_advisor(gw, p, call_id))
+         _offered_to(gw, p, call_id))
 
 
 def reject_offer(gw: Gateway, p: Principal, call_id: str) -> None:
     _run(call_id, "offer.reject", gw.flow.reject_offer, call_id,
-         acting_advisor(gw, p, call_id))
+         _offered_to(gw, p, call_id))
 
 
 def wrap_up(gw: Gateway, p: Principal, call_id: str, code: str, note: str) -> None:

@@ -105,6 +105,11 @@ class CallControlMixin:
         rec = self.store.get_call(call_id)
         return rec.advisor if rec else None
 
+    def consulted(self, call_id: str) -> str | None:
+        """The colleague a running consult about the call rings or talks to."""
+        call = self.calls.get(call_id)
+        return call.consult.colleague if call is not None and call.consult else None
+
     def handled_by(self, call_id: str, advisor: str) -> bool:
         """True if ``advisor`` talked to the caller (also before a transfer)."""
         if advisor in self._recent_advisors.get(call_id, ()):
@@ -119,8 +124,13 @@ class CallControlMixin:
 
     # ------------------------------------------------------------- offers
     def reject_offer(self, call_id: str, advisor: str) -> None:
-        """The advisor declines the ringing call: the next advisor gets it."""
+        """The advisor declines the ringing call: the next advisor gets it (a
+        colleague who declines a consult ends it: the advisor has the caller again)."""
         call = self._active(call_id)
+        if self.consulted(call_id) == advisor and call.consult.state == "ringing":
+            log.info("consult declined in client call_id=%s colleague=%s", call_id, advisor)
+            self._finish_consult(call, "failed")
+            return
         if call.state != "offered" or call.advisor != advisor:
             raise CallControlError("this call is not ringing for you")
         leg = call.advisor_leg
@@ -136,7 +146,9 @@ class CallControlMixin:
     def accept_offer(self, call_id: str, advisor: str) -> None:
         """The advisor takes the ringing call in the client (their phone answers it)."""
         call = self._active(call_id)
-        if call.state not in ("offered", "connected") or call.advisor != advisor:
+        consulted = self.consulted(call_id) == advisor
+        if not consulted and (call.state not in ("offered", "connected")
+                              or call.advisor != advisor):
             raise CallControlError("this call is not ringing for you")
         call.flags.setdefault("accepted_in_client_at", round(time.time(), 3))
         log.info("offer accepted in client call_id=%s advisor=%s", call_id, advisor)

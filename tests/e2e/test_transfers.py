@@ -280,3 +280,23 @@ async def test_consult_a_colleague_of_a_queue_who_then_keeps_the_caller(tmp_path
         assert [(w["advisor"], w["code"]) for w in gw.store.wrap_ups(call_id)] == [
             ("sofia", "forwarded"), ("michel", "info_given")]
         assert gw.store.wrap_up(call_id)["code"] == "info_given"
+
+
+async def test_a_colleague_declines_a_consult_from_the_desktop(tmp_path: Path) -> None:
+    async with connected_call(tmp_path) as (gw, sofia, caller, team, leg, sofia_leg, call_id), \
+            Advisor(gw, "michel") as michel:
+        await michel.set_state("available")
+        gw.flow.transfer_call(call_id, "sofia", "consult", "advisor", "michel")
+        await michel.stream.wait_for("call.offered", call_id=call_id)
+        await michel.phone.wait_for("leg.incoming", timeout=15)
+        assert gw.flow.distributor.advisor_state("michel").value == "reserved"
+        auth = {"Authorization": f"Bearer {michel.token}"}
+        r = await michel.http.post(f"/api/v1/calls/{call_id}/offer/reject", headers=auth)
+        assert r.status_code == 200, r.text
+        failed = await sofia.stream.wait_for("call.consult", state="failed")
+        assert failed["data"]["target"] == "michel"
+        assert gw.flow.distributor.advisor_state("michel").value == "available"
+        assert gw.flow.calls.get(call_id).state == "connected"  # sofia has the caller
+        # michel may not act on sofia's call otherwise
+        r = await michel.http.post(f"/api/v1/calls/{call_id}/hangup", headers=auth)
+        assert r.status_code == 404
