@@ -1,16 +1,30 @@
 """Free local ports for phones started on demand (cti softphone, test peers).
 
-Ports handed out are remembered for the life of the process so two phones
-started one after the other never get the same port or overlapping RTP
-ranges (the probe sockets are closed before the phone binds).
+The ports handed out last are remembered so two phones started one after the
+other never get the same port or overlapping RTP ranges (the probe sockets are
+closed before the phone binds). Only the most recent ones: remembering all of
+them ran the 20000-32000 range dry over a long test run, while ports handed
+out long ago are free again or really in use (then the probe sees it).
 """
 
 from __future__ import annotations
 
 import random
 import socket
+from collections import deque
+
+REMEMBERED = 4000  # ports; a test or a desk uses a few hundred at most
 
 _taken: set[int] = set()
+_handed_out: deque[int] = deque()
+
+
+def _remember(ports: range | list[int]) -> None:
+    for port in ports:
+        _taken.add(port)
+        _handed_out.append(port)
+    while len(_handed_out) > REMEMBERED:
+        _taken.discard(_handed_out.popleft())
 
 
 def bindable(port: int, kinds: tuple[int, ...], host: str) -> bool:
@@ -36,7 +50,7 @@ def free_port(host: str = "127.0.0.1") -> int:
             s.bind((host, 0))
             port = int(s.getsockname()[1])
         if port not in _taken and bindable(port, (socket.SOCK_STREAM, socket.SOCK_DGRAM), host):
-            _taken.add(port)
+            _remember([port])
             return port
     raise RuntimeError("no free UDP+TCP port found")
 
@@ -52,6 +66,6 @@ def free_port_range(n: int, host: str = "127.0.0.1", low: int = 20000, high: int
         if any(p in _taken for p in span):
             continue
         if all(bindable(p, (socket.SOCK_DGRAM,), host) for p in span):
-            _taken.update(span)
+            _remember(span)
             return base
     raise RuntimeError(f"no free range of {n} UDP ports found")
