@@ -103,6 +103,7 @@ class Call:
     held: bool = False  # the advisor put the caller on hold (music)
     consult: Any = None  # cti.controller.control.Consult while one runs
     transfer_by: str | None = None  # who transferred the call (advisor, supervisor)
+    accepted_in_client_at: float | None = None  # "accept" pressed in a CTI client
     hold_play_id: str | None = None  # the "please hold" prompt; music follows it
     announcements: int = 0
     offer_id: int | None = None  # the open offer's row in the store (decision trace)

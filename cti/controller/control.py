@@ -150,7 +150,7 @@ class CallControlMixin:
         if not consulted and (call.state not in ("offered", "connected")
                               or call.advisor != advisor):
             raise CallControlError("this call is not ringing for you")
-        call.flags.setdefault("accepted_in_client_at", round(time.time(), 3))
+        call.accepted_in_client_at = call.accepted_in_client_at or time.time()
         log.info("offer accepted in client call_id=%s advisor=%s", call_id, advisor)
 
     # -------------------------------------------------------- hang up, hold
