@@ -12,13 +12,14 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cti.api import actions
 from cti.api.auth import Principal
 from cti.api.roles import WS_COMMAND_ROLES, allows
+from cti.api.schemas import HoldRequest, StateRequest, TransferRequest, WrapUpRequest
 
 if TYPE_CHECKING:
     from cti.controller.gateway import Gateway
@@ -37,28 +38,25 @@ class NoArgs(_Args):
     pass
 
 
-class StateArgs(_Args):
-    state: Literal["available", "away", "logged_out"]
-    reason: str | None = Field(None, max_length=64)
+# A command's arguments are the REST body of the same action plus the call id.
+class StateArgs(_Args, StateRequest):
+    pass
 
 
 class CallArgs(_Args):
     call_id: str = CallId
 
 
-class HoldArgs(CallArgs):
-    on: bool
+class HoldArgs(CallArgs, HoldRequest):
+    pass
 
 
-class TransferArgs(CallArgs):
-    kind: Literal["blind", "consult"]
-    target_type: Literal["queue", "advisor", "external"]
-    target: str = Field(min_length=1, max_length=64)
+class TransferArgs(CallArgs, TransferRequest):
+    pass
 
 
-class WrapUpArgs(CallArgs):
-    code: str = Field(min_length=1, max_length=64)
-    note: str = Field("", max_length=2000)
+class WrapUpArgs(CallArgs, WrapUpRequest):
+    pass
 
 
 Handler = Callable[["Gateway", Principal, Any], dict[str, Any] | None]
