@@ -89,8 +89,10 @@ class IvrFlowMixin:
         session = self._ivr.get(call.call_id)
         if session is not None:
             self._apply_ivr(call, session, session.on_play_done(play_id, time.time()))
-        elif (play_id == call.hold_play_id or play_id.startswith("announce-")) and \
-                call.state in ("queued", "offered"):
+        # After "please hold", an announcement or a transfer's prompt: music while
+        # the caller waits for an advisor or for the transfer target to answer.
+        if (play_id == call.hold_play_id or play_id.startswith("announce-")) and \
+                call.state in ("queued", "offered", "transferring"):
             self._play_music(call)
 
     def _play(self, call: Call, play_id: str, refs: list[tuple[str, str]], kind: str,
@@ -104,13 +106,16 @@ class IvrFlowMixin:
 
     def _apply_ivr(self, call: Call, session: IvrSession, actions: list[Any]) -> None:
         call.ivr_path = list(session.path)
+        transfer = any(isinstance(a, Transfer) for a in actions)
+        if transfer and not any(isinstance(a, Play) for a in actions):
+            self._play_music(call)  # a transfer without a prompt: music at once
         for action in actions:
             if isinstance(action, Play):
                 refs = [(p.language, p.key) for p in action.prompts]
                 done = any(isinstance(a, Done) for a in actions)
                 self._play(call, action.play_id, refs, "hold" if done else "menu",
                            node=session.stage)
-                if done:
+                if done or transfer:
                     call.hold_play_id = action.play_id
             elif isinstance(action, StopPlay):
                 self._send(call, "stop_play", leg=call.customer.leg_id)

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
-from tests.audio import tone_present, wait_file_final, wait_recorded, write_tone
+from tests.audio import read_wav, tone_present, wait_file_final, wait_recorded, write_tone
 from tests.e2e.gateway_harness import bus_event, ivr_gateway
 from tests.peers.phone import Phone
 
@@ -125,6 +126,16 @@ async def test_a_failed_transfer_falls_back_to_the_priority_queue(
         assert _prompts(gw, menu["call_id"]) == [["es/crisis_menu"]]
         await caller.command("send_dtmf", leg=leg, digits="2", method="rfc2833")
         incoming = await team.wait_for("leg.incoming", timeout=10)
+        # While the crisis team's phone rings the caller hears the transfer prompt,
+        # then music, not silence.
+        heard = tmp_path / "while-ringing.wav"
+        await caller.command("record_start", leg=leg, file=str(heard))
+        await wait_recorded(heard, 2.0)
+        await caller.command("record_stop", leg=leg)
+        await wait_file_final(heard)
+        samples, rate = read_wav(heard)
+        last_second = samples[-rate:]
+        assert float(np.sqrt(np.mean(last_second ** 2))) > 100, "silence while ringing"
         await team.command("hangup", leg=incoming["leg"], code=486)  # busy
 
         failed = await bus_event(gw, "call.transfer_failed")
