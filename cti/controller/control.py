@@ -116,7 +116,7 @@ class CallControlMixin:
             return True
         return self.advisor_of(call_id) == advisor
 
-    def _connected(self, call_id: str, by: str) -> Call:
+    def _connected(self, call_id: str) -> Call:
         call = self._active(call_id)
         if call.state != "connected":
             raise CallControlError(f"call is {call.state}, not connected to an advisor")
@@ -163,7 +163,7 @@ class CallControlMixin:
         self._end_call(call, reason)
 
     def hold_call(self, call_id: str, by: str, on: bool) -> None:
-        call = self._connected(call_id, by)
+        call = self._connected(call_id)
         if call.consult is not None:
             raise CallControlError("the caller is already on hold for a consult")
         if call.held == on:
@@ -180,7 +180,7 @@ class CallControlMixin:
     # ----------------------------------------------------------- transfers
     def transfer_call(self, call_id: str, by: str, kind: TransferKind, target_type: TargetType,
                       target: str) -> None:
-        call = self._connected(call_id, by)
+        call = self._connected(call_id)
         if call.consult is not None:
             raise CallControlError("a consult is in progress: complete or cancel it first")
         self._check_target(call, target_type, target)

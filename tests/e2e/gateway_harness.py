@@ -202,6 +202,28 @@ async def call_hotline(caller: Phone, gw: Gateway, digits: str = "") -> str:
     return leg
 
 
+async def hear_each_other(tmp: Path, a: Phone, a_leg: str, b: Phone, b_leg: str,
+                          name: str) -> tuple[Path, Path]:
+    """a plays tmp/caller.wav, b tmp/team.wav, both looped; each records 2 s of what
+    it hears. Returns (what a heard, what b heard), complete on disk."""
+    from tests.audio import wait_file_final, wait_recorded
+
+    await a.command("play", leg=a_leg, file=str(tmp / "caller.wav"), loop=True,
+                    play_id=f"t-{name}")
+    await b.command("play", leg=b_leg, file=str(tmp / "team.wav"), loop=True,
+                    play_id=f"t-{name}")
+    heard_a, heard_b = tmp / f"{name}-a.wav", tmp / f"{name}-b.wav"
+    await a.command("record_start", leg=a_leg, file=str(heard_a))
+    await b.command("record_start", leg=b_leg, file=str(heard_b))
+    await wait_recorded(heard_a, 2.0)
+    await wait_recorded(heard_b, 2.0)
+    await a.command("record_stop", leg=a_leg)
+    await b.command("record_stop", leg=b_leg)
+    await wait_file_final(heard_a)
+    await wait_file_final(heard_b)
+    return heard_a, heard_b
+
+
 async def bus_event(gw: Gateway, type_: str, timeout: float = 15, **data: Any) -> dict[str, Any]:
     """The first bus event of a type (with these data fields), past or coming."""
     def match(e: dict[str, Any]) -> bool:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.audio import read_wav, tone_present, wait_file_final, wait_recorded, write_tone
-from tests.e2e.gateway_harness import bus_event, ivr_gateway
+from tests.e2e.gateway_harness import bus_event, hear_each_other, ivr_gateway
 from tests.peers.phone import Phone
 
 pytestmark = pytest.mark.e2e
@@ -87,26 +87,15 @@ async def test_a_turkish_caller_in_a_crisis_is_transferred_to_the_crisis_team(
         assert done["call_id"] == call_id and done["data"]["target"] == "crisis_team"
         await team.wait_for("leg.media", leg=team_leg, active=True)
 
-        await caller.command("play", leg=leg, file=str(tmp_path / "caller.wav"), loop=True,
-                             play_id="t")
-        await team.command("play", leg=team_leg, file=str(tmp_path / "team.wav"), loop=True,
-                           play_id="t")
-        heard_by_caller, heard_by_team = tmp_path / "caller-rx.wav", tmp_path / "team-rx.wav"
-        await caller.command("record_start", leg=leg, file=str(heard_by_caller))
-        await team.command("record_start", leg=team_leg, file=str(heard_by_team))
-        await wait_recorded(heard_by_caller, 2.0)
-        await wait_recorded(heard_by_team, 2.0)
-        await caller.command("record_stop", leg=leg)
-        await team.command("record_stop", leg=team_leg)
+        heard_by_caller, heard_by_team = await hear_each_other(
+            tmp_path, caller, leg, team, team_leg, "transferred")
+        assert tone_present(heard_by_caller, team_tone, min_seconds=1.0)
+        assert tone_present(heard_by_team, caller_tone, min_seconds=1.0)
 
         await caller.command("hangup", leg=leg)
         await team.wait_for("leg.state", leg=team_leg, state="disconnected")
         ended = await bus_event(gw, "call.ended")
         assert ended["data"]["reason"] == "caller_hangup"
-        await wait_file_final(heard_by_caller)
-        await wait_file_final(heard_by_team)
-        assert tone_present(heard_by_caller, team_tone, min_seconds=1.0)
-        assert tone_present(heard_by_team, caller_tone, min_seconds=1.0)
 
         record = gw.store.get_call(call_id)
         assert record.ivr_path == ["crisis_on:true", "by_country:TR", "menu:crisis_team",

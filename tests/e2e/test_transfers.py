@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from cti.controller.control import CallControlError
-from tests.audio import tone_present, wait_file_final, wait_recorded, write_tone
+from tests.audio import tone_present, write_tone
 from tests.e2e.gateway_harness import (
     Advisor,
     bus_event,
     call_hotline,
+    hear_each_other,
     running_gateway,
     until,
 )
@@ -53,25 +54,6 @@ async def _answer(phone: Phone, **match: Any) -> str:
     return incoming["leg"]
 
 
-async def _hear_each_other(tmp_path: Path, a: Phone, a_leg: str, b: Phone, b_leg: str,
-                           name: str) -> tuple[Path, Path]:
-    """a plays the caller tone, b the team tone; both record 2 s of what they hear."""
-    await a.command("play", leg=a_leg, file=str(tmp_path / "caller.wav"), loop=True,
-                    play_id=f"t-{name}")
-    await b.command("play", leg=b_leg, file=str(tmp_path / "team.wav"), loop=True,
-                    play_id=f"t-{name}")
-    heard_a, heard_b = tmp_path / f"{name}-a.wav", tmp_path / f"{name}-b.wav"
-    await a.command("record_start", leg=a_leg, file=str(heard_a))
-    await b.command("record_start", leg=b_leg, file=str(heard_b))
-    await wait_recorded(heard_a, 2.0)
-    await wait_recorded(heard_b, 2.0)
-    await a.command("record_stop", leg=a_leg)
-    await b.command("record_stop", leg=b_leg)
-    await wait_file_final(heard_a)
-    await wait_file_final(heard_b)
-    return heard_a, heard_b
-
-
 async def test_consult_transfer_to_the_crisis_team(tmp_path: Path) -> None:
     async with connected_call(tmp_path) as (gw, sofia, caller, team, leg, sofia_leg, call_id):
         gw.flow.transfer_call(call_id, "sofia", "consult", "external", "crisis_team")
@@ -84,7 +66,7 @@ async def test_consult_transfer_to_the_crisis_team(tmp_path: Path) -> None:
         # the edge sends no new caller there until it has room again.
         assert gw.flow._out_of_rotation == {gw.flow.calls.get(call_id).worker}
         # Sofia and the crisis team hear each other while the caller waits.
-        heard_sofia, heard_team = await _hear_each_other(
+        heard_sofia, heard_team = await hear_each_other(
             tmp_path, sofia.phone, consult_leg, team, team_leg, "consult")
         assert tone_present(heard_sofia, TEAM, min_seconds=1.0)
         assert tone_present(heard_team, CALLER, min_seconds=1.0)
@@ -97,7 +79,7 @@ async def test_consult_transfer_to_the_crisis_team(tmp_path: Path) -> None:
         assert gw.flow.distributor.advisor_state("sofia").value == "wrap_up"
 
         # The caller now talks to the crisis team.
-        heard_caller, heard_team = await _hear_each_other(
+        heard_caller, heard_team = await hear_each_other(
             tmp_path, caller, leg, team, team_leg, "after")
         assert tone_present(heard_caller, TEAM, min_seconds=1.0)
         assert tone_present(heard_team, CALLER, min_seconds=1.0)
@@ -136,7 +118,7 @@ async def test_blind_transfer_to_the_crisis_team(tmp_path: Path) -> None:
         await sofia.stream.wait_for("agent.state", state="wrap_up")
         team_leg = await _answer(team)
         await bus_event(gw, "call.transferred", kind="blind")
-        heard_caller, heard_team = await _hear_each_other(
+        heard_caller, heard_team = await hear_each_other(
             tmp_path, caller, leg, team, team_leg, "blind")
         assert tone_present(heard_caller, TEAM, min_seconds=1.0)
         assert tone_present(heard_team, CALLER, min_seconds=1.0)
@@ -180,7 +162,7 @@ async def test_blind_transfer_to_another_advisor_and_consult_cancel(tmp_path: Pa
         assert offered["data"]["ivr_path"][-1] == "transfer->michel"
         michel_leg = await _answer(michel.phone)
         await michel.stream.wait_for("call.connected", call_id=call_id)
-        heard_caller, heard_michel = await _hear_each_other(
+        heard_caller, heard_michel = await hear_each_other(
             tmp_path, caller, leg, michel.phone, michel_leg, "michel")
         assert tone_present(heard_caller, TEAM, min_seconds=1.0)
         assert tone_present(heard_michel, CALLER, min_seconds=1.0)
@@ -225,7 +207,7 @@ async def test_a_consult_from_a_full_worker_runs_on_another_and_is_joined(
         await sofia.phone.wait_for("leg.state", leg=consult_leg, state="disconnected")
 
         # The caller on w1 talks to the crisis team on w2 through the join call.
-        heard_caller, heard_team = await _hear_each_other(
+        heard_caller, heard_team = await hear_each_other(
             tmp_path, caller, leg, team, team_leg, "joined")
         assert tone_present(heard_caller, TEAM, min_seconds=1.0)
         assert tone_present(heard_team, CALLER, min_seconds=1.0)
@@ -265,7 +247,7 @@ async def test_consult_a_colleague_of_a_queue_who_then_keeps_the_caller(tmp_path
         await michel.stream.wait_for("agent.state", state="on_call")
         await sofia.phone.wait_for("leg.state", leg=consult_leg, state="disconnected")
         await sofia.phone.wait_for("leg.state", leg=sofia_leg, state="disconnected")
-        heard_caller, heard_michel = await _hear_each_other(
+        heard_caller, heard_michel = await hear_each_other(
             tmp_path, caller, leg, michel.phone, michel_leg, "colleague")
         assert tone_present(heard_caller, TEAM, min_seconds=1.0)
         assert tone_present(heard_michel, CALLER, min_seconds=1.0)
