@@ -96,6 +96,12 @@ class Call:
     topic: str | None = None
     ivr_path: list[str] = field(default_factory=list)
     priority: int = 0
+    # Beyond language and topic (plugins, cti_call_routing): trainings needed and
+    # the advisors who may take the call without its skills.
+    trainings: set[str] = field(default_factory=set)
+    reserve: set[str] = field(default_factory=set)
+    # The kind of work: "inbound" (a caller); later "callback", "outbound", "chat".
+    kind: str = "inbound"
     flags: dict[str, Any] = field(default_factory=dict)
     advisor: str | None = None
     advisor_leg: Leg | None = None

@@ -28,6 +28,7 @@ from cti.controller.flow_ivr import IvrFlowMixin
 from cti.controller.prompts import PromptLibrary
 from cti.controller.skills import SkillBook, Skills
 from cti.controller.workers import WorkerCommandError, WorkerLink, WorkerPool
+from cti.core.views import call_view
 from cti.events import EventBus, make_event
 from cti.ivr import IvrSession
 from cti.plugins import PluginHost
@@ -181,7 +182,7 @@ class CallFlow(IvrFlowMixin, CallControlMixin):
         log.info("call incoming call_id=%s from=%s country=%s worker=%s leg=%s",
                  call.call_id, call.caller_number, call.caller_country, link.worker_id,
                  leg.leg_id)
-        self.plugins.call("cti_call_incoming", call_id=call.call_id, call=call)
+        self.plugins.call("cti_call_incoming", call_id=call.call_id, call=call_view(call))
         self._publish("call.incoming", call, self._caller_data(call))
         self._send(call, "answer", leg=leg.leg_id, code=200,
                    headers={"X-CTI-Call-ID": call.call_id})
@@ -245,7 +246,7 @@ class CallFlow(IvrFlowMixin, CallControlMixin):
         if call is None:
             return
         log.info("call escalated call_id=%s step=%s", call.call_id, action.step)
-        self.plugins.call("cti_call_escalated", call_id=call.call_id, call=call,
+        self.plugins.call("cti_call_escalated", call_id=call.call_id, call=call_view(call),
                           step=action.step)
         self._publish("call.escalated", call, {"step": action.step,
                                                "waited_s": call.waited_s()})
@@ -326,7 +327,7 @@ class CallFlow(IvrFlowMixin, CallControlMixin):
         self._apply_routing(self.distributor.offer_accepted(call.call_id, time.time()))
         log.info("connected call_id=%s advisor=%s waited_s=%s", call.call_id, call.advisor,
                  call.waited_s())
-        self.plugins.call("cti_call_connected", call_id=call.call_id, call=call)
+        self.plugins.call("cti_call_connected", call_id=call.call_id, call=call_view(call))
         self._publish("call.connected", call, {"waited_s": call.waited_s()})
 
     def _on_advisor_leg_gone(self, call: Call, leg: Leg) -> None:
@@ -378,7 +379,7 @@ class CallFlow(IvrFlowMixin, CallControlMixin):
         log.info("call ended call_id=%s reason=%s advisor=%s", call.call_id, reason,
                  call.advisor)
         self.calls.remove(call)
-        self.plugins.call("cti_call_ended", call_id=call.call_id, call=call)
+        self.plugins.call("cti_call_ended", call_id=call.call_id, call=call_view(call))
         self._publish("call.ended", call, {"reason": reason, "advisor": call.advisor,
                                            "duration_s": round(now - call.started_at, 1)})
         self._apply_routing(actions)

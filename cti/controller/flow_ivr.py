@@ -18,6 +18,7 @@ from cti.config import Settings
 from cti.controller.calls import Call, CallRegistry, Leg
 from cti.controller.prompts import PromptLibrary
 from cti.controller.workers import WorkerCommandError, WorkerPool
+from cti.core.views import call_view
 from cti.ivr import Done, Flow, Hangup, IvrSession, Play, StopPlay, Transfer
 from cti.ivr.announce import wait_announcement
 from cti.ivr.hours import is_open
@@ -65,7 +66,7 @@ class IvrFlowMixin:
         open_now = hours is None or is_open(hours.days, hours.timezone, time.time())
 
         def ask(question: str) -> str | None:
-            answer = self.plugins.first("cti_ivr_branch", call_id=call.call_id, call=call,
+            answer = self.plugins.first("cti_ivr_branch", call_id=call.call_id, call=call_view(call),
                                         question=question)
             return None if answer is None else str(answer)
 
@@ -154,7 +155,7 @@ class IvrFlowMixin:
         call.flags.update(done.flags)
         prio = done.priority
         if prio is None:
-            prio = self.plugins.first("cti_call_priority", call_id=call.call_id, call=call)
+            prio = self.plugins.first("cti_call_priority", call_id=call.call_id, call=call_view(call))
         if prio is None:
             prio = 10 if done.topic in self.settings.ivr.emergency_topics else 0
         call.priority = int(prio)
@@ -167,7 +168,7 @@ class IvrFlowMixin:
         if self.settings.routing.max_wait_s > 0:
             self._timer(self._max_wait_timers, call, self.settings.routing.max_wait_s,
                         self._max_wait)
-        self.plugins.call("cti_call_queued", call_id=call.call_id, call=call)
+        self.plugins.call("cti_call_queued", call_id=call.call_id, call=call_view(call))
         self._publish("call.queued", call, {"language": call.language, "topic": call.topic,
                                             "priority": call.priority})
         self._apply_routing(self.distributor.add_call(
@@ -260,7 +261,7 @@ class IvrFlowMixin:
         log.info("max wait reached call_id=%s action=%s", call.call_id, action)
         if action == "hook":
             handled = bool(self.plugins.first("cti_call_max_wait", call_id=call.call_id,
-                                              call=call))
+                                              call=call_view(call)))
             self._publish("call.max_wait", call, {"action": action, "handled": handled})
             return
         topic = action.partition(":")[2]

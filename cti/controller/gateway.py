@@ -127,7 +127,6 @@ class Gateway:
         except BaseException:
             await self.stop()
             raise
-        self.plugins.call("cti_startup", settings=self.settings)
 
     async def stop(self) -> None:
         self.plugins.call("cti_shutdown")

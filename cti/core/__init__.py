@@ -1,0 +1,1 @@
+"""What every part of cti shares: read-only views of calls, advisors and queues."""

@@ -1,0 +1,225 @@
+"""What a plugin declares and what it is given: the types of docs/plugins.md.
+
+A plugin returns a :class:`PluginManifest` from ``cti_plugin_manifest()`` and
+receives a :class:`Services` in ``cti_load(services)``. These are the only cti
+types a plugin needs besides :mod:`cti.core.views` and :mod:`cti.hookspecs`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel
+
+from cti.core.views import AdvisorView, CallView, QueueView
+
+#: Who may use a plugin's route: the same rules as the core routes (cti/api/roles.py).
+Rule = Literal["public", "user", "advisor", "supervisor", "coach", "local_or_supervisor"]
+
+
+class PluginConfig(BaseModel):
+    """Base for a plugin's config model: unknown keys are errors, values frozen."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of a plugin's schema, applied once, in order, in a transaction.
+
+    ``sql`` may create tables whose names start with the plugin's table prefix
+    (``services.store.prefix``, e.g. ``p_crisis_line_``); write it with
+    ``{prefix}`` where the prefix goes: ``CREATE TABLE {prefix}crises (...)``.
+    """
+
+    version: int
+    sql: str
+
+
+@dataclass(frozen=True)
+class PluginManifest:
+    """What a plugin brings, declared before the gateway starts.
+
+    - ``config``: the pydantic model of ``plugins.<name>`` (None: no settings);
+    - ``events``: event types the plugin publishes, each with the JSON schema of
+      its ``data`` (validated like the core's, see docs/asyncapi.yaml);
+    - ``prompts``: a prompts.yaml (texts per language, built by ``cti prompts
+      build``; keys are used as ``<plugin>.<key>``);
+    - ``migrations``: its tables in the store;
+    - ``description``: one line for ``cti plugins``.
+    """
+
+    description: str = ""
+    config: type[BaseModel] | None = None
+    events: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    prompts: Path | None = None
+    migrations: Sequence[Migration] = ()
+
+
+@dataclass(frozen=True)
+class MenuOption:
+    """An extra option in a menu of the IVR (``cti_ivr_extend``).
+
+    Pressing ``digit`` in menu ``menu`` plays nothing more and queues the call with
+    ``topic`` (None: the menu's topic or the default), ``priority`` and ``flags``
+    (shown on the screen pop). ``prompt`` is the prompt key announcing the option,
+    played after the menu's own prompts in the caller's language.
+    """
+
+    menu: str
+    digit: str
+    prompt: str
+    label: str
+    topic: str | None = None
+    priority: int | None = None
+    flags: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IvrExtension:
+    """``intro``: prompt keys played (in the caller's language) before the flow's
+    first node; ``options``: extra menu options."""
+
+    intro: tuple[str, ...] = ()
+    options: tuple[MenuOption, ...] = ()
+
+
+@dataclass(frozen=True)
+class RoutingRequest:
+    """What a call needs from an advisor (``cti_call_routing``): ``priority`` (a
+    minimum), ``trainings`` required, ``reserve``: advisors who may take the call
+    when they speak its language even without its topic or trainings (after
+    every advisor who has them)."""
+
+    priority: int | None = None
+    trainings: frozenset[str] = frozenset()
+    reserve: frozenset[str] = frozenset()
+
+
+class ActionError(ValueError):
+    """An action on a call that cannot be carried out now; str() is the reason."""
+
+
+# ---------------------------------------------------------------- services
+class CallsService(Protocol):
+    """Read and act on customer calls. Unknown call ids raise KeyError; actions
+    that do not fit the call's state raise :class:`ActionError`."""
+
+    def get(self, call_id: str) -> CallView | None: ...
+    def list(self) -> list[CallView]: ...
+    def play(self, call_id: str, prompts: Sequence[str]) -> None:
+        """Play prompt keys (in the call's language) to a waiting caller; music after."""
+    def set_flag(self, call_id: str, name: str, value: Any) -> None: ...
+    def set_priority(self, call_id: str, priority: int) -> None:
+        """Change a call's priority; a waiting call keeps its place in time."""
+    def set_requirements(self, call_id: str, *, trainings: frozenset[str] | None = None,
+                         reserve: frozenset[str] | None = None) -> None:
+        """Change what a waiting call needs (trainings, reserve pool)."""
+    def move(self, call_id: str, topic: str) -> None:
+        """Move a waiting call to another topic's queue, keeping its place in time."""
+    def transfer(self, call_id: str, target: str, *,
+                 fallback: Literal["queue_head", "queue", "hangup"] = "queue_head",
+                 by: str = "plugin") -> None:
+        """Transfer a waiting or connected call to a directory entry (or sip: URI),
+        or to ``queue:<topic>``. If the target does not answer: ``queue_head`` puts
+        the caller back at the head of their queue, ``queue`` where they were,
+        ``hangup`` ends the call."""
+
+
+class AdvisorsService(Protocol):
+    def get(self, name: str) -> AdvisorView | None: ...
+    def list(self) -> list[AdvisorView]: ...
+    def with_training(self, training: str) -> list[str]:
+        """Names of advisors whose ``training`` is valid now."""
+
+
+class QueuesService(Protocol):
+    def waiting(self) -> QueueView:
+        """Every waiting call, best first."""
+
+
+TimerHandler = Callable[[str, dict[str, Any]], Awaitable[None] | None]
+
+
+class TimersService(Protocol):
+    """Durable timers: stored before ``schedule`` returns, fired after a restart
+    (late ones at once). Handlers are registered by kind in ``cti_load``."""
+
+    def on(self, kind: str, handler: TimerHandler) -> None: ...
+    async def schedule(self, kind: str, at: float, payload: dict[str, Any],
+                       key: str | None = None) -> str:
+        """Fire ``handler(timer_id, payload)`` at unix time ``at``; a timer with the
+        same ``key`` is replaced. Returns the timer id."""
+    async def cancel(self, timer_id_or_key: str) -> bool: ...
+
+
+class PluginStore(Protocol):
+    """The plugin's own tables (created by its migrations) in the gateway's SQLite.
+
+    ``write`` is durable (committed with synchronous=FULL) when it returns and
+    runs off the event loop; ``query`` reads.
+    """
+
+    prefix: str
+
+    async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns lastrowid (or the row count of an UPDATE/DELETE)."""
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+
+class EventsService(Protocol):
+    def publish(self, type_: str, data: dict[str, Any], *, call_id: str | None = None,
+                advisor: str | None = None) -> int:
+        """Publish an event type declared in the manifest; returns its sequence number.
+        Raises ValueError for an undeclared type or data that breaks its schema."""
+
+
+class AuditService(Protocol):
+    async def record(self, action: str, by: str | None, details: dict[str, Any]) -> None:
+        """A durable audit line (who did what, when): readable by supervisors."""
+
+
+class FlagsService(Protocol):
+    def get(self, name: str) -> bool: ...
+    async def set(self, name: str, value: bool, by: str | None = None) -> None:
+        """Set a gateway-wide IVR flag (durable, announced as ``ivr.flag``)."""
+
+
+class PromptsService(Protocol):
+    async def speak(self, key: str, texts: Mapping[str, str]) -> None:
+        """Render ``texts`` (language → text) with espeak-ng as prompt ``key`` (keys of
+        plugins are ``<plugin>.<...>``); a recorded WAV in the override folder wins."""
+    def has(self, language: str, key: str) -> bool: ...
+
+
+class HttpService(Protocol):
+    def include_router(self, router: Any, rules: Mapping[tuple[str, str], Rule]) -> None:
+        """Mount a FastAPI APIRouter under ``/api/v1/plugins/<plugin>``; every route
+        needs a rule in ``rules`` keyed by (method, path as declared in the router),
+        or ``cti serve`` refuses to start (fail closed)."""
+
+
+class Services(Protocol):
+    """The handle given to ``cti_load``: everything a plugin may see and do."""
+
+    name: str
+    settings: Any  # the plugin's validated config model (None without one)
+    gateway: Any  # cti.config.Settings, read-only
+    log: logging.Logger
+    calls: CallsService
+    advisors: AdvisorsService
+    queues: QueuesService
+    timers: TimersService
+    store: PluginStore
+    events: EventsService
+    audit: AuditService
+    flags: FlagsService
+    prompts: PromptsService
+    http: HttpService
+
+    def now(self) -> float:
+        """The gateway's clock (unix seconds); injectable in tests."""
