@@ -324,7 +324,10 @@ class Settings(_Model):
     prompts: PromptSettings = PromptSettings()
     routing: RoutingSettings = RoutingSettings()
     advisors: list[AdvisorSettings] = Field(min_length=1)
-    plugins: list[str] = []
+    # Enabled plugins by name, each with its own settings (validated by the
+    # plugin's config model when it is loaded; null or {} for its defaults).
+    plugins: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")],
+                  dict[str, Any] | None] = {}
     store: StoreSettings = StoreSettings()
     directory: list[DirectoryEntry] = []
     wrap_up: WrapUpSettings = WrapUpSettings()
@@ -431,9 +434,9 @@ def _model_of(tp: Any) -> type[BaseModel] | None:
     return None
 
 
-def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+def _known_keys(loc: tuple[Any, ...], root: Any = None) -> list[str]:
     """The keys allowed at the place a loc points into (for 'did you mean')."""
-    tp: Any = Settings
+    tp: Any = Settings if root is None else root
     for part in loc:
         tp = _step(tp, part)
         if tp is None:
@@ -442,9 +445,10 @@ def _known_keys(loc: tuple[Any, ...]) -> list[str]:
     return [k for k in model.model_fields if k != "source"] if model else []
 
 
-def _suggestion(err: dict[str, Any]) -> str | None:
+def _suggestion(err: dict[str, Any], root: Any = None) -> str | None:
     """For an unknown key: the known key it is probably a typo of."""
-    close = difflib.get_close_matches(str(err["loc"][-1]), _known_keys(err["loc"][:-1]), 1)
+    close = difflib.get_close_matches(str(err["loc"][-1]),
+                                      _known_keys(err["loc"][:-1], root), 1)
     return close[0] if close else None
 
 
@@ -466,14 +470,17 @@ def _item_label(data: Any, loc: tuple[Any, ...]) -> str:
 _KEY_PREFIX = re.compile(r"^([A-Za-z_][\w.+]*): (.*)$", re.DOTALL)
 
 
-def _describe_error(err: dict[str, Any], data: Any = None) -> str:
+def _describe_error(err: dict[str, Any], data: Any = None, root: Any = None,
+                    prefix: tuple[Any, ...] = ()) -> str:
+    """One line for a validation error; ``root`` is the model the loc starts in
+    (Settings, or a plugin's model whose section is at ``prefix``)."""
     loc = tuple(err["loc"])
     msg, kind, inp = err["msg"], err["type"], err.get("input")
     got = True
     if kind == "extra_forbidden":
-        close = _suggestion(err)
+        close = _suggestion(err, root)
         msg = f"unknown key (did you mean {close!r}?)" if close else "unknown key"
-        known = _known_keys(loc[:-1])
+        known = _known_keys(loc[:-1], root)
         if not close and known:
             msg += f" (expected one of {', '.join(known)})"
         got = False
@@ -487,9 +494,23 @@ def _describe_error(err: dict[str, Any], data: Any = None) -> str:
         if m := _KEY_PREFIX.match(msg):
             loc, msg = (*loc, *m.group(1).split(".")), m.group(2)
         got = not isinstance(inp, (dict, list))  # a whole section is noise
+    loc = (*prefix, *loc)
     where = ".".join(str(p) for p in loc) or "(top level)"
     suffix = f" (got {inp!r:.60})" if got else ""
     return f"{where}{_item_label(data, loc)}: {msg}{suffix}"
+
+
+def describe_validation_error(e: ValidationError, model: type[BaseModel], data: Any,
+                              prefix: tuple[Any, ...]) -> str:
+    """The one-line message for the first error of ``model`` validated from ``data``
+    (the section found at ``prefix`` of the config, e.g. ("plugins", "crisis_line"))."""
+    errors = e.errors()
+    typo_of = {(*x["loc"][:-1], s) for x in errors
+               if x["type"] == "extra_forbidden" and (s := _suggestion(x, model))}
+    errors = [x for x in errors if not (x["type"] == "missing" and tuple(x["loc"]) in typo_of)]
+    errors.sort(key=lambda x: x["type"] != "extra_forbidden")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{_describe_error(errors[0], data, model, prefix)}{more}"
 
 
 def parse_settings(data: Any, source: Path) -> Settings:

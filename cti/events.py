@@ -8,6 +8,7 @@ the bus keeps the last events so a reconnecting client gets what it missed.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -42,6 +43,39 @@ EVENT_TYPES = frozenset(
 
 Event = dict[str, Any]
 
+_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+class EventTypes:
+    """The event types a gateway publishes: the core's and those plugins declare.
+
+    A plugin's types come with the JSON schema of their ``data``; the bus refuses
+    a type nobody declared, so a typo cannot reach clients unnoticed.
+    """
+
+    def __init__(self) -> None:
+        self._owner: dict[str, str] = dict.fromkeys(EVENT_TYPES, "core")
+        self.schemas: dict[str, dict[str, Any]] = {}
+
+    def declare(self, owner: str, type_: str, schema: dict[str, Any]) -> None:
+        if not _TYPE_NAME.match(type_):
+            raise ValueError(f"event type {type_!r}: expected dotted lower-case words "
+                             "(e.g. 'crisis.started')")
+        if type_ in self._owner and self._owner[type_] != owner:
+            raise ValueError(f"event type {type_!r} is already declared by "
+                             f"{self._owner[type_]}")
+        self._owner[type_] = owner
+        self.schemas[type_] = dict(schema)
+
+    def owner(self, type_: str) -> str | None:
+        return self._owner.get(type_)
+
+    def __contains__(self, type_: object) -> bool:
+        return type_ in self._owner
+
+    def of(self, owner: str) -> list[str]:
+        return sorted(t for t, o in self._owner.items() if o == owner)
+
 
 def make_event(
     type_: str,
@@ -50,9 +84,8 @@ def make_event(
     call_id: str | None = None,
     advisor: str | None = None,
 ) -> Event:
-    """Build an event without its sequence number (the bus assigns it)."""
-    if type_ not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {type_!r}")
+    """Build an event without its sequence number (the bus assigns it; it also
+    checks the type is declared)."""
     return {
         "v": SCHEMA_VERSION,
         "seq": 0,
@@ -72,7 +105,8 @@ def visible_to(event: Event, user: str, role: str) -> bool:
 class EventBus:
     """Numbered events, a replay buffer, pyee for in-process listeners."""
 
-    def __init__(self, replay: int = 10_000) -> None:
+    def __init__(self, replay: int = 10_000, types: EventTypes | None = None) -> None:
+        self.types = types or EventTypes()
         self._seq = 0
         self._recent: deque[Event] = deque(maxlen=replay)
         self.emitter = AsyncIOEventEmitter()
@@ -83,6 +117,8 @@ class EventBus:
         return self._seq
 
     def publish(self, event: Event) -> Event:
+        if event["type"] not in self.types:
+            raise ValueError(f"unknown event type {event['type']!r}")
         self._seq += 1
         event["seq"] = self._seq
         self._recent.append(event)

@@ -294,6 +294,20 @@ def _build_one(job: _Job) -> None:
         os.replace(result, job.out)
 
 
+def speak_to_file(voice: str, text: str, out: Path) -> None:
+    """Render ``text`` with espeak-ng into ``out`` (8 kHz 16-bit mono), atomically:
+    a prompt spoken at run time (a plugin's announcement), not from the catalog."""
+    _require_tools(["espeak-ng", "sox"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.stem}-") as tmp:
+        result = Path(tmp) / "out.wav"
+        _speech_renderer(voice, text)(result)
+        problem = wav_format_problem(result)
+        if problem:
+            raise PromptError(f"spoken prompt is wrong: {problem}")
+        os.replace(result, out)
+
+
 def _speech_renderer(voice: str, text: str) -> Callable[[Path], None]:
     def render(out: Path) -> None:
         raw = out.with_name("espeak.wav")

@@ -100,7 +100,7 @@ def _wrong_type(d: dict[str, Any]) -> None:
 
 
 def _unknown_plugin(d: dict[str, Any]) -> None:
-    d["plugins"] = ["crisis_lien"]
+    d["plugins"] = {"crisis_lien": None}
 
 
 def _bad_advisor_level(d: dict[str, Any]) -> None:
@@ -121,7 +121,7 @@ def _broken_flow_node(d: dict[str, Any]) -> None:
     (_typo_top, ["advisorz: unknown key (did you mean 'advisors'?)"]),
     (_typo_nested, ["sip.prot: unknown key (did you mean 'port'?)"]),
     (_wrong_type, ["workers.count:", "valid integer", "(got 'many')"]),
-    (_unknown_plugin, ["plugins.0: unknown plugin 'crisis_lien'", "available:"]),
+    (_unknown_plugin, ["plugins.crisis_lien: unknown plugin 'crisis_lien'", "available:"]),
     (_bad_advisor_level, ["advisors.2.languages.es (advisor 'sofia'):",
                           "less than or equal to 5", "(got 7)"]),
     (_misspelt_topic, ["routing.wrap_up_s.emergncy: not an IVR topic",
