@@ -36,7 +36,7 @@ MANIFEST = "manifest.json"
 MUSIC_LANG, MUSIC_KEY = "music", "hold"
 WORKERS = 4
 TOOL_TIMEOUT = 60.0
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # lang codes and keys (path parts)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)?$")  # lang codes and keys (path parts)
 _VOICE = re.compile(r"^[A-Za-z0-9][\w+./-]*$")
 _PACKAGES = {"espeak-ng": "espeak-ng", "sox": "sox"}
 

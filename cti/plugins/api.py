@@ -223,3 +223,15 @@ class Services(Protocol):
 
     def now(self) -> float:
         """The gateway's clock (unix seconds); injectable in tests."""
+    def on_start(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run ``await fn()`` once every plugin is loaded and the store is open, before
+        the edge takes a call (e.g. resume what was in force before a restart)."""
+    def on_stop(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run ``await fn()`` at stop, after every call has ended."""
+
+
+def user_of(request: Any) -> str | None:
+    """In a plugin's route handler: the name of the logged-in user the guard let in
+    (None on a public route). Take ``request: fastapi.Request`` as a parameter."""
+    principal = getattr(request.state, "principal", None)
+    return getattr(principal, "user", None)

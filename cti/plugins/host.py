@@ -89,6 +89,8 @@ class PluginHost:
                                   f"({hint}available: {known})")
             try:
                 obj = ep.load()
+                # A class: one instance per gateway, so two gateways share no state.
+                obj = obj() if isinstance(obj, type) else obj
             except Exception as e:
                 raise ConfigError(f"{source}: plugins.{name}: cannot import plugin "
                                   f"{ep.value!r}: {type(e).__name__}: {e}") from None

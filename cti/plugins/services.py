@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -206,9 +206,17 @@ class Services:
     prompts: PluginPrompts
     http: PluginHttp
     clock: Callable[[], float] = field(default=time.time)
+    starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    stoppers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def now(self) -> float:
         return self.clock()
+
+    def on_start(self, fn: Callable[[], Awaitable[None]]) -> None:
+        self.starters.append(fn)
+
+    def on_stop(self, fn: Callable[[], Awaitable[None]]) -> None:
+        self.stoppers.append(fn)
 
 
 @dataclass
