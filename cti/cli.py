@@ -65,13 +65,32 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_prompts(args: argparse.Namespace) -> int:
+    from cti.plugins import PluginHost
     from cti.prompts import main_build
 
     settings = load_settings(args.config)
     argv = ["build", "--texts", str(settings.path(settings.prompts.texts)),
             "--cache", str(settings.path(settings.prompts.cache_dir)),
             "--override", str(settings.path(settings.prompts.override_dir))]
+    host = PluginHost()
+    host.load(settings.plugins, str(settings.source))
+    for name, plugin in host.plugins.items():
+        if plugin.manifest.prompts is not None:
+            argv += ["--plugin", f"{name}={plugin.manifest.prompts}"]
     return main_build(argv)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """Installed plugins, and for the enabled ones: hooks, routes, events, settings."""
+    from cti.plugins import PluginHost, available_plugins
+    from cti.plugins.describe import describe_plugins
+
+    settings = load_settings(args.config)
+    host = PluginHost()
+    host.load(settings.plugins, str(settings.source))
+    for line in describe_plugins(host, available_plugins()):
+        print(line)
+    return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -153,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(pr)
     pr.add_argument("action", choices=["build"])
     pr.set_defaults(fn=cmd_prompts)
+
+    pl = sub.add_parser("plugins", help="list installed and enabled plugins: hooks, "
+                        "routes, events, settings")
+    with_config(pl)
+    pl.set_defaults(fn=cmd_plugins)
 
     pw = sub.add_parser("passwd", help="print an advisor's password_hash and sip_ha1 "
                         "config lines (the password is read without echo, or from stdin)")

@@ -82,6 +82,12 @@ def render(gw: Gateway, reports: Reports) -> str:
              [({}, len(gw.hub.clients))])
     w.family("cti_events", "counter", "Events published on the bus.",
              [({}, gw.bus.last_seq)])
+    errors = gw.plugins.error_counts()
+    w.family("cti_plugin_errors", "counter",
+             "Plugin hook implementations that raised (the call went on without them).",
+             [({"plugin": p, "hook": h}, n) for (p, h), n in sorted(errors.items())])
+    w.family("cti_plugins_enabled", "gauge", "Plugins enabled in the config.",
+             [({"plugin": name}, 1) for name in sorted(gw.plugins.plugins)])
     w.family("cti_uptime_seconds", "gauge", "Seconds since the gateway started.",
              [({}, round(now - gw.started_at, 1))])
     return w.text()

@@ -202,10 +202,16 @@ class _Job:
 
 
 def build_prompts(
-    texts_file: Path, cache_dir: Path, override_dir: Path | None = None
+    texts_file: Path, cache_dir: Path, override_dir: Path | None = None,
+    plugins: dict[str, Path] | None = None,
 ) -> BuildReport:
-    """Synthesize every prompt (and the music on hold) whose text or voice changed."""
+    """Synthesize every prompt (and the music on hold) whose text or voice changed;
+    ``plugins``: the prompts.yaml of each enabled plugin (cti/plugin_prompts.py)."""
     catalog = load_prompt_catalog(texts_file)
+    if plugins:
+        from cti.plugin_prompts import merge_plugin_prompts
+
+        catalog = merge_plugin_prompts(catalog, plugins)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     manifest = _load_manifest(cache_dir)
@@ -408,9 +414,13 @@ def main_build(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--texts", type=Path, default=Path("config/prompts.yaml"))
     parser.add_argument("--cache", type=Path, default=Path("var/prompts"))
     parser.add_argument("--override", type=Path, default=None)
+    parser.add_argument("--plugin", action="append", default=[], metavar="NAME=PROMPTS_YAML",
+                        help="an enabled plugin's prompts file (repeatable)")
     opts = parser.parse_args(args)
+    plugins = dict(p.split("=", 1) for p in opts.plugin)
     try:
-        report = build_prompts(opts.texts, opts.cache, opts.override)
+        report = build_prompts(opts.texts, opts.cache, opts.override,
+                               {k: Path(v) for k, v in plugins.items()})
     except PromptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

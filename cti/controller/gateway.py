@@ -25,6 +25,7 @@ from cti.edge.render import EdgeSettings, WorkerTarget
 from cti.edge.rpc import EdgeRpc
 from cti.events import EventBus
 from cti.ivr.announce import announcement_prompts
+from cti.plugin_prompts import plugin_prompt_keys
 from cti.plugins import PluginHost
 from cti.store.db import Store
 
@@ -59,6 +60,11 @@ def prepare(settings: Settings) -> tuple[PluginHost, PromptLibrary]:
         for key, node in flow.prompt_keys().items():
             for lang in langs:
                 users.setdefault((lang, key), f"flow {number or 'standard'}, node {node!r}")
+    plugin_files = {n: p.manifest.prompts for n, p in plugins.plugins.items()
+                    if p.manifest.prompts is not None}
+    for key in sorted(plugin_prompt_keys(plugin_files)):
+        for lang in langs:
+            users.setdefault((lang, key), f"plugin {key.partition('.')[0]}")
     refs = set(users) | {(r.language, r.key) for r in announcement_prompts(langs)}
     missing = prompts.missing(sorted(refs))
     if missing:

@@ -50,6 +50,8 @@ class PluginManifest:
     - ``prompts``: a prompts.yaml (texts per language, built by ``cti prompts
       build``; keys are used as ``<plugin>.<key>``);
     - ``migrations``: its tables in the store;
+    - ``routes``: the rule of each of its REST routes, keyed by (method, path as
+      declared in its router), e.g. ``{("GET", "/crises"): "supervisor"}``;
     - ``description``: one line for ``cti plugins``.
     """
 
@@ -58,6 +60,7 @@ class PluginManifest:
     events: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     prompts: Path | None = None
     migrations: Sequence[Migration] = ()
+    routes: Mapping[tuple[str, str], Rule] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -197,10 +200,12 @@ class PromptsService(Protocol):
 
 
 class HttpService(Protocol):
-    def include_router(self, router: Any, rules: Mapping[tuple[str, str], Rule]) -> None:
+    def include_router(self, router: Any,
+                       rules: Mapping[tuple[str, str], Rule] | None = None) -> None:
         """Mount a FastAPI APIRouter under ``/api/v1/plugins/<plugin>``; every route
-        needs a rule in ``rules`` keyed by (method, path as declared in the router),
-        or ``cti serve`` refuses to start (fail closed)."""
+        needs a rule keyed by (method, path as declared in the router) in ``rules``
+        (default: the manifest's ``routes``), or ``cti serve`` refuses to start
+        (fail closed)."""
 
 
 class Services(Protocol):

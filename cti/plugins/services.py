@@ -137,14 +137,17 @@ class PluginRouter:
 class PluginHttp:
     """Collects routers at load; the app mounts them (cti/api/app.py)."""
 
-    def __init__(self, name: str, routers: list[PluginRouter]) -> None:
-        self._name, self._routers = name, routers
+    def __init__(self, name: str, routers: list[PluginRouter],
+                 declared: Mapping[tuple[str, str], Rule]) -> None:
+        self._name, self._routers, self._declared = name, routers, dict(declared)
 
     @property
     def prefix(self) -> str:
         return f"{API_PREFIX}/{self._name}"
 
-    def include_router(self, router: Any, rules: Mapping[tuple[str, str], Rule]) -> None:
+    def include_router(self, router: Any,
+                       rules: Mapping[tuple[str, str], Rule] | None = None) -> None:
+        rules = self._declared if rules is None else rules
         full: dict[tuple[str, str], Rule] = {}
         for route in router.routes:
             for method in sorted(getattr(route, "methods", None) or ()):
@@ -246,5 +249,6 @@ def build_services(plugin: LoadedPlugin, parts: SharedParts, *, timers: TimersSe
         queues=_Queues(parts.actions), timers=timers, store=store,
         events=PluginEvents(plugin.name, parts.bus, parts.host), audit=audit, flags=flags,
         prompts=PluginPrompts(plugin.name, parts.cache_dir, parts.override_dir, parts.voices),
-        http=PluginHttp(plugin.name, parts.routers), clock=parts.clock,
+        http=PluginHttp(plugin.name, parts.routers, plugin.manifest.routes),
+        clock=parts.clock,
     )

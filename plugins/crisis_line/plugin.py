@@ -60,13 +60,13 @@ class CrisisLinePlugin:
         return PluginManifest(
             description="Crises switched on by supervisors: announcement, IVR option, "
                         "priority routing to trained and reserve advisors, overflow",
-            config=CrisisLineSettings, events=EVENTS, migrations=MIGRATIONS,
+            config=CrisisLineSettings, events=EVENTS, migrations=MIGRATIONS, routes=RULES,
             prompts=Path(__file__).with_name("prompts.yaml"))
 
     @hookimpl
     def cti_load(self, services: Services) -> None:
         self._line = CrisisLine(services)
-        services.http.include_router(make_router(self._line), RULES)
+        services.http.include_router(make_router(self._line))
         services.on_start(self._line.resume)
 
     @hookimpl

@@ -37,9 +37,16 @@ class CrisisLine:
         """At load: a crisis in force before a restart is in force again."""
         self.current = self.repo.active()
         self.s.timers.on(OVERFLOW, self._overflow_due)
-        if self.current is not None:
-            self.s.log.info("crisis in force since a previous run crisis_id=%s name=%s",
-                            self.current.crisis_id, self.current.name)
+        crisis = self.current
+        if crisis is None:
+            return
+        self.s.log.info("crisis in force since a previous run crisis_id=%s name=%s",
+                        crisis.crisis_id, crisis.name)
+        # The prompt cache may have been cleared meanwhile: speak what is missing.
+        languages = [m.code for m in self.s.gateway.ivr.languages]
+        for key, texts in crisis.extra.get("texts", {}).items():
+            if not all(self.s.prompts.has(lang, key) for lang in languages):
+                await self.s.prompts.speak(key, texts)
 
     async def start(self, req: CrisisStart, by: str | None) -> Crisis:
         if self.current is not None:
@@ -97,10 +104,13 @@ class CrisisLine:
         """The announcement and the option, spoken now in every language (a recorded
         WAV in the prompts override folder replaces them)."""
         fill = {"name": crisis.name, "digit": self.cfg.digit}
+        spoken: dict[str, dict[str, str]] = {}
         for key, given, default in ((ANNOUNCE, req.announcement, self.cfg.announcement),
                                     (OPTION, req.option, self.cfg.option)):
             texts = {lang: text.format(**fill) for lang, text in (given or default).items()}
             await self.s.prompts.speak(key, texts)
+            spoken[key] = texts
+        crisis.extra["texts"] = spoken
 
     # -------------------------------------------------------------- callers
     def is_crisis_call(self, call: CallView) -> bool:

@@ -63,7 +63,7 @@ class CrisisRepository:
         self._t = f"{store.prefix}crises"
 
     async def add(self, crisis: Crisis) -> int:
-        spec = {k: getattr(crisis, k) for k in _SPEC_KEYS}
+        spec = {k: getattr(crisis, k) for k in _SPEC_KEYS} | {"extra": crisis.extra}
         return await self._store.write(
             f"INSERT INTO {self._t} (name, spec, started_at, started_by) VALUES (?, ?, ?, ?)",
             (crisis.name, json.dumps(spec), crisis.started_at, crisis.started_by))
@@ -96,4 +96,4 @@ def _crisis(row: dict[str, Any]) -> Crisis:
                   started_at=row["started_at"], started_by=row["started_by"],
                   ended_at=row["ended_at"], ended_by=row["ended_by"],
                   answered=row["answered"], overflowed=row["overflowed"],
-                  **{k: spec.get(k) for k in _SPEC_KEYS})
+                  extra=spec.get("extra") or {}, **{k: spec.get(k) for k in _SPEC_KEYS})
