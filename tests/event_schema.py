@@ -34,11 +34,24 @@ def message_validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, registry=_registry())
 
 
-def event_errors(event: dict[str, Any]) -> list[str]:
-    """What is wrong with an event against its documented schema ([] if nothing)."""
+def plugin_event_validator(data_schema: dict[str, Any]) -> Draft202012Validator:
+    """A plugin's event: the documented envelope, ``data`` by the schema the plugin
+    declared in its manifest (cti/plugins/api.py PluginManifest.events)."""
+    schema = {"allOf": [{"$ref": f"{URI}#/components/schemas/Envelope"},
+                        {"properties": {"data": data_schema}}]}
+    return Draft202012Validator(schema, registry=_registry())
+
+
+def event_errors(event: dict[str, Any],
+                 plugin_schemas: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """What is wrong with an event against its documented schema ([] if nothing);
+    ``plugin_schemas``: the data schemas of the event types plugins declared."""
+    type_ = str(event.get("type"))
     try:
-        validator = message_validator(str(event.get("type")))
+        validator = message_validator(type_)
     except KeyError as e:
-        return [str(e)]
+        if plugin_schemas is None or type_ not in plugin_schemas:
+            return [str(e)]
+        validator = plugin_event_validator(plugin_schemas[type_])
     return [f"{'/'.join(str(p) for p in err.absolute_path) or '(event)'}: {err.message}"
             for err in validator.iter_errors(event)]

@@ -45,7 +45,8 @@ def events_match_the_asyncapi_document(monkeypatch: pytest.MonkeyPatch) -> Itera
         except (TypeError, ValueError) as e:
             invalid.append(f"seq {out.get('seq')} {out.get('type')}: not JSON: {e}")
             return out
-        invalid.extend(f"seq {out['seq']} {out['type']}: {err}" for err in event_errors(wire))
+        invalid.extend(f"seq {out['seq']} {out['type']}: {err}"
+                       for err in event_errors(wire, self.types.schemas))
         return out
 
     monkeypatch.setattr(EventBus, "publish", checked)
