@@ -1,0 +1,1 @@
+"""The plugins that ship with cti, one package each (see README.md here)."""
