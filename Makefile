@@ -13,8 +13,10 @@ run: setup
 	.venv/bin/cti check-config --config $(CONFIG)
 	.venv/bin/cti serve --config $(CONFIG)
 
+# ruff, then the type checker (its settings: [tool.mypy] in pyproject.toml)
 lint: setup
 	.venv/bin/ruff check cti plugins tests scripts
+	.venv/bin/mypy cti plugins
 
 # Browser tests run in their own pytest process: pytest-playwright and
 # pytest-asyncio clash in one (later async tests fail on a running loop).

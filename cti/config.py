@@ -9,9 +9,10 @@ from __future__ import annotations
 import difflib
 import re
 import types
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypedDict, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -23,8 +24,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from cti.ivr import Flow, FlowError, check_flow, parse_flow, standard_flow
+from cti.ivr.hours import Day, parse_spans
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -95,7 +98,7 @@ class MenuEntry(_Model):
 class OpeningHours(_Model):
     timezone: str = "Europe/Amsterdam"
     # Per day "HH:MM-HH:MM[, ...]"; a day left out is closed.
-    days: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], str]
+    days: dict[Day, str]
 
     @field_validator("timezone")
     @classmethod
@@ -110,9 +113,7 @@ class OpeningHours(_Model):
 
     @field_validator("days")
     @classmethod
-    def _spans(cls, v: dict[str, str]) -> dict[str, str]:
-        from cti.ivr.hours import parse_spans
-
+    def _spans(cls, v: dict[Day, str]) -> dict[Day, str]:
         for day, text in v.items():
             try:
                 parse_spans(text)
@@ -353,8 +354,10 @@ class Settings(_Model):
         # A misspelt topic under wrap_up_s or escalation would silently never apply.
         topics = sorted({m.code for m in self.ivr.topics})
         r = self.routing
-        keyed = [("wrap_up_s", r.wrap_up_s)] if isinstance(r.wrap_up_s, dict) else []
-        for section, mapping in [*keyed, ("escalation", r.escalation)]:
+        sections: list[tuple[str, Mapping[str, object]]] = [("escalation", r.escalation)]
+        if isinstance(r.wrap_up_s, dict):
+            sections.insert(0, ("wrap_up_s", r.wrap_up_s))
+        for section, mapping in sections:
             for key in mapping:
                 if key != "default" and key not in topics:
                     close = difflib.get_close_matches(key, [*topics, "default"], 1)
@@ -389,12 +392,20 @@ class Settings(_Model):
         return next((a for a in self.advisors if a.name == name), None)
 
 
+class _FlowTiming(TypedDict):
+    default_language: str
+    default_topic: str
+    digit_timeout_s: float
+    max_retries: int
+
+
 def ivr_flows(settings: Settings) -> dict[str, Flow]:
     """The checked flow of each dialled number with its own; "" is the standard flow."""
     ivr = settings.ivr
     topics = [m.code for m in ivr.topics]
-    timing = {"default_language": ivr.default_language, "default_topic": ivr.default_topic,
-              "digit_timeout_s": ivr.digit_timeout_s, "max_retries": ivr.max_retries}
+    timing: _FlowTiming = {
+        "default_language": ivr.default_language, "default_topic": ivr.default_topic,
+        "digit_timeout_s": ivr.digit_timeout_s, "max_retries": ivr.max_retries}
     flows = {"": standard_flow([(m.digit, m.code) for m in ivr.languages],
                                [(m.digit, m.code) for m in ivr.topics], notice=ivr.notice,
                                **timing)}
@@ -445,7 +456,7 @@ def _known_keys(loc: tuple[Any, ...], root: Any = None) -> list[str]:
     return [k for k in model.model_fields if k != "source"] if model else []
 
 
-def _suggestion(err: dict[str, Any], root: Any = None) -> str | None:
+def _suggestion(err: ErrorDetails, root: Any = None) -> str | None:
     """For an unknown key: the known key it is probably a typo of."""
     close = difflib.get_close_matches(str(err["loc"][-1]),
                                       _known_keys(err["loc"][:-1], root), 1)
@@ -470,7 +481,7 @@ def _item_label(data: Any, loc: tuple[Any, ...]) -> str:
 _KEY_PREFIX = re.compile(r"^([A-Za-z_][\w.+]*): (.*)$", re.DOTALL)
 
 
-def _describe_error(err: dict[str, Any], data: Any = None, root: Any = None,
+def _describe_error(err: ErrorDetails, data: Any = None, root: Any = None,
                     prefix: tuple[Any, ...] = ()) -> str:
     """One line for a validation error; ``root`` is the model the loc starts in
     (Settings, or a plugin's model whose section is at ``prefix``)."""

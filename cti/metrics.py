@@ -9,13 +9,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
+from cti.api.deps import GatewayApi
 from cti.routing import AdvisorState
 from cti.store.reports import Reports
-
-if TYPE_CHECKING:
-    from cti.controller.gateway import Gateway
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -49,7 +46,7 @@ class _Writer:
         return "\n".join(self.lines) + "\n"
 
 
-def render(gw: Gateway, reports: Reports) -> str:
+def render(gw: GatewayApi, reports: Reports) -> str:
     now = time.time()
     w = _Writer()
     calls = Counter(c.state for c in gw.flow.calls.all())

@@ -75,10 +75,11 @@ def load_prompt_catalog(path: Path) -> dict[str, LanguagePrompts]:
     languages = _mapping(languages, path, "languages")
     if not languages:
         raise PromptError(f"{path}: languages: no language defined")
-    return {
-        _name(lang, path, "languages", "language code"): _language(block, path, lang)
-        for lang, block in languages.items()
-    }
+    catalog: dict[str, LanguagePrompts] = {}
+    for lang, block in languages.items():
+        code = _name(lang, path, "languages", "language code")
+        catalog[code] = _language(block, path, code)
+    return catalog
 
 
 def load_prompt_texts(path: Path) -> dict[str, dict[str, str]]:

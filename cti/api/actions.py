@@ -7,12 +7,10 @@ one-line errors, so REST and WebSocket follow the same rules.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cti.api.auth import Principal
-
-if TYPE_CHECKING:
-    from cti.controller.gateway import Gateway
+from cti.api.deps import GatewayApi, TargetType, TransferKind
 
 log = logging.getLogger("cti.api")
 
@@ -26,14 +24,14 @@ class ActionError(Exception):
         self.message = message
 
 
-def owner_of(gw: Gateway, call_id: str) -> str | None:
+def owner_of(gw: GatewayApi, call_id: str) -> str | None:
     try:
         return gw.flow.advisor_of(call_id)
     except KeyError:
         return None
 
 
-def check_call(gw: Gateway, p: Principal, call_id: str) -> str | None:
+def check_call(gw: GatewayApi, p: Principal, call_id: str) -> str | None:
     """The call's advisor, if `p` may act on the call; else ActionError 404.
 
     An advisor gets the same 404 for another advisor's call as for no call at
@@ -57,7 +55,7 @@ def _run(call_id: str, what: str, fn: Any, *args: Any) -> None:
         raise ActionError(409, str(e) or f"{what} refused") from None
 
 
-def acting_advisor(gw: Gateway, p: Principal, call_id: str) -> str:
+def acting_advisor(gw: GatewayApi, p: Principal, call_id: str) -> str:
     """Whose wrap-up or offer it is: the advisor themself, or the call's advisor
     when a supervisor acts for them."""
     owner = check_call(gw, p, call_id)
@@ -70,34 +68,34 @@ def acting_advisor(gw: Gateway, p: Principal, call_id: str) -> str:
     return p.user
 
 
-def hangup(gw: Gateway, p: Principal, call_id: str) -> None:
+def hangup(gw: GatewayApi, p: Principal, call_id: str) -> None:
     check_call(gw, p, call_id)
     _run(call_id, "hangup", gw.flow.hangup_call, call_id, p.user)
 
 
-def hold(gw: Gateway, p: Principal, call_id: str, on: bool) -> None:
+def hold(gw: GatewayApi, p: Principal, call_id: str, on: bool) -> None:
     check_call(gw, p, call_id)
     _run(call_id, "hold", gw.flow.hold_call, call_id, p.user, on)
 
 
-def transfer(gw: Gateway, p: Principal, call_id: str, kind: str, target_type: str,
-             target: str) -> None:
+def transfer(gw: GatewayApi, p: Principal, call_id: str, kind: TransferKind,
+             target_type: TargetType, target: str) -> None:
     check_call(gw, p, call_id)
     _run(call_id, "transfer", gw.flow.transfer_call, call_id, p.user, kind, target_type,
          target)
 
 
-def consult_complete(gw: Gateway, p: Principal, call_id: str) -> None:
+def consult_complete(gw: GatewayApi, p: Principal, call_id: str) -> None:
     check_call(gw, p, call_id)
     _run(call_id, "consult.complete", gw.flow.consult_complete, call_id, p.user)
 
 
-def consult_cancel(gw: Gateway, p: Principal, call_id: str) -> None:
+def consult_cancel(gw: GatewayApi, p: Principal, call_id: str) -> None:
     check_call(gw, p, call_id)
     _run(call_id, "consult.cancel", gw.flow.consult_cancel, call_id, p.user)
 
 
-def _offered_to(gw: Gateway, p: Principal, call_id: str) -> str:
+def _offered_to(gw: GatewayApi, p: Principal, call_id: str) -> str:
     """Who answers for the offer: the advisor it rings for (also a colleague
     consulted about the call), or the call's advisor when a supervisor acts."""
     if not p.is_supervisor and gw.flow.consulted(call_id) == p.user:
@@ -105,17 +103,17 @@ def _offered_to(gw: Gateway, p: Principal, call_id: str) -> str:
     return acting_advisor(gw, p, call_id)
 
 
-def accept_offer(gw: Gateway, p: Principal, call_id: str) -> None:
+def accept_offer(gw: GatewayApi, p: Principal, call_id: str) -> None:
     _run(call_id, "offer.accept", gw.flow.accept_offer, call_id,
          _offered_to(gw, p, call_id))
 
 
-def reject_offer(gw: Gateway, p: Principal, call_id: str) -> None:
+def reject_offer(gw: GatewayApi, p: Principal, call_id: str) -> None:
     _run(call_id, "offer.reject", gw.flow.reject_offer, call_id,
          _offered_to(gw, p, call_id))
 
 
-def wrap_up(gw: Gateway, p: Principal, call_id: str, code: str, note: str) -> None:
+def wrap_up(gw: GatewayApi, p: Principal, call_id: str, code: str, note: str) -> None:
     if p.is_supervisor:
         advisor = acting_advisor(gw, p, call_id)
     elif gw.flow.handled_by(call_id, p.user):  # also after the call went on elsewhere
@@ -129,7 +127,7 @@ def wrap_up(gw: Gateway, p: Principal, call_id: str, code: str, note: str) -> No
     _run(call_id, "wrap_up", gw.flow.wrap_up, call_id, advisor, code, note)
 
 
-def set_state(gw: Gateway, p: Principal, state: str, reason: str | None) -> None:
+def set_state(gw: GatewayApi, p: Principal, state: str, reason: str | None) -> None:
     """An advisor's own state; `away` needs a reason from config away_reasons."""
     if state == "away" and reason is not None and reason not in gw.settings.away_reasons:
         raise ActionError(422, f"unknown away reason {reason!r} (expected one of "

@@ -5,22 +5,20 @@ cti/api/roles.py for that route; a route without a rule is refused.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the real types.
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, WebSocket
 
 from cti.api import routes_agents, routes_calls, routes_floor
 from cti.api.commands import Commands
+from cti.api.deps import GatewayApi
 from cti.api.guard import make_guard
 from cti.api.roles import WS_PATH
 from cti.store.reports import Reports
 from cti.web import mount_web
 
-if TYPE_CHECKING:
-    from cti.controller.gateway import Gateway
 
-
-def create_app(gw: "Gateway") -> FastAPI:
+def create_app(gw: GatewayApi) -> FastAPI:
     app = FastAPI(title="cti", version="1", docs_url="/docs",
                   description="CTI for advisors and supervisors. Log in with POST "
                   "/api/v1/login, then send `Authorization: Bearer <token>`. The WebSocket "

@@ -12,17 +12,15 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cti.api import actions
 from cti.api.auth import Principal
+from cti.api.deps import GatewayApi
 from cti.api.roles import WS_COMMAND_ROLES, allows
 from cti.api.schemas import HoldRequest, StateRequest, TransferRequest, WrapUpRequest
-
-if TYPE_CHECKING:
-    from cti.controller.gateway import Gateway
 
 log = logging.getLogger("cti.ws")
 
@@ -59,7 +57,7 @@ class WrapUpArgs(CallArgs, WrapUpRequest):
     pass
 
 
-Handler = Callable[["Gateway", Principal, Any], dict[str, Any] | None]
+Handler = Callable[[GatewayApi, Principal, Any], dict[str, Any] | None]
 
 # cmd -> (arguments, what it does); roles in cti/api/roles.py
 COMMANDS: dict[str, tuple[type[_Args], Handler]] = {
@@ -92,7 +90,7 @@ def _validation_line(e: ValidationError) -> str:
 
 
 class Commands:
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: GatewayApi) -> None:
         self.gw = gw
 
     def handle(self, p: Principal, raw: str) -> dict[str, Any]:

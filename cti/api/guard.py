@@ -4,17 +4,16 @@
 
 import ipaddress
 import logging
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from cti.api.auth import Principal
+from cti.api.deps import GatewayApi
 from cti.api.roles import ROUTE_ROLES, allows
-
-if TYPE_CHECKING:
-    from cti.controller.gateway import Gateway
 
 log = logging.getLogger("cti.api")
 
@@ -35,7 +34,7 @@ def bearer_token(conn: HTTPConnection) -> str | None:
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
-def make_guard(gw: "Gateway"):  # noqa: ANN201 (a FastAPI dependency)
+def make_guard(gw: GatewayApi) -> Callable[[HTTPConnection], Awaitable[None]]:
     """The dependency put on the whole app: route rule, token, role."""
 
     async def guard(conn: HTTPConnection) -> None:

@@ -1,28 +1,26 @@
 """Login, the advisor's own state and history, advisors' skills (supervisors)."""
 
 # No `from __future__ import annotations`: FastAPI must see the real types.
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
 from cti.api.actions import ActionError, set_state
 from cti.api.auth import RateLimited
+from cti.api.deps import GatewayApi
 from cti.api.guard import Auth, bearer_token
 from cti.api.roles import V1
 from cti.api.schemas import AgentView, LoginRequest, LoginResponse, SkillsRequest, StateRequest
-from cti.controller.skills import Skills
+from cti.core.skills import Skills
 from cti.store.reports import Reports, start_of_today
-
-if TYPE_CHECKING:
-    from cti.controller.gateway import Gateway
 
 
 def http_error(e: ActionError) -> HTTPException:
     return HTTPException(e.status, e.message)
 
 
-def register(app: FastAPI, gw: "Gateway", reports: Reports) -> None:
+def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
 
     @app.post(f"{V1}/login", response_model=LoginResponse,
             responses={401: {"description": "wrong user name or password"},
@@ -82,7 +80,7 @@ def register(app: FastAPI, gw: "Gateway", reports: Reports) -> None:
 
 
 
-def agent_view(gw: "Gateway", name: str) -> AgentView:
+def agent_view(gw: GatewayApi, name: str) -> AgentView:
     a = gw.settings.advisor(name)
     if a is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such advisor")

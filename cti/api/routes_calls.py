@@ -9,18 +9,16 @@ call is a 404, as if it did not exist. Supervisors and admins reach every call.
 import dataclasses
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, status
 
 from cti.api import actions
+from cti.api.deps import GatewayApi
 from cti.api.guard import Auth
 from cti.api.roles import V1
 from cti.api.schemas import HoldRequest, TransferRequest, WrapUpRequest
 from cti.store.reports import MAX_LIMIT, RecordQuery, Reports
-
-if TYPE_CHECKING:
-    from cti.controller.gateway import Gateway
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such call (or not yours)"},
@@ -51,7 +49,7 @@ def parse_time(value: str | None, name: str) -> float | None:
                             f"{name}: expected unix seconds or an ISO 8601 date") from None
 
 
-def register(app: FastAPI, gw: "Gateway", reports: Reports) -> None:
+def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
 
     @app.get(f"{V1}/calls")
     async def active_calls(p: Auth) -> list[dict[str, Any]]:

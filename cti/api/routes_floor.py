@@ -4,23 +4,21 @@ wrap-up codes, away reasons and /metrics."""
 # No `from __future__ import annotations`: FastAPI must see the real types.
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, status
 from fastapi.responses import PlainTextResponse
 
 from cti import metrics
+from cti.api.deps import GatewayApi
 from cti.api.guard import Auth
 from cti.api.roles import V1
 from cti.api.schemas import DirectoryItem, FlagRequest, WrapUpCodeItem
 from cti.routing import AdvisorState
 from cti.store.reports import Reports, service_figures, start_of_today
 
-if TYPE_CHECKING:
-    from cti.controller.gateway import Gateway
 
-
-def queue_stats(gw: "Gateway", reports: Reports, now: float) -> dict[str, Any]:
+def queue_stats(gw: GatewayApi, reports: Reports, now: float) -> dict[str, Any]:
     """What the wallboard shows: waiting per language and topic, longest wait,
     today's service level and abandoned calls, advisors per state."""
     snap = gw.flow.distributor.snapshot(now)
@@ -41,7 +39,7 @@ def queue_stats(gw: "Gateway", reports: Reports, now: float) -> dict[str, Any]:
     }
 
 
-def register(app: FastAPI, gw: "Gateway", reports: Reports) -> None:
+def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
 
     @app.get(f"{V1}/health")
     async def health() -> dict[str, Any]:

@@ -15,17 +15,20 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastapi import WebSocket, WebSocketDisconnect
 
 from cti.api.auth import Principal
 from cti.events import Event, EventBus, visible_to
 
-if TYPE_CHECKING:
-    from cti.api.commands import Commands
-
 log = logging.getLogger("cti.ws")
+
+
+class CommandHandler(Protocol):
+    """Answers a client's command frame (cti/api/commands.py: Commands)."""
+
+    def handle(self, p: Principal, raw: str) -> dict[str, Any]: ...
 
 
 @dataclass(eq=False)
@@ -50,7 +53,7 @@ class Hub:
                 c.queue.put_nowait(event)
 
     async def serve(self, ws: WebSocket, principal: Principal, since: int | None,
-                    commands: Commands | None = None, heartbeat_s: float = 15.0) -> None:
+                    commands: CommandHandler | None = None, heartbeat_s: float = 15.0) -> None:
         client = Client(principal, ws)
         # Register before reading the backlog so nothing falls between the two
         # (no await in between: the bus cannot publish meanwhile).

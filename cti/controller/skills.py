@@ -1,63 +1,6 @@
-"""Advisors' skills as the distributor sees them, editable at run time."""
+"""Moved to cti/core/skills.py (the API and the controller both use it); the
+names stay importable from here."""
 
-from __future__ import annotations
+from cti.core.skills import SkillBook, Skills, expiry_ts
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-
-from cti.config import Settings
-from cti.routing import AdvisorProfile
-
-
-def expiry_ts(valid_until: date | None) -> float | None:
-    """A training valid through a date stops counting at the next midnight, UTC."""
-    if valid_until is None:
-        return None
-    end = datetime.combine(valid_until + timedelta(days=1), time.min, tzinfo=timezone.utc)
-    return end.timestamp()
-
-
-@dataclass
-class Skills:
-    languages: dict[str, int]
-    topics: dict[str, int]
-    trainings: dict[str, date | None] = field(default_factory=dict)
-
-    def profile(self, name: str) -> AdvisorProfile:
-        return AdvisorProfile(
-            name=name, languages=dict(self.languages), topics=dict(self.topics),
-            trainings={t: expiry_ts(d) for t, d in self.trainings.items()},
-        )
-
-    def as_dict(self) -> dict[str, Mapping[str, object]]:
-        return {
-            "languages": dict(self.languages), "topics": dict(self.topics),
-            "trainings": {t: d.isoformat() if d else None for t, d in self.trainings.items()},
-        }
-
-
-class SkillBook:
-    """The current skills of every advisor (config at start, then API edits)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._skills = {
-            a.name: Skills(dict(a.languages), dict(a.topics), dict(a.trainings))
-            for a in settings.advisors if a.role == "advisor"
-        }
-
-    def names(self) -> list[str]:
-        return list(self._skills)
-
-    def get(self, name: str) -> Skills:
-        if name not in self._skills:
-            raise KeyError(f"{name!r} is not an advisor who takes calls")
-        return self._skills[name]
-
-    def set(self, name: str, skills: Skills) -> AdvisorProfile:
-        self.get(name)
-        self._skills[name] = skills
-        return skills.profile(name)
-
-    def profiles(self) -> list[AdvisorProfile]:
-        return [s.profile(n) for n, s in self._skills.items()]
+__all__ = ["SkillBook", "Skills", "expiry_ts"]

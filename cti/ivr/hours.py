@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime, time, timezone
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 
-def parse_spans(text: str) -> list[tuple[time | None, time | None]]:
+def parse_spans(text: str) -> list[tuple[time, time | None]]:
     """ "08:00-12:00, 13:00-20:00" -> spans; "24:00" as an end means midnight."""
     spans = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
@@ -27,7 +29,7 @@ def parse_spans(text: str) -> list[tuple[time | None, time | None]]:
     return spans
 
 
-def is_open(days: Mapping[str, str], tz: str, unix_time: float) -> bool:
+def is_open(days: Mapping[Day, str], tz: str, unix_time: float) -> bool:
     """Open at ``unix_time``? A day missing from ``days`` is closed all day."""
     local = datetime.fromtimestamp(unix_time, timezone.utc).astimezone(ZoneInfo(tz))
     spans = parse_spans(days.get(DAYS[local.weekday()], ""))

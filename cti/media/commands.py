@@ -14,7 +14,7 @@ import pjsua2 as pj
 
 from cti.media import protocol as P
 from cti.media.model import EngineConfig, Leg
-from cti.media.pjobjects import MediaAccount, MediaCall, MediaPlayer
+from cti.media.pjobjects import EngineHooks, MediaAccount, MediaCall, MediaEndpoint, MediaPlayer
 
 PJ_ETOOMANY = 70010  # pj_status_t: every pjsua call slot is taken
 DIAL_SLOT_RETRIES = 20  # x 10 ms: how long a dial waits for a slot being released
@@ -27,10 +27,12 @@ class CommandError(Exception):
     """A command that cannot run (reported as cmd.result ok:false)."""
 
 
-class Commands:
-    # provided by Engine
+class Commands(EngineHooks):
+    # provided by Engine (and the callbacks of EngineHooks, so that the pjsua2
+    # objects made here can call the engine back)
     cfg: EngineConfig
     legs: dict[str, Leg]
+    _ep: MediaEndpoint | None
     _local_acc: MediaAccount | None
     _reg_acc: MediaAccount | None
     _stopping: bool
@@ -40,12 +42,19 @@ class Commands:
     def _stop_recorder(self, leg: Leg, call_alive: bool = True) -> None: ...
     def _account_config(self, id_uri: str) -> pj.AccountConfig: ...
     def _check_call_rate(self) -> None: ...
+    def _free_parked(self) -> None: ...
 
     def _leg(self, leg_id: Any) -> Leg:
         leg = self.legs.get(str(leg_id))
         if leg is None or leg.call is None:
             raise CommandError("unknown leg")
         return leg
+
+    def _leg_call(self, leg_id: Any) -> tuple[Leg, MediaCall]:
+        """A leg and its call, for the commands that act on the call."""
+        leg = self._leg(leg_id)
+        assert leg.call is not None  # _leg() checked it
+        return leg, leg.call
 
     @staticmethod
     def _op(code: int = 0, headers: dict[str, Any] | None = None) -> pj.CallOpParam:
@@ -59,17 +68,17 @@ class Commands:
         return op
 
     def _cmd_answer(self, msg: dict[str, Any]) -> None:
-        leg = self._leg(msg["leg"])
+        leg, call = self._leg_call(msg["leg"])
         code = int(msg.get("code") or 200)
         if code not in (180, 183, 200):
             raise CommandError(f"answer code must be 180, 183 or 200, not {code}")
-        leg.call.answer(self._op(code, msg.get("headers")))
+        call.answer(self._op(code, msg.get("headers")))
         log.info("answer leg=%s code=%s", leg.id, code)
 
     def _cmd_hangup(self, msg: dict[str, Any]) -> None:
-        leg = self._leg(msg["leg"])
-        if leg.call.isActive():  # hangup() on a call with id -1 aborts the process
-            leg.call.hangup(self._op(int(msg.get("code") or 0)))
+        leg, call = self._leg_call(msg["leg"])
+        if call.isActive():  # hangup() on a call with id -1 aborts the process
+            call.hangup(self._op(int(msg.get("code") or 0)))
         log.info("hangup leg=%s", leg.id)
 
     def _cmd_dial(self, msg: dict[str, Any]) -> None:
@@ -92,6 +101,7 @@ class Commands:
                 # transaction ends: poll briefly for it rather than fail the dial.
                 if exc.status != PJ_ETOOMANY or attempt == DIAL_SLOT_RETRIES:
                     raise
+                assert self._ep is not None  # started: there is an account
                 self._ep.libHandleEvents(DIAL_SLOT_WAIT_MS)
                 self._free_parked()
         log.info("dial leg=%s uri=%s", leg_id, uri)
@@ -157,15 +167,15 @@ class Commands:
         self._stop_recorder(self._leg(msg["leg"]))
 
     def _cmd_send_dtmf(self, msg: dict[str, Any]) -> None:
-        leg = self._leg(msg["leg"])
+        leg, call = self._leg_call(msg["leg"])
         digits, method = str(msg["digits"]), msg.get("method") or P.DTMF_RFC2833
         if method == P.DTMF_RFC2833:
-            leg.call.dialDtmf(digits)
+            call.dialDtmf(digits)
         elif method == P.DTMF_INFO:
             prm = pj.CallSendDtmfParam()
             prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
             prm.digits = digits
-            leg.call.sendDtmf(prm)
+            call.sendDtmf(prm)
         else:
             raise CommandError(f"unknown DTMF method {method!r}")
         log.info("send_dtmf leg=%s digits=%s method=%s", leg.id, digits, method)

@@ -52,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = EngineConfig(ident=args.name, ip=args.ip, sip_port=args.sip_port, rtp_port=args.rtp_port,
                        rtp_range=args.rtp_range, user=args.name, pj_log_level=args.pj_log_level)
     engine: Engine | None = None
-    sink = LineSink(write_all_fd(out_fd), on_broken=lambda: engine and engine.request_shutdown())
+
+    def on_broken() -> None:  # the socket is gone: stop once the engine exists
+        if engine is not None:
+            engine.request_shutdown()
+
+    sink = LineSink(write_all_fd(out_fd), on_broken=on_broken)
     engine = Engine(cfg, sink)
     install_signal_handlers(engine)
     try:

@@ -12,14 +12,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pjsua2 as pj
 
-if TYPE_CHECKING:
-    from cti.media.engine import Engine
-
 log = logging.getLogger("cti.media")
+
+
+class EngineHooks(Protocol):
+    """What these objects call back: the Engine implements it (cti/media/engine.py).
+
+    A Protocol rather than the Engine class keeps this module below the engine
+    in the import graph (the engine imports these objects)."""
+
+    def on_rejected_incoming(self, prm: Any) -> None: ...
+    def on_incoming_call(self, acc: MediaAccount, prm: Any) -> None: ...
+    def on_reg_state(self, acc: MediaAccount, prm: Any) -> None: ...
+    def on_call_state(self, call: MediaCall) -> None: ...
+    def on_call_media_state(self, call: MediaCall) -> None: ...
+    def on_dtmf_digit(self, call: MediaCall, prm: Any) -> None: ...
+    def on_player_eof(self, leg_id: str, play_id: str, loop: bool, stopped: bool) -> None: ...
 
 
 def guard(what: str, fn: Callable[..., Any], *args: Any) -> None:
@@ -31,7 +43,7 @@ def guard(what: str, fn: Callable[..., Any], *args: Any) -> None:
 
 
 class MediaEndpoint(pj.Endpoint):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineHooks) -> None:
         super().__init__()
         self._engine = engine
 
@@ -42,7 +54,7 @@ class MediaEndpoint(pj.Endpoint):
 class MediaAccount(pj.Account):
     """An account: the local one (direct IP calls) or a registered one."""
 
-    def __init__(self, engine: Engine, user: str = "", registered: bool = False) -> None:
+    def __init__(self, engine: EngineHooks, user: str = "", registered: bool = False) -> None:
         super().__init__()
         self._engine = engine
         self.user = user
@@ -60,7 +72,7 @@ class MediaCall(pj.Call):
     """A call tagged with our own leg id (pjsua call ids are reused)."""
 
     def __init__(
-        self, engine: Engine, acc: pj.Account, leg_id: str, call_id: int = pj.PJSUA_INVALID_ID
+        self, engine: EngineHooks, acc: pj.Account, leg_id: str, call_id: int = pj.PJSUA_INVALID_ID
     ) -> None:
         super().__init__(acc, call_id)
         self._engine = engine
@@ -79,7 +91,7 @@ class MediaCall(pj.Call):
 class MediaPlayer(pj.AudioMediaPlayer):
     """A WAV player for one leg. onEof2 comes on a PJSIP thread: only hand over."""
 
-    def __init__(self, engine: Engine, leg_id: str, play_id: str, loop: bool) -> None:
+    def __init__(self, engine: EngineHooks, leg_id: str, play_id: str, loop: bool) -> None:
         super().__init__()
         self._engine = engine
         self.leg_id = leg_id

@@ -52,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
                        rtp_range=args.rtp_range, user=args.id, pj_log_level=args.pj_log_level,
                        snd_auto_close_s=1)
     engine: Engine | None = None
-    sink = LineSink(sock.sendall, on_broken=lambda: engine and engine.request_shutdown())
+
+    def on_broken() -> None:  # the socket is gone: stop once the engine exists
+        if engine is not None:
+            engine.request_shutdown()
+
+    sink = LineSink(sock.sendall, on_broken=on_broken)
     engine = Engine(cfg, sink)
     install_signal_handlers(engine)
     try:

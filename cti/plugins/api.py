@@ -7,6 +7,7 @@ types a plugin needs besides :mod:`cti.core.views` and :mod:`cti.hookspecs`.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -135,8 +136,8 @@ class CallsService(Protocol):
 
 class AdvisorsService(Protocol):
     def get(self, name: str) -> AdvisorView | None: ...
-    def list(self) -> list[AdvisorView]: ...
-    def with_training(self, training: str) -> list[str]:
+    def list(self) -> builtins.list[AdvisorView]: ...
+    def with_training(self, training: str) -> builtins.list[str]:
         """Names of advisors whose ``training`` is valid now."""
 
 

@@ -37,7 +37,7 @@ def skill_gap(
         missing = sorted(req.trainings - profile.valid_trainings(now))
         if missing:
             name = missing[0]
-            expired = name in profile.trainings  # type: ignore[operator]
+            expired = name in profile.trainings
             return f"training {name} expired" if expired else f"missing training {name}"
     return None
 

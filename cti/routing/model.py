@@ -50,34 +50,38 @@ def _expiries(trainings: Mapping[str, float | None] | Iterable[str]) -> dict[str
     return {str(k): None for k in trainings}
 
 
-@dataclass
+@dataclass(init=False)
 class AdvisorProfile:
     """What an advisor can handle. Replaced as a whole by ``update_advisor``.
 
     ``languages`` and ``topics`` map a skill to a level 1-5 (a plain iterable
     means level 3); ``trainings`` map a training to the unix time it expires
-    (None: never; a plain iterable means no expiry).
+    (None: never; a plain iterable means no expiry). The constructor takes
+    either form; the fields always hold the mappings.
     """
 
     name: str
-    languages: Mapping[str, int] | Iterable[str]
-    topics: Mapping[str, int] | Iterable[str]
-    trainings: Mapping[str, float | None] | Iterable[str] = ()
+    languages: dict[str, int]
+    topics: dict[str, int]
+    trainings: dict[str, float | None]
 
-    def __post_init__(self) -> None:
-        self.languages = _levels(self.languages)
-        self.topics = _levels(self.topics)
-        self.trainings = _expiries(self.trainings)
+    def __init__(self, name: str, languages: Mapping[str, int] | Iterable[str],
+                 topics: Mapping[str, int] | Iterable[str],
+                 trainings: Mapping[str, float | None] | Iterable[str] = ()) -> None:
+        self.name = name
+        self.languages = _levels(languages)
+        self.topics = _levels(topics)
+        self.trainings = _expiries(trainings)
 
     def language_level(self, language: str) -> int:
-        return self.languages.get(language, 0)  # type: ignore[union-attr]
+        return self.languages.get(language, 0)
 
     def topic_level(self, topic: str) -> int:
-        return self.topics.get(topic, 0)  # type: ignore[union-attr]
+        return self.topics.get(topic, 0)
 
     def valid_trainings(self, now: float) -> set[str]:
         """Trainings that count at ``now``: an expired one stops at its expiry time."""
-        return {t for t, exp in self.trainings.items()  # type: ignore[union-attr]
+        return {t for t, exp in self.trainings.items()
                 if exp is None or now < exp}
 
 

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Container, Mapping
+from typing import Any, Protocol
 
 from cti.routing.eligibility import match_score
 from cti.routing.model import AdvisorState, EscalationStep
+from cti.routing.records import _Advisor, _Call
 
-if TYPE_CHECKING:
-    from cti.routing.distributor import Distributor, _Advisor, _Call
+
+class TracedDistributor(Protocol):
+    """What a trace reads of the Distributor (a Protocol: the distributor imports
+    this module, so this one does not import it back)."""
+
+    @property
+    def strategy(self) -> str: ...
+    @property
+    def _advisors(self) -> Mapping[str, _Advisor]: ...
+    @property
+    def _by_language(self) -> Mapping[str, set[str]]: ...
+    @property
+    def _missed_advisors(self) -> Container[str]: ...
+    def _gap(self, adv: _Advisor, call: _Call, step: EscalationStep, now: float) -> str | None: ...
+    def _rank(self, adv: _Advisor, call: _Call) -> tuple[float, ...]: ...
 
 MAX_CANDIDATES = 10
 MAX_NAMED_EXCLUSIONS = 50
@@ -28,7 +43,7 @@ def _state_reason(adv: _Advisor) -> str | None:
 
 
 def build_trace(
-    dist: Distributor, call: _Call, chosen: _Advisor, index: int, step: EscalationStep,
+    dist: TracedDistributor, call: _Call, chosen: _Advisor, index: int, step: EscalationStep,
     now: float, trigger: str,
 ) -> dict[str, Any]:
     """A JSON-able record of one decision.

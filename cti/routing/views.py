@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from cti.routing.distributor import Distributor, _Advisor, _Call
+from cti.routing.records import _Advisor, _Call
+
+
+class ViewedDistributor(Protocol):
+    """What the views read of the Distributor (a Protocol: the distributor imports
+    this module, so this one does not import it back)."""
+
+    @property
+    def _calls(self) -> Mapping[str, _Call]: ...
+    @property
+    def _buckets(self) -> Mapping[tuple[str, str], list[tuple[tuple[float, float, int], str]]]: ...
+    def position(self, call_id: str) -> int | None: ...
+    def expected_wait_s(self, call_id: str, now: float | None = None) -> float | None: ...
 
 
 def advisor_view(adv: _Advisor, now: float) -> dict[str, Any]:
@@ -14,15 +26,15 @@ def advisor_view(adv: _Advisor, now: float) -> dict[str, Any]:
         "name": p.name, "state": adv.state.value, "reason": adv.reason,
         "since": adv.since, "call_id": adv.call_id,
         "pending": None if adv.pending is None else adv.pending[0].value,
-        "languages": dict(p.languages), "topics": dict(p.topics),  # type: ignore[arg-type]
+        "languages": dict(p.languages), "topics": dict(p.topics),
         "trainings": sorted(p.trainings),
-        "training_expiry": dict(p.trainings),  # type: ignore[arg-type]
+        "training_expiry": dict(p.trainings),
         "valid_trainings": sorted(p.valid_trainings(now)),
         "talk_s": round(adv.talk_s, 1), "missed": adv.missed, "wrap_until": adv.wrap_until,
     }
 
 
-def queue_views(dist: Distributor, now: float) -> list[dict[str, Any]]:
+def queue_views(dist: ViewedDistributor, now: float) -> list[dict[str, Any]]:
     """Waiting calls per (language, topic): count and longest wait."""
     views = []
     for (language, topic), bucket in sorted(dist._buckets.items()):
@@ -32,7 +44,7 @@ def queue_views(dist: Distributor, now: float) -> list[dict[str, Any]]:
     return views
 
 
-def call_view(dist: Distributor, call: _Call, now: float) -> dict[str, Any]:
+def call_view(dist: ViewedDistributor, call: _Call, now: float) -> dict[str, Any]:
     req = call.requirements
     index, _ = call.step(now)
     return {

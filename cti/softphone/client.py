@@ -28,7 +28,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import websockets
 
-from cti.softphone.model import SoftphoneState
+from cti.softphone.model import CallView, SoftphoneState
 from cti.softphone.phoneproc import PhoneProcess, PhoneProcessError
 
 log = logging.getLogger("cti.softphone")
@@ -320,24 +320,25 @@ class SoftphoneClient:
             self._note(f"consult answer failed: {e}")
 
     def _on_leg(self, ev: dict[str, Any]) -> None:
-        leg = ev.get("leg")
+        leg: str | None = ev.get("leg")
         call = self.state.call
         if call is not None and leg == call.consult_leg:
             if ev.get("state") == "disconnected":
                 call.consult_leg = None
             return
-        mine = call is not None and call.leg == leg
-        if ev["event"] == "leg.media" and mine:
-            call.media = bool(ev.get("active"))
-            if call.media:
-                self._spawn(self._maybe_record(call.call_id, leg))
+        # The call whose phone leg this is.
+        mine = call if call is not None and leg is not None and call.leg == leg else None
+        if ev["event"] == "leg.media" and mine is not None and leg is not None:
+            mine.media = bool(ev.get("active"))
+            if mine.media:
+                self._spawn(self._maybe_record(mine.call_id, leg))
         elif ev.get("state") == "disconnected":
             for cid in [c for c, lg in self._legs.items() if lg == leg]:
                 del self._legs[cid]
-            if mine:
-                call.leg, call.media = None, False
-                if call.status == "ringing":
-                    call.status = "offered"
+            if mine is not None:
+                mine.leg, mine.media = None, False
+                if mine.status == "ringing":
+                    mine.status = "offered"
 
     async def _maybe_record(self, call_id: str, leg: str) -> None:
         rec_dir = self.cfg.record_dir
@@ -358,10 +359,13 @@ class SoftphoneClient:
         return self.cfg.record_dir / f"{call_id}.wav"
 
     # ------------------------------------------------------------ actions
-    def _call_id(self) -> str:
+    def _call(self) -> CallView:
         if self.state.call is None:
             raise SoftphoneError("no call")
-        return self.state.call.call_id
+        return self.state.call
+
+    def _call_id(self) -> str:
+        return self._call().call_id
 
     async def answer(self) -> None:
         """Answer the ringing call on the phone (SIP 200 OK)."""
@@ -375,9 +379,8 @@ class SoftphoneClient:
     async def hangup(self) -> None:
         """End the call: a BYE (or a decline while ringing) from the phone; without a
         phone leg (e.g. the phone already lost it) the server hangs up."""
-        call_id = self._call_id()
-        call = self.state.call
-        assert call is not None
+        call = self._call()
+        call_id = call.call_id
         if call.leg is not None:
             await self._phone_cmd("hangup", leg=call.leg)
         else:
@@ -385,8 +388,8 @@ class SoftphoneClient:
         self._note(f"hang-up call_id={call_id}")
 
     async def hold(self) -> None:
-        call_id = self._call_id()
-        on = not self.state.call.held  # type: ignore[union-attr]
+        call = self._call()
+        call_id, on = call.call_id, not call.held
         await self.command("hold", call_id=call_id, on=on)
         self._note(f"{'hold' if on else 'unhold'} call_id={call_id}")
 

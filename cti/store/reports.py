@@ -61,7 +61,8 @@ class Reports:
 
     def records(self, q: RecordQuery) -> list[dict[str, Any]]:
         """Ended calls matching every given filter, newest first."""
-        where, args = [], {"me": q.own}
+        where: list[str] = []
+        args: dict[str, Any] = {"me": q.own}
         if q.own is not None:
             where.append(_OWN)
         for col, key, op in (("c.caller_number", "number", "="), ("c.advisor", "advisor", "="),
