@@ -13,7 +13,7 @@ from cti.api import routes_agents, routes_calls, routes_floor
 from cti.api.commands import Commands
 from cti.api.deps import GatewayApi
 from cti.api.guard import make_guard
-from cti.api.roles import WS_PATH
+from cti.api.roles import PLUGIN_API_PREFIX, WS_PATH
 from cti.store.reports import Reports
 from cti.web import mount_web
 
@@ -27,6 +27,8 @@ def create_app(gw: GatewayApi) -> FastAPI:
     reports = Reports(gw.store.path)
     for module in (routes_agents, routes_calls, routes_floor):
         module.register(app, gw, reports)
+    for plugin in gw.plugin_routers:  # each route has its rule (checked at cti_load)
+        app.include_router(plugin.router, prefix=f"{PLUGIN_API_PREFIX}/{plugin.plugin}")
 
     @app.websocket(WS_PATH)
     async def ws(websocket: WebSocket, token: str | None = None,

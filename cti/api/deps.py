@@ -12,7 +12,7 @@ Members are read-only properties so that the gateway may hold a subtype
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from cti.api.auth import Authenticator
@@ -20,6 +20,8 @@ from cti.api.ws import Hub
 from cti.config import Settings
 from cti.core.skills import Skills
 from cti.events import EventBus
+from cti.plugins.host import PluginHost
+from cti.plugins.services import PluginRouter
 from cti.routing import Distributor
 from cti.store.db import Store
 
@@ -115,5 +117,10 @@ class GatewayApi(Protocol):
     def pool(self) -> PoolApi: ...
     @property
     def started_at(self) -> float: ...
+    @property
+    def plugins(self) -> PluginHost: ...
+    @property
+    def plugin_routers(self) -> Sequence[PluginRouter]:
+        """The routers plugins added in cti_load, with their rules (full paths)."""
 
     def health(self) -> dict[str, Any]: ...

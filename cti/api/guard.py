@@ -13,7 +13,7 @@ from starlette.requests import HTTPConnection
 
 from cti.api.auth import Principal
 from cti.api.deps import GatewayApi
-from cti.api.roles import ROUTE_ROLES, allows
+from cti.api.roles import allows, route_rules
 
 log = logging.getLogger("cti.api")
 
@@ -36,13 +36,14 @@ def bearer_token(conn: HTTPConnection) -> str | None:
 
 def make_guard(gw: GatewayApi) -> Callable[[HTTPConnection], Awaitable[None]]:
     """The dependency put on the whole app: route rule, token, role."""
+    rules = route_rules(r.rules for r in gw.plugin_routers)
 
     async def guard(conn: HTTPConnection) -> None:
         if conn.scope["type"] == "websocket":
             return  # the socket answers a bad token itself: close code 4401
         route = conn.scope.get("route")
         method = conn.scope["method"]
-        rule = ROUTE_ROLES.get((method, getattr(route, "path", "")))
+        rule = rules.get((method, getattr(route, "path", "")))
         conn.state.principal = None
         if rule is None:  # fail closed: a route nobody gave a rule
             log.error("no role rule for %s %s: refused", method, getattr(route, "path", "?"))

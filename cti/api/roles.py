@@ -18,11 +18,14 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 Rule = Literal["public", "user", "advisor", "supervisor", "local_or_supervisor"]
 
 V1 = "/api/v1"
+#: Plugins' routes live under /api/v1/plugins/<plugin>.
+PLUGIN_API_PREFIX = f"{V1}/plugins"
 
 ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/login"): "public",
@@ -76,6 +79,18 @@ WS_COMMAND_ROLES: dict[str, Rule] = {
     "consult.cancel": "user",
     "wrap_up": "user",
 }
+
+
+def route_rules(extra: Iterable[Mapping[tuple[str, str], Rule]] = ()) -> dict[tuple[str, str], Rule]:
+    """The one table of a gateway: the core routes' rules and those of its plugins'
+    routes (cti/plugins/services.py PluginHttp). A plugin cannot change a core rule."""
+    table = dict(ROUTE_ROLES)
+    for rules in extra:
+        for key, rule in rules.items():
+            if key in ROUTE_ROLES:
+                raise ValueError(f"a plugin route may not replace the rule of {key[0]} {key[1]}")
+            table[key] = rule
+    return table
 
 
 def allows(rule: Rule, role: str) -> bool:

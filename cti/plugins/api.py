@@ -16,10 +16,11 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
+from cti.api.roles import Rule as _Rule
 from cti.core.views import AdvisorView, CallView, QueueView
 
 #: Who may use a plugin's route: the same rules as the core routes (cti/api/roles.py).
-Rule = Literal["public", "user", "advisor", "supervisor", "coach", "local_or_supervisor"]
+Rule = _Rule
 
 
 class PluginConfig(BaseModel):

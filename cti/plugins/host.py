@@ -147,7 +147,11 @@ class PluginHost:
                 continue
             for impl in caller.get_hookimpls():
                 if impl.plugin_name == name and not (impl.hookwrapper or impl.wrapper):
-                    impl.function = self._guarded(impl.function, name, caller.name)
+                    # pluggy types HookImpl.function as Final; replacing it is the one
+                    # place the guard can sit so that pluggy's own calls (and the
+                    # wrappers around them) go through it.
+                    setattr(impl, "function",  # noqa: B010
+                            self._guarded(impl.function, name, caller.name))
 
     def _guarded(self, fn: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
         @functools.wraps(fn)

@@ -9,6 +9,7 @@ controller's public actions (``PluginActions`` below), never its internals.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 import jsonschema
 
+from cti.api.roles import PLUGIN_API_PREFIX
 from cti.core.views import AdvisorView, CallView, QueueView
 from cti.events import EventBus, make_event
 from cti.plugins.api import (
@@ -29,7 +31,7 @@ from cti.plugins.api import (
 )
 from cti.plugins.host import LoadedPlugin, PluginHost
 
-API_PREFIX = "/api/v1/plugins"
+API_PREFIX = PLUGIN_API_PREFIX
 
 
 class PluginActions(Protocol):
@@ -92,7 +94,7 @@ class _Advisors:
     def list(self) -> list[AdvisorView]:
         return self._a.advisor_views()
 
-    def with_training(self, training: str) -> list[str]:
+    def with_training(self, training: str) -> builtins.list[str]:
         return [a.name for a in self._a.advisor_views() if training in a.trainings]
 
 

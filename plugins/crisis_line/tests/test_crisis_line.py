@@ -124,7 +124,7 @@ def services(tmp_path: Path) -> SimpleNamespace:
 
 
 async def started(services: SimpleNamespace, **kw: Any) -> CrisisLine:
-    line = CrisisLine(services)  # type: ignore[arg-type]
+    line = CrisisLine(services)
     await line.resume()
     await line.start(CrisisStart(name="floods-si", **kw), "nadia")
     return line
@@ -155,7 +155,7 @@ async def test_a_second_crisis_is_refused_and_bad_values_are_named(
 
 async def test_callers_get_the_announcement_and_the_option_while_it_lasts(
         services: SimpleNamespace) -> None:
-    line = CrisisLine(services)  # type: ignore[arg-type]
+    line = CrisisLine(services)
     await line.resume()
     assert line.ivr_extension(view("c1")) is None
     await line.start(CrisisStart(name="floods-si"), "nadia")
@@ -181,7 +181,7 @@ async def test_a_crisis_call_needs_the_training_and_may_go_to_the_reserve_pool(
 
 async def test_a_dedicated_number_marks_its_callers(services: SimpleNamespace) -> None:
     await started(services, dedicated_number="+31247247248")
-    line = CrisisLine(services)  # type: ignore[arg-type]
+    line = CrisisLine(services)
     await line.resume()  # a restart: the crisis is in force again
     line.incoming(view("c1", dialled="+31247247248", state="incoming"))
     line.incoming(view("c2", state="incoming"))
@@ -220,13 +220,13 @@ async def test_the_crisis_survives_a_restart_with_its_counts(services: SimpleNam
     line.connected(replace(view("c1", flags={FLAG: "floods-si"}), advisor="dalia"))
     await asyncio.sleep(0.01)
     services.rec.spoken.clear()  # the prompt cache was cleared meanwhile
-    again = CrisisLine(services)  # type: ignore[arg-type]
+    again = CrisisLine(services)
     await again.resume()
     assert services.rec.spoken == {ANNOUNCE, OPTION}
     assert again.current is not None and again.current.name == "floods-si"
     assert again.current.answered == 1
     ended = await again.end("nadia")
     assert ended.ended_by == "nadia"
-    third = CrisisLine(services)  # type: ignore[arg-type]
+    third = CrisisLine(services)
     await third.resume()
     assert third.current is None
