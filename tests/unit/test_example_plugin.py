@@ -26,9 +26,10 @@ from fastapi.routing import APIRoute
 
 from cti.config import ConfigError
 from cti.core.views import CallView
+from cti.events import EventBus
 from cti.plugins import PluginHost, available_plugins
 from cti.plugins.api import PluginManifest, RoutingRequest
-from cti.plugins.services import PluginHttp, PluginRouter
+from cti.plugins.services import PluginEvents, PluginHttp, PluginRouter
 
 AMS = ZoneInfo("Europe/Amsterdam")
 
@@ -94,6 +95,19 @@ def test_the_event_data_it_builds_matches_its_schema() -> None:
     assert data == {"number": "+31612345678", "dialled": "+31701234567", "priority": 40}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**data, "extra": 1}, schema)
+
+
+async def test_the_gateway_declares_its_event_type_and_publishes_its_data() -> None:
+    """Through the host's own event code: the type is accepted, the data validated."""
+    bus, host = EventBus(), PluginHost()
+    host.load({"hello": None}, "cti.yaml")
+    for type_, schema in host.plugins["hello"].manifest.events.items():
+        bus.types.declare("hello", type_, dict(schema))
+    events = PluginEvents("hello", bus, host)
+    seq = events.publish(EVENT, vip_call_data(view(), 40), call_id="c-1")
+    assert bus.since(seq - 1)[0]["data"]["number"] == "+31612345678"
+    with pytest.raises(ValueError, match="does not match its schema"):
+        events.publish(EVENT, {"number": "+31612345678"}, call_id="c-1")
 
 
 # ------------------------------------------------------------------ routes
