@@ -30,5 +30,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
 fi
+# The example third-party plugin (docs/plugins.md), installed like any other: its
+# entry point (cti.plugins: hello) is what the unit tests load it by.
+hello=examples/cti-plugin-hello
+hello_stamp=.venv/.cti-hello-installed
+if [ ! -f "$hello_stamp" ] || [ "$hello/pyproject.toml" -nt "$hello_stamp" ] \
+    || ! .venv/bin/python -c "import importlib.metadata as m; m.distribution('cti-plugin-hello')" \
+      2>/dev/null; then
+  echo "setup: installing the example plugin $hello into .venv"
+  .venv/bin/python -m pip install -q -e "$hello" --no-deps
+  touch "$hello_stamp"
+fi
 
 .venv/bin/cti prompts build --config "${CTI_CONFIG:-config/cti.yaml}"

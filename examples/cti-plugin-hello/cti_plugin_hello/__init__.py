@@ -1,0 +1,1 @@
+"""VIP callers for cti: the example third-party plugin (docs/plugins.md)."""
