@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import jsonschema
 from pyee.asyncio import AsyncIOEventEmitter
 
 SCHEMA_VERSION = 1
@@ -64,6 +65,11 @@ class EventTypes:
         if type_ in self._owner and self._owner[type_] != owner:
             raise ValueError(f"event type {type_!r} is already declared by "
                              f"{self._owner[type_]}")
+        try:  # a broken schema is the plugin's bug: say so at start, not at publish
+            jsonschema.Draft202012Validator.check_schema(dict(schema))
+        except jsonschema.SchemaError as e:
+            raise ValueError(f"event type {type_!r}: not a valid JSON schema: {e.message}"
+                             ) from None
         self._owner[type_] = owner
         self.schemas[type_] = dict(schema)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -235,6 +235,10 @@ class Services(Protocol):
         the edge takes a call (e.g. resume what was in force before a restart)."""
     def on_stop(self, fn: Callable[[], Awaitable[None]]) -> None:
         """Run ``await fn()`` at stop, after every call has ended."""
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run async work from a (synchronous) hook: the task is kept, a failure is
+        logged and counted like a hook's, and pending tasks finish before the store
+        closes at stop."""
 
 
 def user_of(request: Any) -> str | None:

@@ -77,9 +77,13 @@ class PluginHost:
     # ------------------------------------------------------------- loading
     def load(self, config: Mapping[str, Mapping[str, Any] | None], source: str = "config"
              ) -> None:
-        """Register every enabled plugin and validate its settings (ConfigError)."""
+        """Register every enabled plugin and validate its settings (ConfigError).
+
+        Hooks are called in the order of the config: pluggy calls the plugin
+        registered last first, so they are registered from the last to the first.
+        """
         installed = available_plugins()
-        for name, settings in config.items():
+        for name, settings in reversed(list(config.items())):
             ep = installed.get(name)
             if ep is None:
                 close = difflib.get_close_matches(name, list(installed), 1)
@@ -95,6 +99,7 @@ class PluginHost:
                 raise ConfigError(f"{source}: plugins.{name}: cannot import plugin "
                                   f"{ep.value!r}: {type(e).__name__}: {e}") from None
             self.register(obj, name, settings, source)
+        self.plugins = {name: self.plugins[name] for name in config}
 
     def register(self, plugin: object, name: str, settings: Mapping[str, Any] | None = None,
                  source: str = "config") -> LoadedPlugin:

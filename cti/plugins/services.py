@@ -12,7 +12,7 @@ import asyncio
 import builtins
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -149,15 +149,27 @@ class PluginHttp:
 
     def include_router(self, router: Any,
                        rules: Mapping[tuple[str, str], Rule] | None = None) -> None:
+        from fastapi.routing import APIRoute
+
         rules = self._declared if rules is None else rules
         full: dict[tuple[str, str], Rule] = {}
+        seen: set[tuple[str, str]] = set()
         for route in router.routes:
-            for method in sorted(getattr(route, "methods", None) or ()):
+            # A WebSocket or mounted route would skip the guard: only REST routes.
+            if not isinstance(route, APIRoute):
+                raise ValueError(f"plugin {self._name}: route {route.path!r} is not a REST "
+                                 "route (plugins may add REST routes only)")
+            for method in sorted(route.methods or ()):
                 rule = rules.get((method, route.path))
                 if rule is None:  # fail closed, and say so before anything starts
                     raise ValueError(f"plugin {self._name}: route {method} {route.path} has "
-                                     "no rule (give it one in include_router's rules)")
+                                     "no rule (declare it in the manifest's routes)")
+                seen.add((method, route.path))
                 full[(method, f"{self.prefix}{route.path}")] = rule
+        stale = sorted(set(rules) - seen)
+        if stale:
+            raise ValueError(f"plugin {self._name}: a rule for a route that does not exist: "
+                             f"{stale[0][0]} {stale[0][1]}")
         self._routers.append(PluginRouter(self._name, router, full))
 
 
@@ -211,6 +223,8 @@ class Services:
     prompts: PluginPrompts
     http: PluginHttp
     clock: Callable[[], float] = field(default=time.time)
+    host: PluginHost | None = None
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     stoppers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -222,6 +236,25 @@ class Services:
 
     def on_stop(self, fn: Callable[[], Awaitable[None]]) -> None:
         self.stoppers.append(fn)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self.tasks.discard(t)
+            if not t.cancelled() and (exc := t.exception()) is not None:
+                if self.host is not None:
+                    self.host.errors[(self.name, "task")] += 1
+                self.log.error("plugin task failed plugin=%s: %s: %s", self.name,
+                               type(exc).__name__, exc)
+
+        task.add_done_callback(done)
+
+    async def drain(self) -> None:
+        """Wait for the plugin's pending tasks (at stop)."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
 
 @dataclass
@@ -252,5 +285,5 @@ def build_services(plugin: LoadedPlugin, parts: SharedParts, *, timers: TimersSe
         events=PluginEvents(plugin.name, parts.bus, parts.host), audit=audit, flags=flags,
         prompts=PluginPrompts(plugin.name, parts.cache_dir, parts.override_dir, parts.voices),
         http=PluginHttp(plugin.name, parts.routers, plugin.manifest.routes),
-        clock=parts.clock,
+        clock=parts.clock, host=parts.host,
     )

@@ -7,9 +7,7 @@ this class keeps and logs if they fail.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Coroutine
 from typing import Any
 
 from cti.core.views import CallView
@@ -30,7 +28,6 @@ class CrisisLine:
         self.cfg: CrisisLineSettings = services.settings
         self.repo = CrisisRepository(services.store)
         self.current: Crisis | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------ lifecycle
     async def resume(self) -> None:
@@ -155,18 +152,18 @@ class CrisisLine:
             self.overflow(call.call_id, "waiting")
             return
         at = (call.queued_at or self.s.now()) + crisis.overflow_after_s
-        self._spawn(self.s.timers.schedule(OVERFLOW, at, {"call_id": call.call_id},
+        self.s.spawn(self.s.timers.schedule(OVERFLOW, at, {"call_id": call.call_id},
                                            key=call.call_id))
 
     def connected(self, call: CallView) -> None:
         crisis = self.current
         if crisis is not None and self.is_crisis_call(call) and call.advisor is not None:
             crisis.answered += 1
-            self._spawn(self.repo.count(crisis.crisis_id, "answered"))
+            self.s.spawn(self.repo.count(crisis.crisis_id, "answered"))
 
     def ended(self, call: CallView) -> None:
         if call.flags.get(FLAG):
-            self._spawn(self.s.timers.cancel(call.call_id))
+            self.s.spawn(self.s.timers.cancel(call.call_id))
 
     async def _overflow_due(self, timer_id: str, payload: dict[str, Any]) -> None:
         call = self.s.calls.get(str(payload.get("call_id")))
@@ -186,7 +183,7 @@ class CrisisLine:
             self.s.log.warning("crisis overflow failed call_id=%s: %s", call_id, e)
             return
         crisis.overflowed += 1
-        self._spawn(self.repo.count(crisis.crisis_id, "overflowed"))
+        self.s.spawn(self.repo.count(crisis.crisis_id, "overflowed"))
         self.s.events.publish("crisis.overflowed", {
             "crisis_id": crisis.crisis_id, "team": crisis.team, "reason": why,
             "waited_s": call.waited_s(time.time())}, call_id=call_id)
@@ -203,14 +200,3 @@ class CrisisLine:
                       if active and self.is_crisis_call(c))
         return {"waiting": waiting, "answered": crisis.answered,
                 "overflowed": crisis.overflowed}
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and (exc := t.exception()) is not None:
-                self.s.log.error("crisis line task failed: %s", exc)
-
-        task.add_done_callback(done)

@@ -117,7 +117,7 @@ def test_rules_cover_every_route_and_nothing_else() -> None:
     assert routes == set(RULES)
     assert all(isinstance(r, APIRoute) for r in router.routes)
     mounted: list[PluginRouter] = []
-    PluginHttp("hello", mounted).include_router(router, RULES)  # the host's own check
+    PluginHttp("hello", mounted, RULES).include_router(router)  # the host's own check
     assert mounted[0].rules == {("GET", "/api/v1/plugins/hello/vips"): "supervisor",
                                 ("POST", "/api/v1/plugins/hello/vips"): "supervisor"}
 
@@ -167,7 +167,7 @@ class FakeServices:
     stoppers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.http = PluginHttp(self.name, self.routers)
+        self.http = PluginHttp(self.name, self.routers, RULES)
         self.calls = SimpleNamespace(set_flag=lambda cid, k, v: self.flags.append((cid, k, v)))
         self.events = SimpleNamespace(publish=self._publish)
         self.audit = SimpleNamespace(record=self._record)

@@ -31,12 +31,13 @@ class HelloPlugin:
     def cti_plugin_manifest(self) -> PluginManifest:
         return PluginManifest(
             description="VIP callers: flagged, served first, counted per day",
-            config=HelloSettings, events={EVENT: EVENT_SCHEMA}, migrations=MIGRATIONS)
+            config=HelloSettings, events={EVENT: EVENT_SCHEMA}, migrations=MIGRATIONS,
+            routes=RULES)
 
     @hookimpl
     def cti_load(self, services: Services) -> None:
         self._vips = Vips(services)
-        services.http.include_router(make_router(self._vips), RULES)
+        services.http.include_router(make_router(self._vips))
         services.on_start(self._vips.start)
         services.on_stop(self._vips.stop)
 

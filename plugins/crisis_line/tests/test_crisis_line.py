@@ -120,7 +120,11 @@ def services(tmp_path: Path) -> SimpleNamespace:
         store=store, calls=calls, timers=FakeTimers(), audit=rec, prompts=rec, events=rec,
         advisors=advisors, queues=SimpleNamespace(waiting=lambda: QueueView(tuple(waiting))),
         waiting=waiting, rec=rec, log=logging.getLogger("test.crisis"),
-        now=lambda: 1000.0)
+        now=lambda: 1000.0, spawn=spawn)
+
+
+def spawn(coro: Any) -> None:
+    asyncio.get_running_loop().create_task(coro)
 
 
 async def started(services: SimpleNamespace, **kw: Any) -> CrisisLine:
