@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Coroutine, Mapping
+from typing import Any, Protocol
 
 from cti.config import Settings
 from cti.controller.calls import Call, CallRegistry, Leg
 from cti.controller.prompts import PromptLibrary
 from cti.controller.skills import SkillBook
-from cti.controller.workers import WorkerCommandError, WorkerPool
+from cti.controller.workers import WorkerCommandError, WorkerSpec
 from cti.events import EventBus, make_event
 from cti.plugins import PluginHost
 from cti.routing import Distributor, EscalationStep
@@ -42,6 +42,26 @@ def make_distributor(settings: Settings, skills: SkillBook) -> Distributor:
             for topic, steps in r.escalation.items()
         },
     )
+
+
+class MediaWorker(Protocol):
+    """What the flow uses of one media worker's link (cti.controller.workers.WorkerLink)."""
+
+    @property
+    def worker_id(self) -> str: ...
+    @property
+    def up(self) -> bool: ...
+    @property
+    def spec(self) -> WorkerSpec: ...
+    async def command(self, cmd: str, **fields: Any) -> dict[str, Any]: ...
+
+
+class MediaWorkers(Protocol):
+    """What the flow uses of the worker pool (cti.controller.workers.WorkerPool)."""
+
+    @property
+    def links(self) -> Mapping[str, MediaWorker]: ...
+    def get(self, worker_id: str) -> MediaWorker | None: ...
 
 
 class CallControlError(ValueError):
@@ -73,7 +93,7 @@ class FlowContext:
     def __init__(
         self,
         settings: Settings,
-        pool: WorkerPool,
+        pool: MediaWorkers,
         bus: EventBus,
         store: Store,
         plugins: PluginHost,

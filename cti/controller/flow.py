@@ -28,7 +28,7 @@ from cti.config import Settings
 from cti.controller.calls import CallRegistry
 from cti.controller.capacity import EdgeRotation, WorkerRooms
 from cti.controller.consult import Consults
-from cti.controller.context import FlowContext
+from cti.controller.context import FlowContext, MediaWorkers
 from cti.controller.control import CallControl, TargetType, TransferKind
 from cti.controller.ending import CallEnding
 from cti.controller.events import WorkerEvents
@@ -38,7 +38,7 @@ from cti.controller.prompts import PromptLibrary
 from cti.controller.skills import SkillBook, Skills
 from cti.controller.waiting import Waiting
 from cti.controller.work import TaskHandler, inbound_only
-from cti.controller.workers import WorkerLink, WorkerPool
+from cti.controller.workers import WorkerLink
 from cti.core.views import WorkKind
 from cti.events import EventBus
 from cti.plugins import PluginHost
@@ -50,7 +50,7 @@ class CallFlow:
     def __init__(
         self,
         settings: Settings,
-        pool: WorkerPool,
+        pool: MediaWorkers,
         bus: EventBus,
         store: Store,
         plugins: PluginHost,

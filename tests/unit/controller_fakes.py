@@ -14,22 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from cti.config import Settings, ivr_flows, load_settings
+from cti.controller.calls import Call
 from cti.controller.flow import CallFlow
 from cti.controller.prompts import MUSIC, PromptLibrary
-from cti.controller.workers import WorkerCommandError
+from cti.controller.workers import WorkerCommandError, WorkerSpec
 from cti.events import Event, EventBus
 from cti.hookspecs import hookimpl
 from cti.ivr.announce import announcement_prompts
 from cti.plugins import PluginHost
-from cti.store.db import Store
+from cti.store.db import CallRecord, Store
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "cti.yaml"
-
-
-@dataclass
-class FakeSpec:
-    ip: str
-    sip_port: int
 
 
 @dataclass
@@ -37,7 +32,7 @@ class FakeLink:
     """A worker link: records commands; ``fail`` makes a command raise like a refusal."""
 
     worker_id: str
-    spec: FakeSpec
+    spec: WorkerSpec
     up: bool = True
     restarts: int = 0
     commands: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -55,7 +50,7 @@ class FakeLink:
 
 class FakePool:
     def __init__(self, *worker_ids: str) -> None:
-        self.links = {w: FakeLink(w, FakeSpec("127.0.0.1", 5071 + i))
+        self.links = {w: FakeLink(w, WorkerSpec(w, "127.0.0.1", 5071 + i, 20000 + 40 * i, 40))
                       for i, w in enumerate(worker_ids)}
 
     def get(self, worker_id: str) -> FakeLink | None:
@@ -120,12 +115,24 @@ class Harness:
         self.events: list[Event] = []
         self.bus.subscribe(self.events.append)
         self.delivered: list[tuple[str, int]] = []
-        self.flow = CallFlow(self.settings, self.pool, self.bus, self.store,  # type: ignore[arg-type]
-                             self.plugins, self.prompts, self._delivered)
+        self.flow = CallFlow(self.settings, self.pool, self.bus, self.store, self.plugins,
+                             self.prompts, self._delivered)
 
     async def _delivered(self, advisor: str, seq: int, timeout: float) -> bool:
         self.delivered.append((advisor, seq))
         return True
+
+    def call(self, call_id: str) -> Call:
+        """The active call (asserted to be)."""
+        call = self.flow.calls.get(call_id)
+        assert call is not None, f"no active call {call_id}"
+        return call
+
+    def record(self, call_id: str) -> CallRecord:
+        """The ended call's record in the store (asserted to be)."""
+        rec = self.store.get_call(call_id)
+        assert rec is not None, f"no record of {call_id}"
+        return rec
 
     def link(self, worker: str = "w1") -> FakeLink:
         return self.pool.links[worker]

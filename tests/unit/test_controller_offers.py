@@ -24,12 +24,12 @@ async def test_incoming_call_is_answered_with_its_call_id(h: Harness) -> None:
     assert ev["call_id"] == call_id
     assert ev["data"]["caller"] == {"number": "+34911234567", "country": "ES"}
     assert h.hooks.hooks() == ["cti_call_incoming"]
-    assert h.flow.calls.get(call_id).state == "incoming"
+    assert h.call(call_id).state == "incoming"
 
 
 async def test_ivr_digits_put_the_call_in_the_queue(h: Harness) -> None:
     call_id = await h.queued()
-    call = h.flow.calls.get(call_id)
+    call = h.call(call_id)
     assert (call.state, call.language, call.topic) == ("queued", "es", "visa")
     assert h.flow.distributor.waiting_calls() == [call_id]
     plays = h.link().sent("play")
@@ -54,7 +54,7 @@ async def test_offer_rings_the_advisor_after_the_screen_pop(h: Harness) -> None:
     [dial] = h.link().sent("dial")
     assert dial == {"leg": advisor_leg, "uri": "sip:sofia@127.0.0.1:5060",
                     "headers": {"X-CTI-Call-ID": call_id}}
-    call = h.flow.calls.get(call_id)
+    call = h.call(call_id)
     assert (call.state, call.advisor) == ("offered", "sofia")
     [row] = h.store.offers(call_id)
     assert row["advisor"] == "sofia" and row["outcome"] is None
@@ -66,7 +66,7 @@ async def test_advisor_answers_bridge_and_connected(h: Harness) -> None:
     [ev] = h.of_type("call.connected")
     assert ev["call_id"] == call_id and ev["advisor"] == "sofia"
     assert h.hooks.hooks()[-1] == "cti_call_connected"
-    assert h.flow.calls.get(call_id).state == "connected"
+    assert h.call(call_id).state == "connected"
     assert h.flow.distributor.advisor_state("sofia").value == "on_call"
     assert h.store.offers(call_id)[0]["outcome"] == "accepted"
 
@@ -82,7 +82,7 @@ async def test_busy_advisor_puts_the_call_back_in_the_queue(h: Harness) -> None:
     h.leg_state("w1", second_leg, "disconnected", code=486)
     await h.settle()
     # Two misses (routing.max_missed): she is away, the caller waits on.
-    call = h.flow.calls.get(call_id)
+    call = h.call(call_id)
     assert (call.state, call.advisor, call.advisor_leg) == ("queued", None, None)
     assert h.flow.distributor.waiting_calls() == [call_id]
     assert h.flow.distributor.advisor_state("sofia").value == "away"
@@ -93,7 +93,7 @@ async def test_busy_advisor_puts_the_call_back_in_the_queue(h: Harness) -> None:
 async def test_dial_refused_by_the_worker_is_an_unreachable_offer(h: Harness) -> None:
     h.link().fail.add("dial")
     call_id, _ = await h.offered("sofia")
-    assert h.flow.calls.get(call_id).state == "queued"
+    assert h.call(call_id).state == "queued"
     assert h.store.offers(call_id)[0]["outcome"] == "unreachable"
 
 
@@ -112,7 +112,7 @@ async def test_revoked_offer_hangs_up_the_ringing_phone(h: Harness) -> None:
     h.flow.offers.revoke(OfferRevoked(call_id, "sofia", "timeout"))
     await h.settle()
     assert h.link().sent("hangup") == [{"leg": advisor_leg}]
-    assert h.flow.calls.get(call_id).state == "queued"
+    assert h.call(call_id).state == "queued"
     assert h.store.offers(call_id)[0]["outcome"] == "revoked:timeout"
 
 
@@ -122,7 +122,7 @@ async def test_caller_hangs_up_while_waiting(h: Harness) -> None:
     await h.settle()
     assert h.flow.calls.get(call_id) is None
     assert h.flow.distributor.waiting_calls() == []
-    assert h.store.get_call(call_id).end_reason == "caller_abandoned"
+    assert h.record(call_id).end_reason == "caller_abandoned"
     assert h.of_type("call.ended")[0]["data"]["reason"] == "caller_abandoned"
     assert h.link().sent("hangup") == []  # the caller's leg is already gone
 
@@ -149,14 +149,16 @@ async def test_the_call_kind_decides_how_the_advisor_is_reached(h: Harness) -> N
     call_id = await h.queued()
     h.flow.set_advisor_state("sofia", "available")
     await h.settle()
-    advisor_leg = h.flow.calls.get(call_id).advisor_leg.leg_id
-    assert kind.reached == [(advisor_leg, "sofia")]
+    [(advisor_leg, advisor)] = kind.reached
+    assert advisor == "sofia"
+    leg = h.call(call_id).advisor_leg
+    assert leg is not None and leg.leg_id == advisor_leg
     assert h.link().sent("dial") == []  # the handler, not the flow, reaches the advisor
     h.leg_state("w1", advisor_leg, "confirmed")
     await h.settle()
     assert kind.answered == [advisor_leg]
     assert h.link().sent("bridge") == []
-    assert h.flow.calls.get(call_id).state == "connected"
+    assert h.call(call_id).state == "connected"
     assert isinstance(CallFlow(h.settings, h.pool, h.bus, h.store,  # type: ignore[arg-type]
                                h.plugins, h.prompts, h._delivered).handlers["inbound"],
                       InboundCall)
