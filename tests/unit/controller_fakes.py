@@ -102,8 +102,15 @@ def write_prompts(settings: Settings, cache_dir: Path) -> None:
 class Harness:
     """A CallFlow on fake workers, with helpers that play the workers' events."""
 
-    def __init__(self, tmp: Path, workers: tuple[str, ...] = ("w1", "w2")) -> None:
-        self.settings = load_settings(CONFIG)
+    def __init__(self, tmp: Path, workers: tuple[str, ...] = ("w1", "w2"),
+                 routing: dict[str, Any] | None = None,
+                 ivr: dict[str, Any] | None = None) -> None:
+        """``routing`` and ``ivr``: settings changed from the demo config's."""
+        demo = load_settings(CONFIG)
+        self.settings = demo.model_copy(update={
+            "routing": demo.routing.model_copy(update=routing or {}),
+            "ivr": demo.ivr.model_copy(update=ivr or {}),
+        })
         write_prompts(self.settings, tmp / "prompts")
         self.pool = FakePool(*workers)
         self.bus = EventBus()
