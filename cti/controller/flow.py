@@ -5,9 +5,11 @@ IVR engine and distributor). :class:`CallFlow` composes the services, one per
 use case, and is the thin facade the gateway, the API and the tests use:
 
 - ``ctx``      :class:`~cti.controller.context.FlowContext` — shared dependencies, helpers
+- ``handlers`` kind of work -> :class:`~cti.controller.work.TaskHandler` (``inbound`` today)
 - ``rooms``    :class:`~cti.controller.capacity.WorkerRooms` — worker room, edge rotation
 - ``offers``   :class:`~cti.controller.offers.Offers` — distributor actions, the advisor's phone
 - ``waiting``  :class:`~cti.controller.waiting.Waiting` — queueing, announcements, max wait
+- ``ivr_sessions`` :class:`~cti.controller.inbound.IvrSessions` — callers in the IVR
 - ``ending``   :class:`~cti.controller.ending.CallEnding` — ending a call
 - ``consults`` :class:`~cti.controller.consult.Consults` — consult transfers
 - ``inbound``  :class:`~cti.controller.inbound.Inbound` — new calls, the IVR, transfers out
