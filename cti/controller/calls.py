@@ -107,7 +107,7 @@ class Call:
     advisor_leg: Leg | None = None
     external_leg: Leg | None = None  # a transfer target (IVR or blind transfer)
     held: bool = False  # the advisor put the caller on hold (music)
-    consult: Any = None  # cti.controller.control.Consult while one runs
+    consult: Any = None  # cti.controller.consult.Consult while one runs
     transfer_by: str | None = None  # who transferred the call (advisor, supervisor)
     accepted_in_client_at: float | None = None  # "accept" pressed in a CTI client
     hold_play_id: str | None = None  # the "please hold" prompt; music follows it

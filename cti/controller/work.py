@@ -1,0 +1,56 @@
+"""Kinds of work the distributor offers to advisors, and what differs between them.
+
+The offer machinery (:mod:`cti.controller.offers`) is the same for every kind:
+record the offer, publish the screen pop, wait for it to reach the client, ring,
+and on the distributor's or the phone's answer accept, revoke or fail the offer.
+What differs per ``Call.kind`` sits behind :class:`TaskHandler`:
+
+- how the advisor is reached for an offer (``reach_advisor``), and
+- what happens when the advisor answers (``advisor_answered``).
+
+Only the inbound call exists today (:class:`InboundCall`: the caller waits on a
+worker, the advisor's phone is dialled from there and bridged to the caller). A
+callback will reach the advisor the same way but, when they answer, dial the
+customer; a chat would reach the advisor's client only.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from cti.controller.calls import Call, Leg
+from cti.controller.context import FlowContext
+from cti.core.views import WorkKind
+
+
+class TaskHandler(Protocol):
+    """What one kind of work does at the two points where kinds differ."""
+
+    async def reach_advisor(self, call: Call, leg: Leg, advisor: str) -> bool:
+        """Ring the advisor on ``leg`` for an offer; False if that failed at once."""
+        ...
+
+    def advisor_answered(self, call: Call, leg: Leg) -> None:
+        """The advisor's ``leg`` is up: connect them to the work."""
+        ...
+
+
+class InboundCall:
+    """A caller waiting on a worker: dial the advisor's phone, bridge it to the caller."""
+
+    kind: WorkKind = "inbound"
+
+    def __init__(self, ctx: FlowContext) -> None:
+        self.ctx = ctx
+
+    async def reach_advisor(self, call: Call, leg: Leg, advisor: str) -> bool:
+        # The dial carries X-CTI-Call-ID, so the advisor's client matches the ring.
+        return await self.ctx.dial_leg(call, leg, self.ctx.advisor_uri(advisor))
+
+    def advisor_answered(self, call: Call, leg: Leg) -> None:
+        self.ctx.send(call, "bridge", a=call.customer.leg_id, b=leg.leg_id)
+
+
+def inbound_only(ctx: FlowContext) -> dict[WorkKind, TaskHandler]:
+    """The handlers by kind of work today."""
+    return {InboundCall.kind: InboundCall(ctx)}
