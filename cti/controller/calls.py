@@ -109,6 +109,9 @@ class Call:
     held: bool = False  # the advisor put the caller on hold (music)
     consult: Any = None  # cti.controller.consult.Consult while one runs
     transfer_by: str | None = None  # who transferred the call (advisor, supervisor)
+    # If a blind transfer is not answered: back in the queue where the caller was
+    # ("queue"), at its head ("queue_head", a plugin's overflow) or hang up.
+    transfer_fallback: str = "queue"
     accepted_in_client_at: float | None = None  # "accept" pressed in a CTI client
     hold_play_id: str | None = None  # the "please hold" prompt; music follows it
     announcements: int = 0

@@ -15,6 +15,7 @@ use case, and is the thin facade the gateway, the API and the tests use:
 - ``inbound``  :class:`~cti.controller.inbound.Inbound` — new calls, the IVR, transfers out
 - ``control``  :class:`~cti.controller.control.CallControl` — advisors' and supervisors' actions
 - ``events``   :class:`~cti.controller.events.WorkerEvents` — worker events to the services
+- ``plugin_calls`` :class:`~cti.controller.plugin_actions.PluginCalls` — what plugins see and do
 
 Each service gets its collaborators in its constructor, in the order below; the
 one cycle (offers ↔ ending) is closed by ``offers.bind_ending`` after both exist.
@@ -36,6 +37,7 @@ from cti.controller.ending import CallEnding
 from cti.controller.events import WorkerEvents
 from cti.controller.inbound import Inbound, IvrSessions
 from cti.controller.offers import Delivered, Offers
+from cti.controller.plugin_actions import PluginCalls
 from cti.controller.prompts import PromptLibrary
 from cti.controller.skills import SkillBook, Skills
 from cti.controller.waiting import Waiting
@@ -76,6 +78,8 @@ class CallFlow:
                                    self.inbound, self.ending)
         self.events = WorkerEvents(ctx, self.inbound, self.offers, self.consults,
                                    self.ending, self.rooms)
+        self.plugin_calls = PluginCalls(ctx, self.waiting, self.offers, self.control,
+                                        self.inbound)
 
     # ------------------------------------------------------------ state
     @property

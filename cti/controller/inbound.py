@@ -28,7 +28,8 @@ from cti.controller.context import FlowContext
 from cti.controller.ending import CallEnding
 from cti.controller.waiting import Waiting
 from cti.core.views import call_view
-from cti.ivr import Done, Flow, Hangup, IvrSession, Play, StopPlay, Transfer
+from cti.ivr import Done, Flow, FlowError, Hangup, IvrSession, Play, StopPlay, Transfer
+from cti.ivr.extend import ExtraOption, extend_flow
 from cti.ivr.hours import is_open
 
 log = logging.getLogger("cti.flow")
@@ -124,12 +125,36 @@ class Inbound:
                                        call=call_view(call), question=question)
             return None if answer is None else str(answer)
 
-        session = IvrSession(self.flow_for(call.dialled), guessed_language=guess,
-                             open_now=open_now, country=call.caller_country, flags=ctx.flags,
-                             ask=ask)
+        # Flags a plugin set on the call (cti_call_incoming) count like gateway flags.
+        session = IvrSession(self._extended_flow(call), guessed_language=guess,
+                             open_now=open_now, country=call.caller_country,
+                             flags={**ctx.flags, **call.flags}, ask=ask)
         self.sessions.start(call.call_id, session)
         log.info("ivr start call_id=%s flow=%s", call.call_id, session.flow.name)
         self._apply_ivr(call, session, session.start(time.time()))
+
+    def _extended_flow(self, call: Call) -> Flow:
+        """The call's flow with what plugins add (cti_ivr_extend); an extension that
+        does not fit the flow or lacks a prompt is logged and left out."""
+        ctx = self.ctx
+        flow = self.flow_for(call.dialled)
+        view = call_view(call)
+        for ext in ctx.plugins.call("cti_ivr_extend", call_id=call.call_id, call=view,
+                                    flow=flow.name):
+            keys = [*ext.intro, *(o.prompt for o in ext.options)]
+            langs = [m.code for m in ctx.settings.ivr.languages]
+            missing = ctx.prompts.missing([(lang, k) for k in keys for lang in langs])
+            try:
+                if missing:
+                    raise FlowError(f"missing prompt {missing[0][0]}/{missing[0][1]}.wav")
+                flow = extend_flow(flow, ext.intro, [
+                    ExtraOption(menu=o.menu, digit=o.digit, prompt=o.prompt, label=o.label,
+                                topic=o.topic, priority=o.priority, flags=dict(o.flags))
+                    for o in ext.options])
+            except (FlowError, ValueError) as e:
+                ctx.plugins.errors[("(ivr extension)", "cti_ivr_extend")] += 1
+                log.error("ivr extension left out call_id=%s: %s", call.call_id, e)
+        return flow
 
     def digit(self, call: Call, digit: str, method: str) -> None:
         session = self.sessions.get(call.call_id)
@@ -203,6 +228,13 @@ class Inbound:
         if prio is None:
             prio = 10 if done.topic in ctx.settings.ivr.emergency_topics else 0
         call.priority = int(prio)
+        # What plugins ask of the advisor (a crisis: training, reserve pool, priority).
+        for req in ctx.plugins.call("cti_call_routing", call_id=call.call_id,
+                                    call=call_view(call)):
+            if req.priority is not None:
+                call.priority = max(call.priority, int(req.priority))
+            call.trainings |= set(req.trainings)
+            call.reserve |= set(req.reserve)
         call.state, call.queued_at = "queued", time.time()
         log.info("ivr done call_id=%s language=%s topic=%s path=%s", call.call_id,
                  call.language, call.topic, ",".join(call.ivr_path))
@@ -274,8 +306,14 @@ class Inbound:
             self._apply_ivr(call, session, session.on_transfer_result(False, time.time()))
 
     def _external_failed(self, call: Call, leg: Leg) -> None:
-        """A blind transfer that nobody answered: the caller goes back to the queue."""
+        """A blind transfer that nobody answered: the caller goes back to the queue
+        (where they were, or at its head after a plugin's overflow), or is hung up."""
         call.external_leg = None
+        fallback, call.transfer_fallback = call.transfer_fallback, "queue"
         self.ctx.publish("call.transfer_failed", call, {
             "target": leg.peer, "code": leg.end_code, "reason": "no answer or busy"})
-        self.waiting.requeue(call, call.topic or self.ctx.settings.ivr.default_topic)
+        if fallback == "hangup":
+            self.ending.end_call(call, "transfer_failed")
+            return
+        self.waiting.requeue(call, call.topic or self.ctx.settings.ivr.default_topic,
+                             at_head=fallback == "queue_head")

@@ -133,6 +133,8 @@ class Offers:
         leg = Leg(uuid.uuid4().hex, call.worker, "advisor", advisor)
         call.advisor_leg = leg
         ctx.add_leg(call, leg)
+        ctx.plugins.call("cti_call_offered", call_id=call.call_id, call=call_view(call),
+                         advisor=advisor)
         seq = ctx.publish("call.offered", call, self.screen_pop(call), advisor=advisor)
         log.info("offer call_id=%s advisor=%s seq=%s", call.call_id, advisor, seq)
         ctx.spawn(self._ring(call, leg, advisor, seq), call.call_id)
@@ -232,4 +234,15 @@ class Offers:
             "flags": call.flags,
             "waited_s": call.waited_s(),
             "offer_timeout_s": ctx.settings.routing.offer_timeout_s,
+            "plugins": self._plugin_fields(call),
         }
+
+    def _plugin_fields(self, call: Call) -> dict[str, Any]:
+        """Each plugin's cti_screen_pop fields, under its name."""
+        view, out = call_view(call), {}
+        for name in self.ctx.plugins.plugins:
+            extra = self.ctx.plugins.one(name, "cti_screen_pop")(call=view)
+            found = [e for e in extra if isinstance(e, dict)]
+            if found:
+                out[name] = found[0]
+        return out

@@ -44,18 +44,33 @@ class Waiting:
         ctx.publish("call.queued", call, {"language": call.language, "topic": call.topic,
                                           "priority": call.priority})
         self.offers.apply(ctx.distributor.add_call(
-            call.call_id, language=call.language, topic=call.topic, priority=call.priority,
-            now=time.time()))
+            call.call_id, language=call.language or "",
+            topic=call.topic or ctx.settings.ivr.default_topic, priority=call.priority,
+            trainings=call.trainings, reserve=call.reserve, now=time.time()))
 
-    def requeue(self, call: Call, topic: str, preferred: str | None = None) -> None:
-        """Back to a queue, keeping the caller's place in time (music while waiting)."""
+    def requeue(self, call: Call, topic: str, preferred: str | None = None,
+                at_head: bool = False) -> None:
+        """Back to a queue, keeping the caller's place in time (music while waiting);
+        ``at_head``: ahead of the calls of the same or a lower priority."""
         call.state, call.advisor, call.held = "queued", None, False
         call.topic = topic
         call.ivr_path.append(f"transfer->{preferred or topic}")
         self.ctx.play_music(call)
         self.offers.apply(self.ctx.distributor.add_call(
             call.call_id, language=call.language or "", topic=topic, priority=call.priority,
-            preferred_advisor=preferred, direct=preferred is not None, now=time.time(),
+            trainings=call.trainings, reserve=call.reserve, preferred_advisor=preferred,
+            direct=preferred is not None, now=time.time(), enqueued_at=call.queued_at,
+            at_head=at_head))
+
+    def move(self, call: Call, topic: str, why: str) -> None:
+        """A waiting call to another topic's queue, keeping its place in time."""
+        now = time.time()
+        actions = self.ctx.distributor.remove_call(call.call_id, now)
+        call.topic = topic
+        call.ivr_path.append(f"{why}->{topic}")
+        self.offers.apply(actions + self.ctx.distributor.add_call(
+            call.call_id, language=call.language or "", topic=topic, priority=call.priority,
+            trainings=call.trainings, reserve=call.reserve, now=now,
             enqueued_at=call.queued_at))
 
     def forget(self, call: Call) -> None:
@@ -86,14 +101,8 @@ class Waiting:
             ctx.publish("call.max_wait", call, {"action": action, "handled": handled})
             return
         topic = action.partition(":")[2]
-        now = time.time()
-        actions = ctx.distributor.remove_call(call.call_id, now)
-        call.topic = topic
-        call.ivr_path.append(f"max_wait->{topic}")
         ctx.publish("call.max_wait", call, {"action": action, "topic": topic})
-        self.offers.apply(actions + ctx.distributor.add_call(
-            call.call_id, language=call.language or "", topic=topic, priority=call.priority,
-            now=now, enqueued_at=call.queued_at))
+        self.move(call, topic, why="max_wait")
 
     # ------------------------------------------------------------ announcements
     def _schedule_announcement(self, call: Call, delay: float) -> None:
