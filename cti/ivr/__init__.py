@@ -16,6 +16,7 @@ from cti.ivr.engine import (
     as_flow,
     required_prompts,
 )
+from cti.ivr.extend import ExtensionLike, ExtraOption, OptionLike, extend_flow, extend_flow_with
 from cti.ivr.graph import DTMF_DIGITS, Flow, FlowError, check_flow
 from cti.ivr.parse import parse_flow, standard_flow
 
@@ -27,6 +28,8 @@ __all__ = [
     "REQUIRED_PROMPT_KEYS",
     "Action",
     "Done",
+    "ExtensionLike",
+    "ExtraOption",
     "Flow",
     "FlowError",
     "Hangup",
@@ -34,12 +37,15 @@ __all__ = [
     "IvrConfig",
     "IvrSession",
     "MenuOption",
+    "OptionLike",
     "Play",
     "PromptRef",
     "StopPlay",
     "Transfer",
     "as_flow",
     "check_flow",
+    "extend_flow",
+    "extend_flow_with",
     "parse_flow",
     "required_prompts",
     "standard_flow",

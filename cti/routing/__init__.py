@@ -1,7 +1,13 @@
 """Pure skills-based distributor (no I/O, no asyncio)."""
 
 from cti.routing.distributor import STRATEGIES, Distributor
-from cti.routing.eligibility import is_eligible, match_score, skill_gap, step_index
+from cti.routing.eligibility import (
+    is_eligible,
+    match_score,
+    reserve_fit,
+    skill_gap,
+    step_index,
+)
 from cti.routing.model import (
     DEFAULT_STEPS,
     DEFAULT_TOPIC_TRAININGS,
@@ -39,6 +45,7 @@ __all__ = [
     "RoutingAction",
     "is_eligible",
     "match_score",
+    "reserve_fit",
     "skill_gap",
     "step_index",
 ]

@@ -9,8 +9,17 @@ call's current escalation step (language level, topic level or any topic,
 required trainings not expired at ``now``); a preferred advisor has the call to
 themself for ``preferred_wait_s`` while they are logged in and their skills fit
 it (a logged-out or unfit preferred advisor releases it at once). Order of calls: priority plus aging
-(``aging_per_s`` points per second waited), then the longest wait. Choice of
-advisor: the configured strategy.
+(``aging_per_s`` points per second waited), then the longest wait; a call added
+``at_head`` goes before every call not yet connected of the same or a lower
+priority. Choice of advisor: the configured strategy.
+
+Reserve pools: a call may name advisors (``reserve``) who may take it when they
+speak its language, even without its topic or trainings. They rank after every
+advisor who fits the call fully: a call picks a full fit first, and an advisor
+who frees up and could take a call only from its reserve leaves it to a free
+advisor who fits it fully and has no better call. Otherwise a reserve fit counts
+like a full one for the order of calls: an advisor takes the best-keyed call
+they may take, fully or from its reserve.
 
 Speed: waiting calls live in (language, topic) buckets sorted by a
 time-invariant key, available advisors are indexed by language, and timers are
@@ -29,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cti.routing.consult import ConsultMixin
-from cti.routing.eligibility import match_score, skill_gap
+from cti.routing.eligibility import match_score, reserve_fit, skill_gap
 from cti.routing.model import (
     DEFAULT_STEPS,
     DEFAULT_TOPIC_TRAININGS,
@@ -106,6 +115,7 @@ class Distributor(ConsultMixin):
         self._handle_times: deque[float] = deque(maxlen=HANDLE_WINDOW)
         self._held: dict[str, set[str]] = {}  # preferred advisor -> calls that prefer them
         self._seq = itertools.count()
+        self._heads = itertools.count()  # calls put at the head: a later one goes first
         self._offers = itertools.count()
         self._now = 0.0
         for profile in advisors:
@@ -171,26 +181,33 @@ class Distributor(ConsultMixin):
 
     def add_call(
         self, call_id: str, *, language: str, topic: str, priority: int = 0,
-        trainings: Iterable[str] = (), preferred_advisor: str | None = None, now: float,
-        enqueued_at: float | None = None, direct: bool = False,
+        trainings: Iterable[str] = (), reserve: Iterable[str] = (),
+        preferred_advisor: str | None = None, now: float,
+        enqueued_at: float | None = None, direct: bool = False, at_head: bool = False,
     ) -> list[Action]:
         """Queue a call; it may be offered at once.
 
         ``enqueued_at`` (default ``now``): when the caller started waiting; a call
-        moved to another queue keeps its place in time.
+        moved to another queue keeps its place in time. ``trainings``: needed on
+        top of the topic's own. ``reserve``: advisors who may take it with its
+        language only, after every advisor who fits it fully. ``at_head``: ahead
+        of every call not yet connected (waiting or ringing) whose priority is the
+        same or lower, e.g. a caller back from a failed overflow transfer; calls
+        of a higher priority stay ahead, and so does a ringing call that comes back.
         """
         if call_id in self._calls:
             raise ValueError(f"call {call_id!r} is already queued")
         now = self._clock(now)
         enq = now if enqueued_at is None else min(enqueued_at, now)
-        needed = frozenset(trainings) | self._topic_trainings.get(topic, frozenset())
+        needed = Requirements(language, topic, self._trainings_for(topic, trainings),
+                              frozenset(reserve))
         seq = next(self._seq)
-        # priority + aging * waited orders calls; minus that at enqueue time is
-        # the same order at any time, so buckets can stay sorted.
-        key = (self.aging_per_s * enq - priority, enq, seq)
         steps = self._escalation.get(topic) or self._escalation.get("default") or DEFAULT_STEPS
-        call = _Call(call_id, Requirements(language, topic, needed), priority, enq, seq, key,
-                     steps, preferred_advisor, direct=direct and preferred_advisor is not None)
+        call = _Call(call_id, needed, priority, enq, seq, self._key(priority, enq, seq),
+                     steps, preferred_advisor, direct=direct and preferred_advisor is not None,
+                     head=at_head)
+        if at_head:
+            call.key = self._head_key(call)
         if preferred_advisor in self._advisors:
             call.preferred_until = now + self.preferred_wait_s
             self._push_timer(call.preferred_until, "step", call_id)
@@ -200,6 +217,39 @@ class Distributor(ConsultMixin):
         self._calls[call_id] = call
         self._enqueue(call)
         return [*self._escalate(call, now), *self._dispatch(now)]
+
+    def update_call(
+        self, call_id: str, now: float, *, priority: int | None = None,
+        trainings: Iterable[str] | None = None, reserve: Iterable[str] | None = None,
+    ) -> list[Action]:
+        """Change what a call needs, or its priority (None: unchanged).
+
+        ``trainings`` replaces those asked for (the topic's own stay required),
+        ``reserve`` replaces the pool. A waiting call keeps its place in time (its
+        enqueue time; one put at the head stays at the head of its new priority)
+        and may be offered at once. An offered or connected call is changed on
+        its record only: a ringing advisor keeps the offer, and the new needs
+        count if the offer fails and the call waits again (a plugin's change may
+        race with an offer, so this is not an error). Unknown ids: KeyError.
+        """
+        call = self._call(call_id)
+        now = self._clock(now)
+        waiting = call.status is CallStatus.WAITING
+        if waiting:
+            self._dequeue(call)
+        req = call.requirements
+        call.requirements = Requirements(
+            req.language, req.topic,
+            req.trainings if trainings is None else self._trainings_for(req.topic, trainings),
+            req.reserve if reserve is None else frozenset(reserve))
+        if priority is not None and priority != call.priority:
+            call.priority = priority
+            call.key = self._head_key(call) if call.head else \
+                self._key(priority, call.enqueued_at, call.seq)
+        if not waiting:
+            return []
+        self._enqueue(call)  # re-examined as a dirty call: it may fit someone now
+        return self._dispatch(now)
 
     def remove_call(self, call_id: str, now: float) -> list[Action]:
         """The caller hung up (waiting, offered or connected). Unknown ids: []."""
@@ -294,7 +344,8 @@ class Distributor(ConsultMixin):
         able = sum(
             1 for name in self._by_language.get(call.requirements.language, ())
             if self._advisors[name].state is not AdvisorState.LOGGED_OUT
-            and skill_gap(self._advisors[name].profile, call.requirements, step, now) is None
+            and (skill_gap(self._advisors[name].profile, call.requirements, step, now) is None
+                 or reserve_fit(self._advisors[name].profile, call.requirements))
         )
         if able == 0:
             return None
@@ -349,6 +400,28 @@ class Distributor(ConsultMixin):
         if advisor is not None and call.advisor != advisor:
             raise KeyError(f"call {call_id!r} is offered to {call.advisor!r}, not {advisor!r}")
         return call
+
+    def _trainings_for(self, topic: str, trainings: Iterable[str]) -> frozenset[str]:
+        """Asked-for trainings plus the topic's own (which nobody can waive)."""
+        return frozenset(trainings) | self._topic_trainings.get(topic, frozenset())
+
+    def _key(self, priority: int, enqueued_at: float, seq: int) -> tuple[float, float, int]:
+        # priority + aging * waited orders calls; minus that at enqueue time is
+        # the same order at any time, so buckets can stay sorted.
+        return (self.aging_per_s * enqueued_at - priority, enqueued_at, seq)
+
+    def _head_key(self, call: _Call) -> tuple[float, float, int]:
+        """A key ahead of every call not yet connected of the same or a lower priority
+        (the call's own key if that is ahead already, through aging or its wait)."""
+        normal = self._key(call.priority, call.enqueued_at, call.seq)
+        rivals = [c.key for c in self._calls.values() if c is not call
+                  and c.status is not CallStatus.CONNECTED and c.priority <= call.priority]
+        if not rivals:
+            return normal
+        first = min(rivals)
+        # Same first parts as the best rival, a negative last part: just before it
+        # (normal seqs are >= 0; each head is more negative, so the latest goes first).
+        return min(normal, (first[0], first[1], -1 - next(self._heads)))
 
     def _index_languages(self, profile: AdvisorProfile, add: bool) -> None:
         for lang in profile.languages:
@@ -493,7 +566,9 @@ class Distributor(ConsultMixin):
     def _dispatch(self, now: float) -> list[Action]:
         """Re-examine what changed, in three phases:
 
-        1. each freed advisor takes the waiting call with the best key;
+        1. each freed advisor takes the waiting call with the best key (one
+           they may take only from its reserve pool goes to a free full fit
+           whose best call it is, if there is one, and they look again);
         2. each new, relaxed or returned call (best key first) takes its best
            free advisor by the strategy, advisors who just missed an offer
            left out, so a missed call goes to someone else when anyone can;
@@ -521,20 +596,53 @@ class Distributor(ConsultMixin):
         names.clear()
         actions: list[Action] = []
         for adv in advisors:
-            if adv.state is AdvisorState.AVAILABLE:
+            # Each turn offers one call, to this advisor or to a full fit (then retry).
+            while adv.state is AdvisorState.AVAILABLE:
                 call = self._best_call_for(adv, now)
-                if call is not None:
-                    actions += self._offer(call, adv, now, trigger="advisor_free")
+                if call is None:
+                    break
+                taker = self._full_fit_taker(adv, call, now) or adv
+                actions += self._offer(call, taker, now, trigger="advisor_free")
         return actions
 
+    def _full_fit_taker(self, adv: _Advisor, call: _Call, now: float) -> _Advisor | None:
+        """When ``adv`` may take ``call`` only from its reserve pool: the best free
+        advisor who fits it fully and has no better call to take, or None.
+
+        Several advisors freed at once pick in idle order; without this the first
+        one, a reserve, could take a call a trained colleague freed with them fits.
+        Advisors who just missed an offer are left out (they pick last anyway).
+        """
+        _, step = call.step(now)
+        if not self._reserve_only(adv, call, step, now):
+            return None
+        fitting = []
+        for name in self._available.get(call.requirements.language, ()):
+            other = self._advisors[name]
+            if other is adv or name in self._missed_advisors \
+                    or self._gap(other, call, step, now) is not None \
+                    or self._reserve_only(other, call, step, now):
+                continue
+            if self._best_call_for(other, now) is call:
+                fitting.append(other)
+        return min(fitting, key=lambda a: self._rank(a, call, step, now)) if fitting else None
+
     def _gap(self, adv: _Advisor, call: _Call, step: EscalationStep, now: float) -> str | None:
-        """Why this advisor's skills may not take the call now (state not checked)."""
+        """Why this advisor may not take the call now, fully or from its reserve pool
+        (state not checked). A call kept for its preferred advisor is kept from the
+        reserve too."""
         if call.preferred and call.preferred != adv.name and now < call.preferred_until:
             pref = self._advisors[call.preferred]
             if pref.state is not AdvisorState.LOGGED_OUT \
                     and self._fits(pref, call, step, now) is None:
                 return f"kept for preferred advisor {call.preferred}"
-        return self._fits(adv, call, step, now)
+        gap = self._fits(adv, call, step, now)
+        return None if gap is not None and reserve_fit(adv.profile, call.requirements) else gap
+
+    def _reserve_only(self, adv: _Advisor, call: _Call, step: EscalationStep,
+                      now: float) -> bool:
+        """For an advisor who may take the call: only as its reserve (not a full fit)?"""
+        return self._fits(adv, call, step, now) is not None
 
     def _fits(self, adv: _Advisor, call: _Call, step: EscalationStep, now: float) -> str | None:
         if call.direct and adv.name == call.preferred:
@@ -563,18 +671,22 @@ class Distributor(ConsultMixin):
                     and self._gap(self._advisors[n], call, step, now) is None]
         others = [a for a in eligible if a.name != call.last_failed_by]
         candidates = others or eligible
-        return min(candidates, key=lambda a: self._rank(a, call)) if candidates else None
+        return min(candidates, key=lambda a: self._rank(a, call, step, now)) \
+            if candidates else None
 
-    def _rank(self, adv: _Advisor, call: _Call) -> tuple[float, ...]:
-        """Lower is better, by strategy; ties go to the longest idle, then config order."""
+    def _rank(self, adv: _Advisor, call: _Call, step: EscalationStep,
+              now: float) -> tuple[float, ...]:
+        """Lower is better: full fits before the reserve pool, then by strategy; ties
+        go to the longest idle, then config order."""
+        reserve = (1 if self._reserve_only(adv, call, step, now) else 0,)
         idle = (adv.since if adv.since is not None else 0.0, adv.order)
         if self.strategy == "best_match":
-            return (-match_score(adv.profile, call.requirements), *idle)
+            return (*reserve, -match_score(adv.profile, call.requirements), *idle)
         if self.strategy == "least_talk_time":
-            return (adv.talk_s, *idle)
+            return (*reserve, adv.talk_s, *idle)
         if self.strategy == "round_robin":
-            return (adv.last_offer, *idle)
-        return idle
+            return (*reserve, adv.last_offer, *idle)
+        return (*reserve, *idle)
 
     def _offer(self, call: _Call, adv: _Advisor, now: float, trigger: str) -> list[Action]:
         index, step = call.step(now)

@@ -52,6 +52,12 @@ def is_eligible(
     return skill_gap(profile, requirements, step or EscalationStep(0.0, 1, 1), now) is None
 
 
+def reserve_fit(profile: AdvisorProfile, req: Requirements) -> bool:
+    """In the call's reserve pool and speaking its language: topic, trainings and the
+    escalation step's levels do not count (a reserve takes what nobody else can)."""
+    return profile.name in req.reserve and profile.language_level(req.language) >= 1
+
+
 def match_score(profile: AdvisorProfile, req: Requirements) -> int:
     """Best match: language level plus topic level (0 when the topic is missing)."""
     return profile.language_level(req.language) + profile.topic_level(req.topic)

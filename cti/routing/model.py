@@ -87,11 +87,17 @@ class AdvisorProfile:
 
 @dataclass(frozen=True)
 class Requirements:
-    """What a call needs from an advisor; levels come from the escalation step."""
+    """What a call needs from an advisor; levels come from the escalation step.
+
+    ``reserve``: advisors who may take the call when they speak its language
+    (any level), even without its topic or trainings, after every advisor who
+    fits it fully (a crisis line's reserve pool).
+    """
 
     language: str
     topic: str
     trainings: frozenset[str] = frozenset()
+    reserve: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

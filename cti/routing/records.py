@@ -23,6 +23,8 @@ class _Call:
     # A colleague transferred the call to ``preferred`` by name: their language is
     # enough, topic levels and trainings do not hold them back.
     direct: bool = False
+    # Put at the head of the queue (add_call(at_head=True)): a new priority keeps it there.
+    head: bool = False
     status: CallStatus = CallStatus.WAITING
     advisor: str | None = None
     offer_deadline: float | None = None

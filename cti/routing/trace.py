@@ -49,7 +49,9 @@ def build_trace(
     """A JSON-able record of one decision.
 
     ``candidates``: the advisors able to take the call now (skills and state),
-    best first by the strategy's rank, at most 10. ``excluded``: advisor ->
+    best first by rank (full fits, then the reserve pool flagged ``reserve``,
+    each by the strategy), at most 10. ``from_reserve``: the chosen advisor
+    was taken from the call's reserve pool. ``excluded``: advisor ->
     reason for the first 50 (by name) advisors who speak the call's language
     but may not take it; ``excluded_counts``: every excluded advisor counted
     by reason ("busy (...)" counted as "busy"), including those who do not
@@ -70,7 +72,8 @@ def build_trace(
             reason = "missed this call just before" if missed_this else "just missed an offer"
         if reason is None:
             candidates.append({"advisor": name, "score": match_score(adv.profile, req),
-                               "rank": list(dist._rank(adv, call))})
+                               "rank": list(dist._rank(adv, call, step, now)),
+                               "reserve": dist._reserve_only(adv, call, step, now)})
             continue
         counts[reason.split(" (")[0] if reason.startswith("busy") else reason] += 1
         if len(excluded) < MAX_NAMED_EXCLUSIONS:
@@ -83,8 +86,11 @@ def build_trace(
         "trigger": trigger,  # call_waiting: the call chose; advisor_free: the advisor did
         "strategy": dist.strategy,
         "chosen": chosen.name,
+        # Taken from the call's reserve pool: the advisor lacks its topic or trainings.
+        "from_reserve": dist._reserve_only(chosen, call, step, now),
         "requirements": {"language": req.language, "topic": req.topic,
                          "trainings": sorted(req.trainings)},
+        "reserve_pool": sorted(req.reserve),
         "priority": call.priority,
         "waited_s": round(now - call.enqueued_at, 1),
         "step": {"index": index, "after_s": step.after_s, "min_language": step.min_language,

@@ -49,7 +49,8 @@ def call_view(dist: ViewedDistributor, call: _Call, now: float) -> dict[str, Any
     index, _ = call.step(now)
     return {
         "call_id": call.call_id, "status": call.status.value, "language": req.language,
-        "topic": req.topic, "trainings": sorted(req.trainings), "priority": call.priority,
+        "topic": req.topic, "trainings": sorted(req.trainings), "reserve": sorted(req.reserve),
+        "at_head": call.head, "priority": call.priority,
         "enqueued_at": call.enqueued_at, "waited_s": max(0.0, now - call.enqueued_at),
         "advisor": call.advisor, "position": dist.position(call.call_id),
         "step": index, "expected_wait_s": dist.expected_wait_s(call.call_id, now),

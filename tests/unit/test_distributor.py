@@ -387,6 +387,7 @@ SETTABLE = (AdvisorState.AVAILABLE, AdvisorState.AWAY, AdvisorState.LOGGED_OUT)
 subsets = st.sets(st.sampled_from(LANGS), min_size=1).map(frozenset)
 topic_sets = st.sets(st.sampled_from(TOPICS), min_size=1).map(frozenset)
 training_sets = st.sampled_from([frozenset(), frozenset({"crisis"})])
+reserve_sets = st.frozensets(st.sampled_from(NAMES), max_size=2)
 
 
 def profiles_strategy(name: str) -> st.SearchStrategy[AdvisorProfile]:
@@ -400,11 +401,21 @@ def eligible(profile: AdvisorProfile, language: str, topic: str) -> bool:
 
 
 class DistributorMachine(RuleBasedStateMachine):
+    #: The distributor's aging_per_s (priority points per second waited).
+    AGING = 0.0
+
     def __init__(self) -> None:
         super().__init__()
         self.now = 0.0
-        self.ids = itertools.count()
-        self.live: dict[str, tuple[str, str, tuple[int, float, int]]] = {}
+        self.next_id = 0  # calls are c0, c1, ...
+        # call -> (language, topic, queue key: lower first)
+        self.live: dict[str, tuple[str, str, tuple[float, float, int]]] = {}
+        self.enqueued: dict[str, float] = {}
+        self.priority: dict[str, int] = {}
+        self.trainings: dict[str, frozenset[str]] = {}  # asked for, beyond the topic's
+        self.reserve: dict[str, frozenset[str]] = {}
+        self.heads: set[str] = set()
+        self.head_ids = itertools.count()
         self.gone: list[str] = []
         self.settled = True
 
@@ -430,19 +441,34 @@ class DistributorMachine(RuleBasedStateMachine):
     def advisor_states(self) -> dict[str, tuple[str, str | None]]:
         return {a["name"]: (a["state"], a["reason"]) for a in self.view()["advisors"]}
 
-    def apply(self, operation: Any, *, settles: bool = False) -> list[Action]:
+    def apply(self, operation: Any, *, settles: bool = False, single: bool = False
+              ) -> list[Action]:
         """Run one operation and check the per-step properties of its actions.
 
         ``settles``: the operation always ends with a routing decision, so after
         it no waiting call may fit an available advisor. Only an
         update_advisor without ``now`` leaves the distributor unsettled, and
         operations that change nothing (unknown id, same state) keep it so.
+        ``single``: one event (not a tick freeing several advisors at once): a
+        call given to its reserve pool had no free advisor fitting it fully.
         """
         before = self.advisor_states()
+        was_settled = self.settled
         actions = operation()
         self.check_actions(before, actions)
+        if single and was_settled:
+            self.check_reserve_came_last(before, actions)
         self.settled = settles or self.settled
         return actions
+
+    def check_reserve_came_last(self, before: dict[str, tuple[str, str | None]],
+                                actions: list[Action]) -> None:
+        free_before = [n for n, (state, _) in before.items() if state == "available"]
+        for offer in (a for a in actions if isinstance(a, Offer)):
+            if self.full_fits(offer.advisor, offer.call_id):
+                continue
+            trained = [n for n in free_before if self.full_fits(n, offer.call_id)]
+            assert not trained, f"{offer.call_id} went to reserve {offer.advisor}, not {trained}"
 
     def check_actions(
         self, before: dict[str, tuple[str, str | None]], actions: list[Action]
@@ -470,6 +496,8 @@ class DistributorMachine(RuleBasedStateMachine):
         assert self.dist.advisor_state(offer.advisor) is AdvisorState.RESERVED
         key = self.live[offer.call_id][2]
         assert self.fits(offer.advisor, offer.call_id)
+        from_reserve = not self.full_fits(offer.advisor, offer.call_id)
+        assert offer.trace["from_reserve"] is from_reserve
         for other in waiting:
             if self.live[other][2] < key:
                 assert not self.fits(offer.advisor, other), (
@@ -477,28 +505,123 @@ class DistributorMachine(RuleBasedStateMachine):
                 )
 
     def fits(self, name: str, call_id: str) -> bool:
-        """May this advisor's skills take this call now (the model's own rule)?"""
+        """May this advisor take this call now, fully or from its reserve pool?"""
+        fit = self.skills_fit(name, call_id) or self.reserve_fits(name, call_id)
+        return fit and not self.held(name, call_id)
+
+    def full_fits(self, name: str, call_id: str) -> bool:
+        return self.skills_fit(name, call_id) and not self.held(name, call_id)
+
+    def skills_fit(self, name: str, call_id: str) -> bool:
+        """Do this advisor's skills fit the call now (the model's own rule)?"""
         language, topic, _ = self.live[call_id]
-        return eligible(self.profiles[name], language, topic)
+        profile = self.profiles[name]
+        return eligible(profile, language, topic) and self.trainings[call_id] <= set(
+            profile.trainings)
+
+    def reserve_fits(self, name: str, call_id: str) -> bool:
+        """In the call's reserve pool and speaking its language (any level)."""
+        return name in self.reserve[call_id] and \
+            self.live[call_id][0] in self.profiles[name].languages
+
+    def held(self, name: str, call_id: str) -> bool:
+        """Kept for another (preferred) advisor."""
+        return False
 
     def forget(self, call_id: str) -> None:
         if self.live.pop(call_id, None) is not None:
             self.gone.append(call_id)
 
+    def normal_key(self, call_id: str) -> tuple[float, float, int]:
+        enq = self.enqueued[call_id]
+        return (self.AGING * enq - self.priority[call_id], enq, int(call_id[1:]))
+
+    def head_key(self, call_id: str) -> tuple[float, float, int]:
+        """Ahead of every call not connected of the same or a lower priority."""
+        normal = self.normal_key(call_id)
+        pending = set(self.dist.waiting_calls()) | set(self.calls_with("offered"))
+        rivals = [self.live[c][2] for c in pending if c != call_id
+                  and self.priority[c] <= self.priority[call_id]]
+        if not rivals:
+            return normal
+        first = min(rivals)
+        return min(normal, (first[0], first[1], -1 - next(self.head_ids)))
+
+    def peek_id(self) -> int:
+        """The number of the next call id (ids are c0, c1, ...)."""
+        return self.next_id
+
+    def new_call(self, language: str, topic: str, priority: int, trainings: frozenset[str],
+                 reserve: frozenset[str], at_head: bool, **extra: Any) -> str:
+        """Add a call to the model and the distributor."""
+        call_id = f"c{self.next_id}"
+        self.next_id += 1
+        self.enqueued[call_id], self.priority[call_id] = self.now, priority
+        self.trainings[call_id], self.reserve[call_id] = trainings, reserve
+        self.live[call_id] = (language, topic, self.normal_key(call_id))
+        if at_head:
+            self.heads.add(call_id)
+            self.live[call_id] = (language, topic, self.head_key(call_id))
+        self.apply(
+            lambda: self.dist.add_call(
+                call_id, language=language, topic=topic, priority=priority, now=self.now,
+                trainings=trainings, reserve=reserve, at_head=at_head, **extra,
+            ),
+            settles=True, single=True,
+        )
+        if at_head:
+            self.check_at_head(call_id)
+        return call_id
+
+    def check_at_head(self, call_id: str) -> None:
+        waiting = self.dist.waiting_calls()
+        if call_id not in waiting:
+            return
+        mine = waiting.index(call_id)
+        for i, other in enumerate(waiting):
+            if other != call_id and self.priority[other] <= self.priority[call_id]:
+                assert mine < i, f"{call_id} put at the head but behind {other}"
+
     # -- rules --------------------------------------------------------------
 
     @rule(
-        language=st.sampled_from(LANGS), topic=st.sampled_from(TOPICS), priority=st.integers(0, 2)
+        language=st.sampled_from(LANGS), topic=st.sampled_from(TOPICS),
+        priority=st.integers(0, 2), trainings=training_sets, reserve=reserve_sets,
+        at_head=st.booleans(),
     )
-    def add_call(self, language: str, topic: str, priority: int) -> None:
-        call_id = f"c{next(self.ids)}"
-        self.live[call_id] = (language, topic, (-priority, self.now, int(call_id[1:])))
-        self.apply(
-            lambda: self.dist.add_call(
-                call_id, language=language, topic=topic, priority=priority, now=self.now
-            ),
-            settles=True,
+    def add_call(self, language: str, topic: str, priority: int, trainings: frozenset[str],
+                 reserve: frozenset[str], at_head: bool) -> None:
+        self.new_call(language, topic, priority, trainings, reserve, at_head)
+
+    @precondition(lambda self: bool(self.live))
+    @rule(
+        data=st.data(), priority=st.none() | st.integers(0, 2),
+        trainings=st.none() | training_sets, reserve=st.none() | reserve_sets,
+    )
+    def update_call(self, data: st.DataObject, priority: int | None,
+                    trainings: frozenset[str] | None, reserve: frozenset[str] | None) -> None:
+        """New needs or priority for a call in any state: a waiting one keeps its place."""
+        call_id = data.draw(st.sampled_from(sorted(self.live)))
+        waiting = call_id in self.dist.waiting_calls()
+        if trainings is not None:
+            self.trainings[call_id] = trainings
+        if reserve is not None:
+            self.reserve[call_id] = reserve
+        moved = priority is not None and priority != self.priority[call_id]
+        if priority is not None and moved:
+            self.priority[call_id] = priority
+            language, topic, _ = self.live[call_id]
+            key = self.head_key(call_id) if call_id in self.heads else self.normal_key(call_id)
+            self.live[call_id] = (language, topic, key)
+        actions = self.apply(
+            lambda: self.dist.update_call(call_id, self.now, priority=priority,
+                                          trainings=trainings, reserve=reserve),
+            settles=waiting, single=True,
         )
+        if not waiting:
+            assert actions == []
+        elif moved and call_id in self.heads:  # placed at the head of its new priority
+            self.check_at_head(call_id)
 
     @rule(data=st.data(), ended=st.booleans())
     def hang_up(self, data: st.DataObject, ended: bool) -> None:
@@ -506,7 +629,7 @@ class DistributorMachine(RuleBasedStateMachine):
         pool = sorted(self.live) + self.gone + ["nope"]
         call_id = data.draw(st.sampled_from(pool))
         operation = self.dist.call_ended if ended else self.dist.remove_call
-        actions = self.apply(lambda: operation(call_id, self.now))
+        actions = self.apply(lambda: operation(call_id, self.now), single=True)
         if call_id not in self.live:
             assert actions == []
         self.forget(call_id)
@@ -527,7 +650,7 @@ class DistributorMachine(RuleBasedStateMachine):
         was_settled = self.settled
         available_before = {n for n, (s, _) in self.advisor_states().items() if s == "available"}
         actions = self.apply(
-            lambda: self.dist.offer_failed(call_id, self.now, reason), settles=True
+            lambda: self.dist.offer_failed(call_id, self.now, reason), settles=True, single=True
         )
         if was_settled and Offer(call_id, advisor or "") in actions:
             others = [n for n in available_before if self.fits(n, call_id)]
@@ -537,7 +660,7 @@ class DistributorMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def end(self, data: st.DataObject) -> None:
         call_id = data.draw(st.sampled_from(self.calls_with("connected")))
-        self.apply(lambda: self.dist.call_ended(call_id, self.now))
+        self.apply(lambda: self.dist.call_ended(call_id, self.now), single=True)
         self.forget(call_id)
 
     @rule(
@@ -546,7 +669,7 @@ class DistributorMachine(RuleBasedStateMachine):
         reason=st.sampled_from([None, "break"]),
     )
     def set_state(self, name: str, state: AdvisorState, reason: str | None) -> None:
-        self.apply(lambda: self.dist.set_state(name, state, self.now, reason))
+        self.apply(lambda: self.dist.set_state(name, state, self.now, reason), single=True)
 
     @rule(dt=st.sampled_from([0.0, 0.5, 3.0, 5.0, 10.0, 30.0]))
     def tick(self, dt: float) -> None:

@@ -22,7 +22,13 @@ from cti.routing import (
     Escalated,
     EscalationStep,
 )
-from tests.unit.test_distributor import LANGS, NAMES, TOPICS
+from tests.unit.test_distributor import (
+    LANGS,
+    NAMES,
+    TOPICS,
+    reserve_sets,
+    training_sets,
+)
 from tests.unit.test_distributor_levels import LevelledMachine
 
 STEPS = (EscalationStep(0, 3, 3), EscalationStep(10, 2, 1), EscalationStep(30, 1, 0, True))
@@ -42,6 +48,8 @@ def expiring(name: str) -> st.SearchStrategy[AdvisorProfile]:
 
 
 class AgingMachine(LevelledMachine):
+    AGING = AGING
+
     @initialize(
         profiles=st.tuples(*(expiring(n) for n in NAMES)),
         wrap_up=st.sampled_from([0.0, 5.0, {"default": 2.0, "emergency": 8.0}]),
@@ -65,27 +73,24 @@ class AgingMachine(LevelledMachine):
     # -- the model's rule ---------------------------------------------------
 
     def skills_fit(self, name: str, call_id: str) -> bool:
-        language, topic, (_, enqueued, _) = self.live[call_id]
-        step = [s for s in STEPS if s.after_s <= self.now - enqueued][-1]
+        language, topic, _ = self.live[call_id]
+        step = [s for s in STEPS if s.after_s <= self.now - self.enqueued[call_id]][-1]
         p = self.profiles[name]
         lang_ok = p.languages.get(language, 0) >= step.min_language
         topic_ok = step.min_topic == 0 or p.topics.get(topic, 0) >= step.min_topic
-        expiry = p.trainings.get("crisis", 0.0)
-        crisis_ok = topic != "emergency" or (
-            "crisis" in p.trainings and (expiry is None or self.now < expiry))
-        return lang_ok and topic_ok and crisis_ok
+        valid = {t for t, exp in p.trainings.items() if exp is None or self.now < exp}
+        needed = self.trainings[call_id] | ({"crisis"} if topic == "emergency" else set())
+        return lang_ok and topic_ok and needed <= valid
 
-    def fits(self, name: str, call_id: str) -> bool:
-        if not self.skills_fit(name, call_id):
-            return False
+    def held(self, name: str, call_id: str) -> bool:
+        """Kept for its preferred advisor (the reserve pool included)."""
         pref = self.preferred.get(call_id)
-        enqueued = self.live[call_id][2][1]
-        held = (
-            pref is not None and pref != name and self.now < enqueued + PREFERRED_WAIT
+        return (
+            pref is not None and pref != name
+            and self.now < self.enqueued[call_id] + PREFERRED_WAIT
             and self.dist.advisor_state(pref) is not AdvisorState.LOGGED_OUT
             and self.skills_fit(pref, call_id)
         )
-        return not held
 
     def check_actions(self, before: dict, actions: list[Action]) -> None:
         super().check_actions(before, actions)
@@ -95,28 +100,24 @@ class AgingMachine(LevelledMachine):
                 assert key not in self.escalations, f"escalated twice: {key}"
                 self.escalations.add(key)
                 assert STEPS[action.step].escalate
-                enqueued = self.live[action.call_id][2][1]
+                enqueued = self.enqueued[action.call_id]
                 assert self.now - enqueued >= STEPS[action.step].after_s
 
     # -- extra rules ----------------------------------------------------------
 
     @rule(
         language=st.sampled_from(LANGS), topic=st.sampled_from(TOPICS),
-        priority=st.integers(0, 2), preferred=st.sampled_from([None, *NAMES]),
+        priority=st.integers(0, 2), trainings=training_sets, reserve=reserve_sets,
+        at_head=st.booleans(), preferred=st.sampled_from([None, *NAMES]),
     )
     def add_call(  # type: ignore[override]
-        self, language: str, topic: str, priority: int, preferred: str | None,
+        self, language: str, topic: str, priority: int, trainings: frozenset[str],
+        reserve: frozenset[str], at_head: bool, preferred: str | None,
     ) -> None:
-        call_id = f"c{next(self.ids)}"
-        seq = int(call_id[1:])
-        self.live[call_id] = (language, topic, (AGING * self.now - priority, self.now, seq))
-        self.preferred[call_id] = preferred
-        self.apply(
-            lambda: self.dist.add_call(call_id, language=language, topic=topic,
-                                       priority=priority, preferred_advisor=preferred,
-                                       now=self.now),
-            settles=True,
-        )
+        # The model must know the preference before the call is routed.
+        self.preferred[f"c{self.peek_id()}"] = preferred
+        self.new_call(language, topic, priority, trainings, reserve, at_head,
+                      preferred_advisor=preferred)
 
     @rule(dt=st.sampled_from([1.0, 7.0, 15.0, 100.0]))
     def clock_jump(self, dt: float) -> None:

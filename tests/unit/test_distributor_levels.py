@@ -37,14 +37,14 @@ class LevelledMachine(DistributorMachine):
         self.dist = Distributor(profiles, offer_timeout_s=10.0, wrap_up_s=wrap_up,
                                 max_missed=max_missed, escalation={"default": STEPS})
 
-    def fits(self, name: str, call_id: str) -> bool:
-        language, topic, (_, enqueued, _) = self.live[call_id]
-        step = [s for s in STEPS if s.after_s <= self.now - enqueued][-1]
+    def skills_fit(self, name: str, call_id: str) -> bool:
+        language, topic, _ = self.live[call_id]
+        step = [s for s in STEPS if s.after_s <= self.now - self.enqueued[call_id]][-1]
         p = self.profiles[name]
         lang_ok = p.languages.get(language, 0) >= step.min_language
         topic_ok = step.min_topic == 0 or p.topics.get(topic, 0) >= step.min_topic
-        crisis_ok = topic != "emergency" or "crisis" in p.trainings
-        return lang_ok and topic_ok and crisis_ok
+        needed = self.trainings[call_id] | ({"crisis"} if topic == "emergency" else set())
+        return lang_ok and topic_ok and needed <= set(p.trainings)
 
     @invariant()
     def deadlines_are_consistent(self) -> None:

@@ -277,6 +277,7 @@ def test_trace_states_and_skills_as_reasons() -> None:
     assert t["step"] == {"index": 0, "after_s": 0, "min_language": 3, "min_topic": 3}
     assert t["strategy"] == "best_match" and t["trigger"] == "call_waiting"
     assert t["requirements"] == {"language": "en", "topic": "visa", "trainings": []}
+    assert t["from_reserve"] is False
 
 
 def test_trace_is_summarised_with_many_advisors() -> None:
