@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, Query, WebSocket
 
-from cti.api import routes_agents, routes_calls, routes_floor
+from cti.api import routes_agents, routes_audit, routes_calls, routes_floor
 from cti.api.commands import Commands
 from cti.api.guard import make_guard
 from cti.api.roles import WS_PATH
@@ -27,7 +27,7 @@ def create_app(gw: "Gateway") -> FastAPI:
                   "protocol is in docs/asyncapi.yaml.",
                   dependencies=[Depends(make_guard(gw))])
     reports = Reports(gw.store.path)
-    for module in (routes_agents, routes_calls, routes_floor):
+    for module in (routes_agents, routes_audit, routes_calls, routes_floor):
         module.register(app, gw, reports)
 
     @app.websocket(WS_PATH)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -24,6 +23,7 @@ from cti.controller.calls import (
     sip_user,
 )
 from cti.controller.control import JOIN_PREFIX, CallControlMixin
+from cti.controller.durable import persist_flag, persist_skills, restore_skills, start_flags
 from cti.controller.flow_ivr import IvrFlowMixin
 from cti.controller.prompts import PromptLibrary
 from cti.controller.skills import SkillBook, Skills
@@ -87,8 +87,10 @@ class CallFlow(IvrFlowMixin, CallControlMixin):
         self._delivered = delivered
         self.calls = CallRegistry()
         self.ivr_flows = ivr_flows(settings)
-        self.flags = dict(settings.ivr.flags)
+        self.flags = start_flags(settings.ivr.flags, store)  # stored values win
         self.skills = SkillBook(settings)
+        restore_skills(self.skills, store)
+        self._state_lock = asyncio.Lock()  # stored and applied in the same order
         # The distributor decides when an offer times out (OfferRevoked).
         self.distributor = make_distributor(settings, self.skills)
         self._ivr: dict[str, IvrSession] = {}
@@ -251,16 +253,22 @@ class CallFlow(IvrFlowMixin, CallControlMixin):
         self._publish("call.escalated", call, {"step": action.step,
                                                "waited_s": call.waited_s()})
 
-    def update_skills(self, advisor: str, skills: Skills) -> None:
-        """From the API: new skills count from the next routing decision."""
-        profile = self.skills.set(advisor, skills)
+    async def update_skills(self, advisor: str, skills: Skills, by: str | None = None,
+                            address: str | None = None) -> None:
+        """From the API: stored (and audited), then they count from the next routing
+        decision."""
+        async with self._state_lock:
+            await persist_skills(self.store, self.skills, advisor, skills, by, address)
+            profile = self.skills.set(advisor, skills)
         self._apply_routing(self.distributor.update_advisor(profile, time.time()))
 
-    def set_flag(self, name: str, value: bool, by: str | None = None) -> None:
-        """From the API: a gateway-wide IVR flag, read by flows from the next caller on."""
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-            raise ValueError("a flag name is letters, digits, '.', '_' or '-'")
-        self.flags[name] = value
+    async def set_flag(self, name: str, value: bool, by: str | None = None,
+                       address: str | None = None) -> None:
+        """From the API: a gateway-wide IVR flag, read by flows from the next caller on;
+        stored (and audited) before it counts."""
+        async with self._state_lock:
+            await persist_flag(self.store, name, value, by, address)
+            self.flags[name] = value
         log.info("ivr flag name=%s value=%s by=%s", name, value, by)
         self._publish("ivr.flag", None, {"name": name, "value": value, "by": by})
 
