@@ -86,6 +86,8 @@ def _apply(conn: sqlite3.Connection, steps: Sequence[Migration], current: int, w
     if current > known:
         raise MigrationError(f"{what}: the database is at version {current}, this code "
                              f"knows up to {known}: use a newer cti or another store")
+    fresh = current == 0 and (what != "store" or conn.execute(
+        "SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None)
     done: list[int] = []
     for step in steps:
         if step.version <= current:
@@ -104,8 +106,11 @@ def _apply(conn: sqlite3.Connection, steps: Sequence[Migration], current: int, w
                 conn.execute("ROLLBACK")
             raise MigrationError(f"{what}: migration {step.version} failed (rolled back): "
                                  f"{e}") from e
-        log.info("store migrated %s to version %d", what, step.version)
         done.append(step.version)
+    if done:
+        # An upgrade is news; creating a new file (or a plugin's tables) is not.
+        level = logging.INFO if current > 0 or not fresh else logging.DEBUG
+        log.log(level, "store: %s upgraded from version %d to %d", what, current, done[-1])
     return done
 
 

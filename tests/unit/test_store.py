@@ -195,3 +195,26 @@ async def test_sqlite_itself_refuses_what_the_text_check_misses(tmp_path: Path) 
     assert await ps.write("INSERT INTO p_a_x VALUES (1)") == 1
     assert ps.query("SELECT COUNT(*) AS n FROM p_a_x") == [{"n": 1}]
     store.close()
+
+
+def test_a_write_that_returned_survives_a_process_killed_right_after(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, os, sys\n"
+        "from pathlib import Path\n"
+        "from cti.store.db import Store, CallRecord\n"
+        "s = Store(Path(sys.argv[1]))\n"
+        "asyncio.run(s.flags.set('crisis', True, 'nadia'))\n"
+        "s.save_call(CallRecord('c9', 1.0))\n"
+        "os.kill(os.getpid(), 9)  # no close, no exit handlers\n"
+    )
+    path = tmp_path / "k.db"
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], timeout=30,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == -9
+    store = Store(path)
+    assert store.flags.values() == {"crisis": True} and store.get_call("c9") is not None
+    assert [x.action for x in store.audit.lines()] == ["flag.set"]
+    store.close()
