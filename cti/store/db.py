@@ -17,6 +17,7 @@ from cti.plugins.api import Migration
 from cti.store.audit import AuditLog
 from cti.store.flags import FlagsRepo
 from cti.store.migrations import STATE_SCHEMA, migrate_core
+from cti.store.plugin_storage import guarded
 from cti.store.skills import SkillsRepo
 from cti.store.timers import TimersRepo
 from cti.store.writer import Writer
@@ -130,8 +131,6 @@ class Store:
         """Rows of a read; ``guard``: a plugin's table prefix, no other table is readable."""
         if guard is None:
             return self._db.execute(sql, params).fetchall()
-        from cti.store.plugin_storage import guarded
-
         with self._read_lock:
             return guarded(self._db, guard, lambda c: c.execute(sql, params).fetchall())
 

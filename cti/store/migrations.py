@@ -110,7 +110,7 @@ def _apply(conn: sqlite3.Connection, steps: Sequence[Migration], current: int, w
     if done:
         # An upgrade is news; creating a new file (or a plugin's tables) is not.
         level = logging.INFO if current > 0 or not fresh else logging.DEBUG
-        log.log(level, "store: %s upgraded from version %d to %d", what, current, done[-1])
+        log.log(level, "%s schema upgraded from version %d to %d", what, current, done[-1])
     return done
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from pathlib import Path
@@ -26,10 +27,13 @@ def old_database(path: Path) -> None:
     db.close()
 
 
-def test_a_v0_database_is_upgraded_in_place(tmp_path: Path) -> None:
+def test_a_v0_database_is_upgraded_in_place(tmp_path: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "cti.sqlite3"
     old_database(path)
-    store = Store(path)
+    with caplog.at_level(logging.INFO, logger="cti.store"):
+        store = Store(path)
+    assert "store schema upgraded from version 0 to 2" in caplog.text
     try:
         assert store.read("PRAGMA user_version")[0][0] == MIGRATIONS[-1].version == 2
         assert store.get_call("c1") is not None and store.wrap_up("c1")["code"] == "info"
@@ -185,6 +189,7 @@ async def test_sqlite_itself_refuses_what_the_text_check_misses(tmp_path: Path) 
     store = Store(tmp_path / "s.db")
     ps = PluginStorage(store, "a", [Migration(1, "CREATE TABLE {prefix}x (id INTEGER)")])
     assert outside_prefix("SELECT * FROM p_a_x, calls", "p_a_") == []  # a comma list
+    assert store.read("SELECT * FROM p_a_x, calls") == []  # prepared and cached unguarded
     with pytest.raises(sqlite3.DatabaseError, match="prohibited|not authorized"):
         ps.query("SELECT * FROM p_a_x, calls")
     with pytest.raises(sqlite3.DatabaseError, match="prohibited|not authorized"):
