@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, WebSocket
 
-from cti.api import routes_agents, routes_calls, routes_floor
+from cti.api import routes_agents, routes_audit, routes_calls, routes_floor
 from cti.api.commands import Commands
 from cti.api.deps import GatewayApi
 from cti.api.guard import make_guard
@@ -25,7 +25,7 @@ def create_app(gw: GatewayApi) -> FastAPI:
                   "protocol is in docs/asyncapi.yaml.",
                   dependencies=[Depends(make_guard(gw))])
     reports = Reports(gw.store.path)
-    for module in (routes_agents, routes_calls, routes_floor):
+    for module in (routes_agents, routes_audit, routes_calls, routes_floor):
         module.register(app, gw, reports)
     for plugin in gw.plugin_routers:  # each route has its rule (checked at cti_load)
         app.include_router(plugin.router, prefix=f"{PLUGIN_API_PREFIX}/{plugin.plugin}")

@@ -51,6 +51,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/calls/{{call_id}}/wrap-up"): "user",
     ("GET", f"{V1}/records"): "user",
     ("GET", f"{V1}/stats/queues"): "supervisor",
+    ("GET", f"{V1}/audit"): "supervisor",
     ("GET", f"{V1}/directory"): "user",
     ("GET", f"{V1}/wrap-up-codes"): "user",
     ("GET", f"{V1}/away-reasons"): "user",

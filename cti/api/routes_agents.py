@@ -70,10 +70,14 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
         return [agent_view(gw, a.name) for a in gw.settings.advisors]
 
     @app.put(f"{V1}/advisors/{{name}}/skills", response_model=AgentView)
-    async def set_skills(name: str, body: SkillsRequest, p: Auth) -> AgentView:
-        """Live skill and training changes: they count from the next routing decision."""
+    async def set_skills(name: str, body: SkillsRequest, p: Auth,
+                         request: Request) -> AgentView:
+        """Live skill and training changes: they count from the next routing decision.
+        Stored (they survive a restart) and audited before this answers."""
         try:
-            gw.flow.update_skills(name, Skills(body.languages, body.topics, body.trainings))
+            await gw.flow.update_skills(
+                name, Skills(body.languages, body.topics, body.trainings), by=p.user,
+                address=request.client.host if request.client else None)
         except KeyError as e:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(e).strip("'\"")) from None
         return agent_view(gw, name)

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import PlainTextResponse
 
 from cti import metrics
@@ -56,10 +56,13 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
         return dict(gw.flow.flags)
 
     @app.put(f"{V1}/ivr/flags/{{name}}")
-    async def set_ivr_flag(name: str, body: FlagRequest, p: Auth) -> dict[str, bool]:
-        """Switch a flag (e.g. a crisis is on): it counts from the next caller's IVR."""
+    async def set_ivr_flag(name: str, body: FlagRequest, p: Auth,
+                           request: Request) -> dict[str, bool]:
+        """Switch a flag (e.g. a crisis is on): it counts from the next caller's IVR.
+        Stored (it survives a restart) and audited before this answers."""
         try:
-            gw.flow.set_flag(name, body.value, by=p.user)
+            await gw.flow.set_flag(name, body.value, by=p.user,
+                                   address=request.client.host if request.client else None)
         except ValueError as e:
             raise HTTPException(422, str(e)) from None
         return dict(gw.flow.flags)

@@ -16,6 +16,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any, Protocol
 
 from cti.config import Settings
+from cti.controller.durable import restore_skills, start_flags
 from cti.controller.calls import Call, CallRegistry, Leg
 from cti.controller.prompts import PromptLibrary
 from cti.controller.skills import SkillBook
@@ -107,8 +108,12 @@ class FlowContext:
         self.prompts = prompts
         self.calls = CallRegistry()
         #: Gateway-wide flags flows branch on (ivr.flags; supervisors change them live).
-        self.flags: dict[str, bool] = dict(settings.ivr.flags)
+        #: Stored values (a supervisor's change before a restart) win over the config's.
+        self.flags: dict[str, bool] = start_flags(settings.ivr.flags, store)
         self.skills = SkillBook(settings)
+        restore_skills(self.skills, store)
+        #: A change is stored, then applied: in the same order when two requests race.
+        self.state_lock = asyncio.Lock()
         # The distributor decides when an offer times out (OfferRevoked).
         self.distributor = make_distributor(settings, self.skills)
         self.recent_advisors = RecentAdvisors()

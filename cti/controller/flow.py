@@ -148,14 +148,16 @@ class CallFlow:
         return self.consults.consulted(call_id)
 
     # ------------------------------------------------------------ the API
-    def update_skills(self, advisor: str, skills: Skills) -> None:
-        self.offers.update_skills(advisor, skills)
+    async def update_skills(self, advisor: str, skills: Skills, by: str | None = None,
+                            address: str | None = None) -> None:
+        await self.offers.update_skills(advisor, skills, by, address)
 
     def set_advisor_state(self, advisor: str, state: str, reason: str | None = None) -> None:
         self.offers.set_advisor_state(advisor, state, reason)
 
-    def set_flag(self, name: str, value: bool, by: str | None = None) -> None:
-        self.inbound.set_flag(name, value, by)
+    async def set_flag(self, name: str, value: bool, by: str | None = None,
+                       address: str | None = None) -> None:
+        await self.inbound.set_flag(name, value, by, address)
 
     def accept_offer(self, call_id: str, advisor: str) -> None:
         self.control.accept_offer(call_id, advisor)

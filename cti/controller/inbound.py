@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from typing import Any
 
 from cti.config import ivr_flows
 from cti.controller.calls import Call, Leg, sip_user
+from cti.controller.durable import persist_flag
 from cti.controller.consult import JOIN_PREFIX, Consults
 from cti.controller.context import FlowContext
 from cti.controller.ending import CallEnding
@@ -98,11 +98,13 @@ class Inbound:
         return {"caller": {"number": call.caller_number, "country": call.caller_country},
                 "dialled": call.dialled}
 
-    def set_flag(self, name: str, value: bool, by: str | None = None) -> None:
-        """A gateway-wide IVR flag, read by flows from the next caller on."""
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-            raise ValueError("a flag name is letters, digits, '.', '_' or '-'")
-        self.ctx.flags[name] = value
+    async def set_flag(self, name: str, value: bool, by: str | None = None,
+                       address: str | None = None) -> None:
+        """A gateway-wide IVR flag, read by flows from the next caller on; stored (and
+        audited) before it counts."""
+        async with self.ctx.state_lock:
+            await persist_flag(self.ctx.store, name, value, by, address)
+            self.ctx.flags[name] = value
         log.info("ivr flag name=%s value=%s by=%s", name, value, by)
         self.ctx.publish("ivr.flag", None, {"name": name, "value": value, "by": by})
 

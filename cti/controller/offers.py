@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from cti.controller.calls import Call, Leg, caller_timezone, local_time
+from cti.controller.durable import persist_skills
 from cti.controller.context import FlowContext
 from cti.controller.skills import Skills
 from cti.controller.work import TaskHandler
@@ -101,10 +102,14 @@ class Offers:
                                                   "waited_s": call.waited_s()})
 
     # ---------------------------------------------------- advisors (the API)
-    def update_skills(self, advisor: str, skills: Skills) -> None:
-        """New skills count from the next routing decision."""
-        profile = self.ctx.skills.set(advisor, skills)
-        self.apply(self.ctx.distributor.update_advisor(profile, time.time()))
+    async def update_skills(self, advisor: str, skills: Skills, by: str | None = None,
+                            address: str | None = None) -> None:
+        """Stored (and audited), then the new skills count from the next routing
+        decision."""
+        async with self.ctx.state_lock:
+            await persist_skills(self.ctx.store, self.ctx.skills, advisor, skills, by, address)
+            profile = self.ctx.skills.set(advisor, skills)
+            self.apply(self.ctx.distributor.update_advisor(profile, time.time()))
 
     def set_advisor_state(self, advisor: str, state: str, reason: str | None = None) -> None:
         """An advisor sets themself available / away / logged out."""

@@ -1,12 +1,26 @@
-"""SQLite store (WAL): call records. Durable before acknowledged."""
+"""SQLite store (WAL): call records, and (through its repositories) the state that
+survives a restart. Durable before acknowledged: every write goes through the one
+writer thread (cti/store/writer.py) and is committed with synchronous=FULL
+before its method returns. Reads use their own connection on the caller's thread.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cti.plugins.api import Migration
+from cti.store.audit import AuditLog
+from cti.store.flags import FlagsRepo
+from cti.store.migrations import STATE_SCHEMA, migrate_core
+from cti.store.plugin_storage import guarded
+from cti.store.skills import SkillsRepo
+from cti.store.timers import TimersRepo
+from cti.store.writer import Writer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -54,6 +68,13 @@ CREATE VIEW IF NOT EXISTS last_wrap_ups AS
     SELECT call_id, advisor, code, note, MAX(at) AS at FROM wrap_ups GROUP BY call_id;
 """
 
+#: The core schema, one step per version (PRAGMA user_version). Append, never edit:
+#: a database made by an older cti is brought up to date by the steps it lacks.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, SCHEMA),
+    Migration(2, STATE_SCHEMA),
+)
+
 
 @dataclass
 class CallRecord:
@@ -88,14 +109,30 @@ class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        conn = _connect(path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        migrate_core(conn, MIGRATIONS)
+        self.writer = Writer(conn)
+        # Reads: their own connection (WAL: they never wait for the writer).
+        self._db = _connect(path)
+        self._db.execute("PRAGMA query_only = ON")
+        self._read_lock = threading.Lock()
+        self.flags = FlagsRepo(self.writer, self._db)
+        self.skills = SkillsRepo(self.writer, self._db)
+        self.audit = AuditLog(self.writer, self._db)
+        self.timers = TimersRepo(self.writer, self._db)
 
     def close(self) -> None:
+        """Waits for the writes submitted so far to be committed."""
+        self.writer.close()
         self._db.close()
+
+    def read(self, sql: str, params: Any = (), guard: str | None = None) -> list[sqlite3.Row]:
+        """Rows of a read; ``guard``: a plugin's table prefix, no other table is readable."""
+        if guard is None:
+            return self._db.execute(sql, params).fetchall()
+        with self._read_lock:
+            return guarded(self._db, guard, lambda c: c.execute(sql, params).fetchall())
 
     def save_call(self, rec: CallRecord) -> None:
         """Insert or replace the record of one customer call."""
@@ -104,23 +141,20 @@ class Store:
             v = getattr(rec, col)
             values.append(json.dumps(v) if col in _JSON_COLUMNS else v)
         marks = ",".join("?" * len(_COLUMNS))
-        self._db.execute(
-            f"INSERT OR REPLACE INTO calls ({','.join(_COLUMNS)}) VALUES ({marks})", values
-        )
+        sql = f"INSERT OR REPLACE INTO calls ({','.join(_COLUMNS)}) VALUES ({marks})"
+        self.writer.call(lambda c: c.execute(sql, values))
 
     def add_offer(self, call_id: str, advisor: str, at: float, trace: dict[str, Any]) -> int:
         """Store an offer with its decision trace before the advisor's phone rings."""
-        cur = self._db.execute(
+        args = (call_id, advisor, at, json.dumps(trace))
+        return self.writer.call(lambda c: int(c.execute(
             "INSERT INTO offers (call_id, advisor, offered_at, trace) VALUES (?, ?, ?, ?)",
-            (call_id, advisor, at, json.dumps(trace)),
-        )
-        return int(cur.lastrowid or 0)
+            args).lastrowid or 0))
 
     def set_offer_outcome(self, offer_id: int, outcome: str, at: float) -> None:
-        self._db.execute(
+        self.writer.call(lambda c: c.execute(
             "UPDATE offers SET outcome = ?, outcome_at = ? WHERE offer_id = ? AND outcome IS NULL",
-            (outcome, at, offer_id),
-        )
+            (outcome, at, offer_id)))
 
     def offers(self, call_id: str) -> list[dict[str, Any]]:
         """Every offer of a call, oldest first, with its decision trace."""
@@ -146,9 +180,9 @@ class Store:
 
     def save_wrap_up(self, call_id: str, advisor: str, code: str, note: str, at: float) -> None:
         """The advisor's after-call work: a code from config and a free note (last wins)."""
-        self._db.execute(
+        self.writer.call(lambda c: c.execute(
             "INSERT OR REPLACE INTO wrap_ups (call_id, advisor, code, note, at) "
-            "VALUES (?, ?, ?, ?, ?)", (call_id, advisor, code, note, at))
+            "VALUES (?, ?, ?, ?, ?)", (call_id, advisor, code, note, at)))
 
     def wrap_up(self, call_id: str) -> dict[str, Any] | None:
         """The call's latest wrap-up (a transferred call has one per advisor)."""
@@ -173,6 +207,14 @@ class Store:
             "ORDER BY c.started_at DESC LIMIT ?",
             (number, before if before is not None else float("inf"), limit))
         return [dict(r) for r in rows]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA synchronous=FULL")  # the commit survives a power cut, not only a crash
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
 
 
 def _to_record(row: sqlite3.Row) -> CallRecord:

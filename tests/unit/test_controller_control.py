@@ -158,7 +158,8 @@ async def test_facade_exposes_the_services(h: Harness) -> None:
     seen: list[tuple[str, bool]] = []
     flow.edge_rotation = lambda worker, active: seen.append((worker, active))
     assert flow.rooms.edge_rotation is flow.edge_rotation
-    flow.set_flag("crisis", True, by="nadia")
+    await flow.set_flag("crisis", True, by="nadia")
+    assert h.flow.ctx.store.flags.values() == {"crisis": True}  # stored before it counts
     assert flow.flags["crisis"] is True
     assert h.of_type("ivr.flag")[0]["data"] == {"name": "crisis", "value": True, "by": "nadia"}
     assert flow._free_calls("w1") == 4 and flow._out_of_rotation == set()
