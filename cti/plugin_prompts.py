@@ -14,34 +14,33 @@ from pathlib import Path
 
 import yaml
 
-from cti.prompts import LanguagePrompts, PromptError
-
 
 def plugin_texts(name: str, path: Path) -> dict[str, dict[str, str]]:
     """{lang: {"<name>.<key>": text}} of one plugin's prompts file."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as e:
-        raise PromptError(f"{path}: cannot read the prompts of plugin {name}: {e}") from None
+        raise ValueError(f"{path}: cannot read the prompts of plugin {name}: {e}") from None
     languages = data.get("languages") if isinstance(data, dict) else None
     if not isinstance(languages, dict):
-        raise PromptError(f"{path}: languages: expected a mapping of languages")
+        raise ValueError(f"{path}: languages: expected a mapping of languages")
     out: dict[str, dict[str, str]] = {}
     for lang, block in languages.items():
         texts = block.get("texts") if isinstance(block, dict) else None
         if not isinstance(texts, dict):
-            raise PromptError(f"{path}: languages.{lang}.texts: expected a mapping")
+            raise ValueError(f"{path}: languages.{lang}.texts: expected a mapping")
         for key, text in texts.items():
             if not isinstance(text, str) or not text.strip():
-                raise PromptError(f"{path}: languages.{lang}.texts.{key}: a non-empty text")
+                raise ValueError(f"{path}: languages.{lang}.texts.{key}: a non-empty text")
             out.setdefault(str(lang), {})[f"{name}.{key}"] = text.strip()
     return out
 
 
-def merge_plugin_prompts(catalog: dict[str, LanguagePrompts],
-                         plugins: Mapping[str, Path]) -> dict[str, LanguagePrompts]:
-    """The catalog with every plugin's keys in every language of the catalog."""
-    merged = {lang: dict(p.texts) for lang, p in catalog.items()}
+def merge_plugin_texts(texts_by_lang: Mapping[str, Mapping[str, str]],
+                       plugins: Mapping[str, Path]) -> dict[str, dict[str, str]]:
+    """{lang: {key: text}} with every plugin's keys in every language given
+    (ValueError names a broken plugin file)."""
+    merged = {lang: dict(t) for lang, t in texts_by_lang.items()}
     for name, path in plugins.items():
         texts = plugin_texts(name, path)
         if not texts:
@@ -50,7 +49,7 @@ def merge_plugin_prompts(catalog: dict[str, LanguagePrompts],
         for lang in merged:
             for key, text in fallback.items():
                 merged[lang][key] = texts.get(lang, {}).get(key, text)
-    return {lang: LanguagePrompts(catalog[lang].voice, texts) for lang, texts in merged.items()}
+    return merged
 
 
 def plugin_prompt_keys(plugins: Mapping[str, Path]) -> set[str]:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import yaml
 
+from cti.plugin_prompts import merge_plugin_texts
+
 WAV_FORMAT = (8000, 1, 2)  # rate, channels, bytes per sample
 RECIPE_VERSION = "1"  # bump when the conversion pipeline changes: everything rebuilds
 MANIFEST = "manifest.json"
@@ -210,9 +212,11 @@ def build_prompts(
     ``plugins``: the prompts.yaml of each enabled plugin (cti/plugin_prompts.py)."""
     catalog = load_prompt_catalog(texts_file)
     if plugins:
-        from cti.plugin_prompts import merge_plugin_prompts
-
-        catalog = merge_plugin_prompts(catalog, plugins)
+        try:
+            merged = merge_plugin_texts({k: v.texts for k, v in catalog.items()}, plugins)
+        except ValueError as e:
+            raise PromptError(str(e)) from None
+        catalog = {lang: LanguagePrompts(catalog[lang].voice, t) for lang, t in merged.items()}
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     manifest = _load_manifest(cache_dir)

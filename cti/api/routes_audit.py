@@ -1,20 +1,18 @@
 """The audit for supervisors: who changed flags and skills, when, from where."""
 
 # No `from __future__ import annotations`: FastAPI must see the real types.
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
 
+from cti.api.deps import GatewayApi
 from cti.api.guard import Auth
 from cti.api.roles import V1
 from cti.store.audit import MAX_LIMIT
 from cti.store.reports import Reports
 
-if TYPE_CHECKING:
-    from cti.controller.gateway import Gateway
 
-
-def register(app: FastAPI, gw: "Gateway", reports: Reports) -> None:
+def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
 
     @app.get(f"{V1}/audit")
     async def audit(p: Auth, action: str | None = None,

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 import phonenumbers.timezone
 
+from cti.core.views import CallView, frozen_mapping
 from cti.store.db import CallRecord
 
 _URI_USER = re.compile(r"sips?:([^@;>]+)@", re.IGNORECASE)
@@ -179,3 +180,17 @@ class CallRegistry:
 
     def __len__(self) -> int:
         return len(self._calls)
+
+
+def call_view(call: Call) -> CallView:
+    """A frozen copy of the controller's call."""
+    return CallView(
+        call_id=call.call_id, kind=call.kind, state=call.state,
+        caller_number=call.caller_number, caller_country=call.caller_country,
+        dialled=call.dialled, language=call.language, topic=call.topic,
+        priority=call.priority, trainings=frozenset(call.trainings),
+        reserve=frozenset(call.reserve), flags=frozen_mapping(call.flags),
+        ivr_path=tuple(call.ivr_path), advisor=call.advisor, worker=call.worker,
+        held=call.held, started_at=call.started_at, queued_at=call.queued_at,
+        answered_at=call.answered_at, ended_at=call.ended_at, end_reason=call.end_reason,
+    )

@@ -16,8 +16,8 @@ from collections.abc import Coroutine, Mapping
 from typing import Any, Protocol
 
 from cti.config import Settings
-from cti.controller.durable import restore_skills, start_flags
 from cti.controller.calls import Call, CallRegistry, Leg
+from cti.controller.durable import restore_skills, start_flags
 from cti.controller.prompts import PromptLibrary
 from cti.controller.skills import SkillBook
 from cti.controller.workers import WorkerCommandError, WorkerSpec

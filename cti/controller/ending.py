@@ -13,10 +13,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from cti.controller.calls import Call
+from cti.controller.calls import Call, call_view
 from cti.controller.context import FlowContext
 from cti.controller.offers import Offers
-from cti.core.views import call_view
 
 log = logging.getLogger("cti.flow")
 

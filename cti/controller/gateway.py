@@ -18,6 +18,7 @@ from cti.api.auth import Authenticator
 from cti.api.ws import Hub
 from cti.config import ConfigError, Settings, ivr_flows
 from cti.controller.flow import CallFlow
+from cti.controller.plugin_runtime import PluginRuntime
 from cti.controller.prompts import PromptLibrary
 from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
 from cti.edge.process import KamailioEdge
@@ -27,6 +28,7 @@ from cti.events import EventBus
 from cti.ivr.announce import announcement_prompts
 from cti.plugin_prompts import plugin_prompt_keys
 from cti.plugins import PluginHost
+from cti.plugins.services import PluginRouter
 from cti.store.db import Store
 
 log = logging.getLogger("cti.gateway")
@@ -62,7 +64,11 @@ def prepare(settings: Settings) -> tuple[PluginHost, PromptLibrary]:
                 users.setdefault((lang, key), f"flow {number or 'standard'}, node {node!r}")
     plugin_files = {n: p.manifest.prompts for n, p in plugins.plugins.items()
                     if p.manifest.prompts is not None}
-    for key in sorted(plugin_prompt_keys(plugin_files)):
+    try:
+        plugin_keys = plugin_prompt_keys(plugin_files)
+    except ValueError as e:
+        raise ConfigError(f"{source}: plugins: {e}") from None
+    for key in sorted(plugin_keys):
         for lang in langs:
             users.setdefault((lang, key), f"plugin {key.partition('.')[0]}")
     refs = set(users) | {(r.language, r.key) for r in announcement_prompts(langs)}
@@ -83,7 +89,7 @@ class Gateway:
         self.settings = settings
         self.plugins, self.prompts = prepare(settings)
         self.runtime_dir = settings.path(settings.runtime_dir)
-        self.bus = EventBus()
+        self.bus = EventBus()  # plugins' event types are declared on it at load
         self.store = Store(settings.path(settings.store.path))
         self.auth = Authenticator(settings)
         self.hub = Hub(self.bus)
@@ -96,6 +102,8 @@ class Gateway:
         self.flow = CallFlow(settings, self.pool, self.bus, self.store, self.plugins,
                              self.prompts, self.hub.delivered)
         self.flow.edge_rotation = self._edge_rotation
+        self.plugin_runtime = PluginRuntime(settings, self.plugins, self.flow, self.bus,
+                                            self.store)
         self.edge = KamailioEdge(self._edge_settings(specs))
         self.rpc: EdgeRpc | None = None
         self._http: uvicorn.Server | None = None
@@ -120,6 +128,9 @@ class Gateway:
         self._lock = _lock_runtime_dir(self.runtime_dir)
         http_sock = _bind_tcp(self.settings.http.host, self.settings.http.port)
         try:
+            # Plugins are loaded and started before the edge takes a call.
+            self.plugin_runtime.load()
+            await self.plugin_runtime.start()
             await self.pool.start()
             await self.edge.start()
             self.rpc = self.edge.rpc
@@ -135,7 +146,6 @@ class Gateway:
             raise
 
     async def stop(self) -> None:
-        self.plugins.call("cti_shutdown")
         if self._http is not None:
             self._http.should_exit = True
             if self._http_task is not None:
@@ -143,10 +153,16 @@ class Gateway:
         self.flow.hangup_all()
         await self.pool.stop()
         await self.edge.stop()
+        # Calls end first (plugins see their cti_call_ended), plugins stop last.
+        await self.plugin_runtime.stop()
         self.store.close()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+    @property
+    def plugin_routers(self) -> list[PluginRouter]:
+        return self.plugin_runtime.routers
 
     def listening(self) -> list[str]:
         s = self.settings

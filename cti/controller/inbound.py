@@ -21,13 +21,12 @@ import uuid
 from typing import Any
 
 from cti.config import ivr_flows
-from cti.controller.calls import Call, Leg, sip_user
-from cti.controller.durable import persist_flag
+from cti.controller.calls import Call, Leg, call_view, sip_user
 from cti.controller.consult import JOIN_PREFIX, Consults
 from cti.controller.context import FlowContext
+from cti.controller.durable import persist_flag
 from cti.controller.ending import CallEnding
 from cti.controller.waiting import Waiting
-from cti.core.views import call_view
 from cti.ivr import Done, Flow, FlowError, Hangup, IvrSession, Play, StopPlay, Transfer
 from cti.ivr.extend import ExtraOption, extend_flow
 from cti.ivr.hours import is_open

@@ -25,12 +25,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from cti.controller.calls import Call, Leg, caller_timezone, local_time
-from cti.controller.durable import persist_skills
+from cti.controller.calls import Call, Leg, call_view, caller_timezone, local_time
 from cti.controller.context import FlowContext
+from cti.controller.durable import persist_skills
 from cti.controller.skills import Skills
 from cti.controller.work import TaskHandler
-from cti.core.views import WorkKind, call_view
+from cti.core.views import WorkKind
 from cti.routing import AdvisorChanged, AdvisorState, Escalated, Offer, OfferRevoked
 
 log = logging.getLogger("cti.flow")

@@ -14,13 +14,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from cti.controller.calls import Call
+from cti.controller.calls import Call, call_view
 from cti.controller.context import FlowContext
 from cti.controller.control import CallControl
 from cti.controller.inbound import Inbound
 from cti.controller.offers import Offers
 from cti.controller.waiting import Waiting
-from cti.core.views import AdvisorView, CallView, QueueView, call_view
+from cti.core.views import AdvisorView, CallView, QueueView
 from cti.plugins.api import ActionError
 
 log = logging.getLogger("cti.flow")
@@ -125,9 +125,11 @@ class PluginCalls:
             raise ActionError(f"transfer: fallback {fallback!r} is not one of {FALLBACKS}")
         topic = target.removeprefix("queue:") if target.startswith("queue:") else None
         if call.state == "connected":
-            kind = "queue" if topic is not None else "external"
             call.transfer_fallback = fallback
-            self.control.transfer_call(call_id, by, "blind", kind, topic or target)
+            if topic is not None:
+                self.control.transfer_call(call_id, by, "blind", "queue", topic)
+            else:
+                self.control.transfer_call(call_id, by, "blind", "external", target)
             return
         if call.state != "queued":
             raise ActionError(f"transfer: the call is {call.state}, not waiting or connected")

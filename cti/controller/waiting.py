@@ -14,10 +14,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from cti.controller.calls import Call
+from cti.controller.calls import Call, call_view
 from cti.controller.context import FlowContext
 from cti.controller.offers import Offers
-from cti.core.views import call_view
 from cti.ivr.announce import wait_announcement
 
 log = logging.getLogger("cti.flow")

@@ -10,17 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from cti.controller.calls import Call
+from typing import Any
 
 #: Kinds of work the distributor routes. Only "inbound" exists today; the
 #: callbacks plugin adds "callback", campaigns "outbound", later "chat".
 WorkKind = str
 
 
-def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
+def frozen_mapping(d: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy (a view's flags do not change with the call's)."""
     return MappingProxyType(dict(d))
 
 
@@ -59,20 +57,6 @@ class CallView:
         start = self.queued_at or self.started_at
         end = self.answered_at or now
         return round(max(0.0, end - start), 1)
-
-
-def call_view(call: Call) -> CallView:
-    """A frozen copy of the controller's call."""
-    return CallView(
-        call_id=call.call_id, kind=call.kind, state=call.state,
-        caller_number=call.caller_number, caller_country=call.caller_country,
-        dialled=call.dialled, language=call.language, topic=call.topic,
-        priority=call.priority, trainings=frozenset(call.trainings),
-        reserve=frozenset(call.reserve), flags=_frozen(call.flags),
-        ivr_path=tuple(call.ivr_path), advisor=call.advisor, worker=call.worker,
-        held=call.held, started_at=call.started_at, queued_at=call.queued_at,
-        answered_at=call.answered_at, ended_at=call.ended_at, end_reason=call.end_reason,
-    )
 
 
 @dataclass(frozen=True)

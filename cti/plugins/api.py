@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from cti.api.roles import Rule as _Rule
 from cti.core.views import AdvisorView, CallView, QueueView
+from cti.store.migrations import Migration
 
 #: Who may use a plugin's route: the same rules as the core routes (cti/api/roles.py).
 Rule = _Rule
@@ -27,19 +28,6 @@ class PluginConfig(BaseModel):
     """Base for a plugin's config model: unknown keys are errors, values frozen."""
 
     model_config = {"extra": "forbid", "frozen": True}
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One step of a plugin's schema, applied once, in order, in a transaction.
-
-    ``sql`` may create tables whose names start with the plugin's table prefix
-    (``services.store.prefix``, e.g. ``p_crisis_line_``); write it with
-    ``{prefix}`` where the prefix goes: ``CREATE TABLE {prefix}crises (...)``.
-    """
-
-    version: int
-    sql: str
 
 
 @dataclass(frozen=True)

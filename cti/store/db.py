@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cti.plugins.api import Migration
 from cti.store.audit import AuditLog
 from cti.store.flags import FlagsRepo
-from cti.store.migrations import STATE_SCHEMA, migrate_core
-from cti.store.plugin_storage import guarded
+from cti.store.migrations import STATE_SCHEMA, Migration, migrate_core
 from cti.store.skills import SkillsRepo
+from cti.store.sql_fence import guarded
 from cti.store.timers import TimersRepo
 from cti.store.writer import Writer
 

@@ -13,8 +13,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-
-from cti.plugins.api import Migration
+from dataclasses import dataclass
 
 log = logging.getLogger("cti.store")
 
@@ -64,6 +63,20 @@ CREATE TABLE plugin_migrations (
     PRIMARY KEY (plugin, version)
 );
 """
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of a plugin's schema, applied once, in order, in a transaction.
+
+    ``sql`` may create tables whose names start with the plugin's table prefix
+    (``services.store.prefix``, e.g. ``p_crisis_line_``); write it with
+    ``{prefix}`` where the prefix goes: ``CREATE TABLE {prefix}crises (...)``.
+    """
+
+    version: int
+    sql: str
+
 
 
 class MigrationError(RuntimeError):

@@ -13,7 +13,8 @@ import pytest
 from cti.plugins.api import Migration
 from cti.store.db import MIGRATIONS, SCHEMA, CallRecord, Store
 from cti.store.migrations import MigrationError, migrate_core
-from cti.store.plugin_storage import PluginStorage, PrefixError, outside_prefix
+from cti.store.plugin_storage import PluginStorage
+from cti.store.sql_fence import PrefixError, outside_prefix
 from cti.store.writer import StoreClosed
 
 
