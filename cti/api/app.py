@@ -7,7 +7,8 @@ cti/api/roles.py for that route; a route without a rule is refused.
 # No `from __future__ import annotations`: FastAPI must see the real types.
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, Query, WebSocket
+from fastapi.routing import APIRoute
 
 from cti.api import routes_agents, routes_audit, routes_calls, routes_floor
 from cti.api.commands import Commands
@@ -16,6 +17,20 @@ from cti.api.guard import make_guard
 from cti.api.roles import PLUGIN_API_PREFIX, WS_PATH
 from cti.store.reports import Reports
 from cti.web import mount_web
+
+
+def mount_plugin_routes(app: FastAPI, plugin: str, router: APIRouter) -> None:
+    """Each REST route of a plugin at /api/v1/plugins/<plugin><path>, as a route of the
+    app itself: the guard then sees the full path the role table names (an included
+    router would show the guard the path as the plugin declared it)."""
+    for route in router.routes:
+        assert isinstance(route, APIRoute)  # checked when the plugin added its router
+        app.add_api_route(
+            f"{PLUGIN_API_PREFIX}/{plugin}{route.path}", route.endpoint,
+            methods=sorted(route.methods or ()), response_model=route.response_model,
+            status_code=route.status_code, summary=route.summary,
+            description=route.description, name=route.name, responses=route.responses,
+            dependencies=route.dependencies, tags=route.tags or [f"plugin {plugin}"])
 
 
 def create_app(gw: GatewayApi) -> FastAPI:
@@ -28,7 +43,7 @@ def create_app(gw: GatewayApi) -> FastAPI:
     for module in (routes_agents, routes_audit, routes_calls, routes_floor):
         module.register(app, gw, reports)
     for plugin in gw.plugin_routers:  # each route has its rule (checked at cti_load)
-        app.include_router(plugin.router, prefix=f"{PLUGIN_API_PREFIX}/{plugin.plugin}")
+        mount_plugin_routes(app, plugin.plugin, plugin.router)
 
     @app.websocket(WS_PATH)
     async def ws(websocket: WebSocket, token: str | None = None,
