@@ -185,7 +185,9 @@ class FlagsService(Protocol):
 class PromptsService(Protocol):
     async def speak(self, key: str, texts: Mapping[str, str]) -> None:
         """Render ``texts`` (language → text) with espeak-ng as prompt ``key`` (keys of
-        plugins are ``<plugin>.<...>``); a recorded WAV in the override folder wins."""
+        plugins are ``<plugin>.<...>``), in every language of the gateway: one without
+        a text gets the English one (or the first given). A recorded WAV in the
+        prompts override folder wins."""
     def has(self, language: str, key: str) -> bool: ...
 
 

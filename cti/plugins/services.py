@@ -186,16 +186,21 @@ class PluginPrompts:
             raise ValueError(f"prompt key {key!r}: a plugin's keys are '{self._name}.<name>'")
 
     async def speak(self, key: str, texts: Mapping[str, str]) -> None:
+        """Every language of the gateway gets the prompt: its own text with its own
+        voice, else the English text (or the first given) with that text's voice."""
         from cti.prompts import speak_to_file  # espeak-ng + sox, off the event loop
 
         self._check_key(key)
-        for lang, text in texts.items():
-            voice = self._voices.get(lang)
-            if voice is None:
-                raise ValueError(f"prompt {key}: no voice for language {lang!r} "
-                                 f"(languages: {', '.join(sorted(self._voices))})")
+        unknown = sorted(set(texts) - set(self._voices))
+        if unknown or not texts:
+            raise ValueError(f"prompt {key}: no voice for language {unknown[0]!r} "
+                             f"(languages: {', '.join(sorted(self._voices))})" if unknown
+                             else f"prompt {key}: no text")
+        fallback = "en" if "en" in texts else next(iter(texts))
+        for lang in self._voices:
+            source = lang if lang in texts else fallback
             out = self._cache / lang / f"{key}.wav"
-            await asyncio.to_thread(speak_to_file, voice, text, out)
+            await asyncio.to_thread(speak_to_file, self._voices[source], texts[source], out)
 
     def has(self, language: str, key: str) -> bool:
         names = [self._cache / language / f"{key}.wav"]
