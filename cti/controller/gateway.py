@@ -131,6 +131,9 @@ class Gateway:
             # Plugins are loaded and started before the edge takes a call.
             self.plugin_runtime.load()
             await self.plugin_runtime.start()
+            # Who ran the hotline when: the audit has every start (and clean stop).
+            await self.store.audit.record("gateway.start", None, {
+                "pid": os.getpid(), "plugins": list(self.plugins.plugins)})
             await self.pool.start()
             await self.edge.start()
             self.rpc = self.edge.rpc
@@ -155,6 +158,8 @@ class Gateway:
         await self.edge.stop()
         # Calls end first (plugins see their cti_call_ended), plugins stop last.
         await self.plugin_runtime.stop()
+        if self._lock is not None:  # it had started
+            await self.store.audit.record("gateway.stop", None, {"pid": os.getpid()})
         self.store.close()
         if self._lock is not None:
             self._lock.close()

@@ -273,3 +273,39 @@ async def test_a_crisis_caller_nobody_takes_overflows_to_the_crisis_team(
             assert (current["overflowed"], current["waiting"]) == (2, 1)
         finally:
             await http.aclose()
+
+
+async def test_a_crisis_in_force_survives_a_restart(tmp_path: Path, crisis_prompts: Path) -> None:
+    """Acceptance 2: stopped and started again on the same store, the crisis is still
+    on (a new caller hears the announcement), a live skill edit is kept, and the
+    audit has both starts."""
+    skills = {"languages": {"en": 4, "tr": 5}, "topics": {"visa": 3},
+              "trainings": {"crisis": "2031-01-01"}}
+    async with gateway(tmp_path, crisis_prompts) as gw:
+        http = await supervisor(gw)
+        try:
+            await start_crisis(http)
+            r = await http.put("/api/v1/advisors/emre/skills", json=skills)
+            assert r.status_code == 200, r.text
+        finally:
+            await http.aclose()
+
+    async with gateway(tmp_path, crisis_prompts) as gw, Phone(name="+905321234567") as caller:
+        http = await supervisor(gw)
+        try:
+            current = (await http.get("/api/v1/plugins/crisis_line/crises/current")).json()
+            assert current is not None and current["name"] == CRISIS and current["active"]
+            assert gw.flow.distributor.advisor_profile("emre").valid_trainings(0) == {"crisis"}
+            await dial(caller, gw)
+            call_id = await incoming_call_id(gw, "+905321234567")
+            first = await event_of(gw, lambda e: e["type"] == "ivr.prompt"
+                                   and e["call_id"] == call_id)
+            assert first["data"]["prompts"] == ["tr/crisis_line.announce"]
+            lines = (await http.get("/api/v1/audit")).json()
+            actions = [a["action"] for a in reversed(lines)]  # oldest first
+            assert actions.count("gateway.start") == 2
+            assert actions.index("plugin.crisis_line.crisis.start") < actions.index(
+                "gateway.stop") < len(actions) - 1 - actions[::-1].index("gateway.start")
+            assert "skills.set" in actions
+        finally:
+            await http.aclose()
