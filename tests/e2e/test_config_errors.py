@@ -103,6 +103,15 @@ def _unknown_plugin(d: dict[str, Any]) -> None:
     d["plugins"] = {"crisis_lien": None}
 
 
+def _plugin_typo(d: dict[str, Any]) -> None:
+    d["plugins"]["crisis_line"]["overflow_after"] = d["plugins"]["crisis_line"].pop(
+        "overflow_after_s")
+
+
+def _plugin_wrong_type(d: dict[str, Any]) -> None:
+    d["plugins"]["crisis_line"]["priority"] = "high"
+
+
 def _bad_advisor_level(d: dict[str, Any]) -> None:
     sofia = next(a for a in d["advisors"] if a["name"] == "sofia")
     sofia["languages"]["es"] = 7
@@ -122,13 +131,17 @@ def _broken_flow_node(d: dict[str, Any]) -> None:
     (_typo_nested, ["sip.prot: unknown key (did you mean 'port'?)"]),
     (_wrong_type, ["workers.count:", "valid integer", "(got 'many')"]),
     (_unknown_plugin, ["plugins.crisis_lien: unknown plugin 'crisis_lien'", "available:"]),
+    (_plugin_typo, ["plugins.crisis_line.overflow_after: unknown key "
+                    "(did you mean 'overflow_after_s'?)"]),
+    (_plugin_wrong_type, ["plugins.crisis_line.priority:", "valid integer", "(got 'high')"]),
     (_bad_advisor_level, ["advisors.2.languages.es (advisor 'sofia'):",
                           "less than or equal to 5", "(got 7)"]),
     (_misspelt_topic, ["routing.wrap_up_s.emergncy: not an IVR topic",
                        "did you mean 'emergency'?"]),
     (_broken_flow_node, ["ivr.flows.+31247247248: node 'topic': goes to 'crisis_tem', "
                          "which is not a node (did you mean 'crisis_team'?)"]),
-], ids=["typo-top", "typo-nested", "wrong-type", "unknown-plugin", "advisor-level",
+], ids=["typo-top", "typo-nested", "wrong-type", "unknown-plugin", "plugin-typo",
+        "plugin-wrong-type", "advisor-level",
         "misspelt-topic", "flow-node"])
 def test_broken_config_one_clear_line_and_nothing_started(
     runnable: tuple[Path, Path], mutate: Callable[[dict[str, Any]], None],
