@@ -52,7 +52,7 @@ def prepare(settings: Settings) -> tuple[PluginHost, PromptLibrary]:
     """Everything that can fail on config, checked before anything starts."""
     source = str(settings.source)
     plugins = PluginHost()
-    plugins.load(settings.plugins, source)
+    plugins.load(settings.plugins, source, gateway=settings)
     override = settings.path(settings.prompts.override_dir)
     prompts = PromptLibrary(settings.path(settings.prompts.cache_dir), override)
     langs = sorted({m.code for m in settings.ivr.languages})

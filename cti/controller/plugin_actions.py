@@ -80,7 +80,9 @@ class PluginCalls:
         return call
 
     def play_prompts(self, call_id: str, keys: Sequence[str]) -> None:
-        call = self._waiting(call_id, "play")
+        call = self._call(call_id)
+        if call.state not in ("queued", "transferring"):
+            raise ActionError(f"play: the call is {call.state}, not waiting")
         language = call.language or self.ctx.settings.ivr.default_language
         missing = self.ctx.prompts.missing([(language, k) for k in keys])
         if missing:

@@ -42,7 +42,11 @@ class PluginManifest:
     - ``migrations``: its tables in the store;
     - ``routes``: the rule of each of its REST routes, keyed by (method, path as
       declared in its router), e.g. ``{("GET", "/crises"): "supervisor"}``;
-    - ``description``: one line for ``cti plugins``.
+    - ``description``: one line for ``cti plugins``;
+    - ``check``: ``check(settings, gateway_settings)`` raises :class:`SettingError`
+      for a setting that does not fit the rest of the config (a directory key, a
+      topic, an advisor that does not exist); run by ``cti check-config`` and
+      ``cti serve`` before anything starts.
     """
 
     description: str = ""
@@ -51,6 +55,7 @@ class PluginManifest:
     prompts: Path | None = None
     migrations: Sequence[Migration] = ()
     routes: Mapping[tuple[str, str], Rule] = field(default_factory=dict)
+    check: Callable[[Any, Any], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,15 @@ class RoutingRequest:
     reserve: frozenset[str] = frozenset()
 
 
+class SettingError(ValueError):
+    """A plugin setting that does not fit the config: ``key`` is the setting's name
+    under ``plugins.<plugin>`` (e.g. "team"), ``str()`` what is wrong."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class ActionError(ValueError):
     """An action on a call that cannot be carried out now; str() is the reason."""
 
@@ -105,7 +119,8 @@ class CallsService(Protocol):
     def get(self, call_id: str) -> CallView | None: ...
     def list(self) -> list[CallView]: ...
     def play(self, call_id: str, prompts: Sequence[str]) -> None:
-        """Play prompt keys (in the call's language) to a waiting caller; music after."""
+        """Play prompt keys (in the call's language) to a caller waiting for an advisor
+        or for a transfer to be answered; music after."""
     def set_flag(self, call_id: str, name: str, value: Any) -> None: ...
     def set_priority(self, call_id: str, priority: int) -> None:
         """Change a call's priority; a waiting call keeps its place in time."""

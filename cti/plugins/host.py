@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from cti import hookspecs
 from cti.config import ConfigError, describe_validation_error
-from cti.plugins.api import PluginManifest
+from cti.plugins.api import PluginManifest, SettingError
 
 log = logging.getLogger("cti.plugins")
 
@@ -75,8 +75,8 @@ class PluginHost:
         self.errors: Counter[tuple[str, str]] = Counter()
 
     # ------------------------------------------------------------- loading
-    def load(self, config: Mapping[str, Mapping[str, Any] | None], source: str = "config"
-             ) -> None:
+    def load(self, config: Mapping[str, Mapping[str, Any] | None], source: str = "config",
+             gateway: Any = None) -> None:
         """Register every enabled plugin and validate its settings (ConfigError).
 
         Hooks are called in the order of the config: pluggy calls the plugin
@@ -100,6 +100,18 @@ class PluginHost:
                                   f"{ep.value!r}: {type(e).__name__}: {e}") from None
             self.register(obj, name, settings, source)
         self.plugins = {name: self.plugins[name] for name in config}
+        if gateway is not None:
+            self.check(gateway, source)
+
+    def check(self, gateway: Any, source: str = "config") -> None:
+        """Each plugin's cross-checks of its settings against the whole config."""
+        for name, plugin in self.plugins.items():
+            if plugin.manifest.check is None:
+                continue
+            try:
+                plugin.manifest.check(plugin.settings, gateway)
+            except SettingError as e:
+                raise ConfigError(f"{source}: plugins.{name}.{e.key}: {e}") from None
 
     def register(self, plugin: object, name: str, settings: Mapping[str, Any] | None = None,
                  source: str = "config") -> LoadedPlugin:

@@ -15,7 +15,7 @@ from cti.core.views import CallView
 from cti.hookspecs import hookimpl
 from cti.plugins.api import IvrExtension, PluginManifest, RoutingRequest, Services
 from plugins.crisis_line.http import RULES, make_router
-from plugins.crisis_line.schemas import CrisisLineSettings
+from plugins.crisis_line.schemas import CrisisLineSettings, check_settings
 from plugins.crisis_line.services import CrisisLine
 from plugins.crisis_line.storage import MIGRATIONS
 
@@ -61,6 +61,7 @@ class CrisisLinePlugin:
             description="Crises switched on by supervisors: announcement, IVR option, "
                         "priority routing to trained and reserve advisors, overflow",
             config=CrisisLineSettings, events=EVENTS, migrations=MIGRATIONS, routes=RULES,
+            check=check_settings,
             prompts=Path(__file__).with_name("prompts.yaml"))
 
     @hookimpl

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cti.plugins.api import PluginConfig
+from cti.plugins.api import PluginConfig, SettingError
 
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
@@ -83,3 +83,30 @@ class CrisisOut(BaseModel):
     waiting: int
     answered: int
     overflowed: int
+
+
+def check_settings(cfg: CrisisLineSettings, gateway: Any) -> None:
+    """What the types cannot say: the names must exist in the rest of the config."""
+    topics = [t.code for t in gateway.ivr.topics]
+    if cfg.topic not in topics:
+        raise SettingError("topic", f"{cfg.topic!r} is not an IVR topic "
+                                    f"(expected one of {', '.join(topics)})")
+    keys = [d.key for d in gateway.directory]
+    if cfg.team not in keys:
+        raise SettingError("team", f"{cfg.team!r} is not a directory key "
+                                   f"(expected one of {', '.join(keys) or 'none'})")
+    advisors = [a.name for a in gateway.advisors]
+    for name in cfg.reserve:
+        if name not in advisors:
+            raise SettingError("reserve", f"{name!r} is not an advisor "
+                                          f"(expected some of {', '.join(advisors)})")
+    languages = {m.code for m in gateway.ivr.languages}
+    for key, texts in (("announcement", cfg.announcement), ("option", cfg.option)):
+        unknown = sorted(set(texts) - languages)
+        if unknown:
+            raise SettingError(key, f"{unknown[0]!r} is not an IVR language "
+                                    f"(expected some of {', '.join(sorted(languages))})")
+    taken = {m.digit for m in gateway.ivr.topics} if cfg.menu == "topic" else set()
+    if cfg.digit in taken:
+        raise SettingError("digit", f"{cfg.digit!r} is already a topic of the menu "
+                                    f"{cfg.menu!r}")

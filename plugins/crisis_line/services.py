@@ -17,6 +17,8 @@ from plugins.crisis_line.storage import Crisis, CrisisRepository
 
 ANNOUNCE = "crisis_line.announce"
 OPTION = "crisis_line.option"
+#: Fixed prompt of prompts.yaml (built by cti prompts build).
+OVERFLOW_PROMPT = "crisis_line.overflow"
 #: The call flag that marks a crisis call (its value: the crisis's name).
 FLAG = "crisis"
 OVERFLOW = "overflow"
@@ -182,6 +184,11 @@ class CrisisLine:
         except (ActionError, KeyError) as e:
             self.s.log.warning("crisis overflow failed call_id=%s: %s", call_id, e)
             return
+        # "You are being transferred to the crisis team", then music while it rings.
+        try:
+            self.s.calls.play(call_id, [OVERFLOW_PROMPT])
+        except (ActionError, KeyError) as e:
+            self.s.log.warning("overflow prompt not played call_id=%s: %s", call_id, e)
         crisis.overflowed += 1
         self.s.spawn(self.repo.count(crisis.crisis_id, "overflowed"))
         self.s.events.publish("crisis.overflowed", {

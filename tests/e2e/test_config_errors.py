@@ -112,6 +112,10 @@ def _plugin_wrong_type(d: dict[str, Any]) -> None:
     d["plugins"]["crisis_line"]["priority"] = "high"
 
 
+def _plugin_unknown_team(d: dict[str, Any]) -> None:
+    d["plugins"]["crisis_line"]["team"] = "crisis_tem"
+
+
 def _bad_advisor_level(d: dict[str, Any]) -> None:
     sofia = next(a for a in d["advisors"] if a["name"] == "sofia")
     sofia["languages"]["es"] = 7
@@ -134,6 +138,7 @@ def _broken_flow_node(d: dict[str, Any]) -> None:
     (_plugin_typo, ["plugins.crisis_line.overflow_after: unknown key "
                     "(did you mean 'overflow_after_s'?)"]),
     (_plugin_wrong_type, ["plugins.crisis_line.priority:", "valid integer", "(got 'high')"]),
+    (_plugin_unknown_team, ["plugins.crisis_line.team: 'crisis_tem' is not a directory key"]),
     (_bad_advisor_level, ["advisors.2.languages.es (advisor 'sofia'):",
                           "less than or equal to 5", "(got 7)"]),
     (_misspelt_topic, ["routing.wrap_up_s.emergncy: not an IVR topic",
@@ -141,7 +146,7 @@ def _broken_flow_node(d: dict[str, Any]) -> None:
     (_broken_flow_node, ["ivr.flows.+31247247248: node 'topic': goes to 'crisis_tem', "
                          "which is not a node (did you mean 'crisis_team'?)"]),
 ], ids=["typo-top", "typo-nested", "wrong-type", "unknown-plugin", "plugin-typo",
-        "plugin-wrong-type", "advisor-level",
+        "plugin-wrong-type", "plugin-unknown-team", "advisor-level",
         "misspelt-topic", "flow-node"])
 def test_broken_config_one_clear_line_and_nothing_started(
     runnable: tuple[Path, Path], mutate: Callable[[dict[str, Any]], None],

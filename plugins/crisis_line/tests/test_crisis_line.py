@@ -47,12 +47,16 @@ class FakeCalls:
     def __init__(self) -> None:
         self.calls: dict[str, CallView] = {}
         self.actions: list[tuple[Any, ...]] = []
+        self.played: list[tuple[str, list[str]]] = []
 
     def get(self, call_id: str) -> CallView | None:
         return self.calls.get(call_id)
 
     def set_flag(self, call_id: str, name: str, value: Any) -> None:
         self.actions.append(("flag", call_id, name, value))
+
+    def play(self, call_id: str, prompts: Sequence[str]) -> None:
+        self.played.append((call_id, list(prompts)))
 
     def transfer(self, call_id: str, target: str, *, fallback: str = "queue_head",
                  by: str = "plugin") -> None:
@@ -206,6 +210,7 @@ async def test_overflow_after_the_wait_and_beyond_the_count(services: SimpleName
     services.calls.calls["c1"] = first
     await services.timers.handlers["overflow"]("t1", payload)
     assert services.calls.actions == [("transfer", "c1", "crisis_team", "queue_head")]
+    assert services.calls.played == [("c1", ["crisis_line.overflow"])]
     # Beyond overflow_waiting (2) crisis callers waiting, the newest overflows at once.
     for cid in ("c2", "c3"):
         services.waiting.append(view(cid, flags=flagged))
@@ -234,3 +239,21 @@ async def test_the_crisis_survives_a_restart_with_its_counts(services: SimpleNam
     third = CrisisLine(services)
     await third.resume()
     assert third.current is None
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"team": "crisis_tem"}, r"plugins\.crisis_line\.team: 'crisis_tem' is not a directory key"),
+    ({"topic": "floods"}, r"plugins\.crisis_line\.topic: 'floods' is not an IVR topic"),
+    ({"reserve": ["ghost"]}, r"plugins\.crisis_line\.reserve: 'ghost' is not an advisor"),
+    ({"digit": "9"}, r"plugins\.crisis_line\.digit: '9' is already a topic"),
+    ({"announcement": {"fr": "x"}}, r"plugins\.crisis_line\.announcement: 'fr' is not an IVR"),
+])
+def test_settings_that_do_not_fit_the_config_are_named(change: dict[str, Any],
+                                                       message: str) -> None:
+    from cti.config import ConfigError
+    from cti.plugins import PluginHost
+
+    gw = load_settings(REPO / "config" / "cti.yaml")
+    with pytest.raises(ConfigError, match=message):
+        PluginHost().load({"crisis_line": change}, "cti.yaml", gateway=gw)
+    PluginHost().load({"crisis_line": {}}, "cti.yaml", gateway=gw)  # the defaults fit
