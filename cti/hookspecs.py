@@ -77,7 +77,7 @@ def cti_ivr_extend(call: CallView, flow: str) -> IvrExtension | None:
     announcement) and extra menu options (``"for the situation in … press 5"``).
 
     ``flow`` is the flow's name ("standard", or the dialled number of a
-    configured flow). Every plugin's extension applies, in registration order.
+    configured flow). Every plugin's extension applies, in the order of ``plugins:``.
     """
 
 
