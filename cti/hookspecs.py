@@ -130,6 +130,15 @@ def cti_call_max_wait(call: CallView) -> bool | None:
     """
 
 
+@hookspec(firstresult=True)
+def cti_call_digit(call: CallView, digit: str) -> bool | None:
+    """A waiting caller (after the IVR) pressed ``digit``: True if a plugin took it
+    (e.g. "press 1 to be called back"); the ``ivr.input`` event says so.
+
+    firstresult: the first plugin to return a value decides.
+    """
+
+
 @hookspec
 def cti_call_offered(call: CallView, advisor: str) -> None:
     """The distributor reserved ``advisor`` for the call; their phone rings next."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import uuid
@@ -39,6 +40,7 @@ def caller_country(number: str) -> str | None:
     return phonenumbers.region_code_for_number(parsed)
 
 
+@functools.lru_cache(maxsize=4096)  # every view of a call asks again
 def caller_timezone(number: str) -> str | None:
     """The IANA time zone of a number, when its country or area has exactly one."""
     digits = number.strip()
@@ -187,7 +189,8 @@ def call_view(call: Call) -> CallView:
     return CallView(
         call_id=call.call_id, kind=call.kind, state=call.state,
         caller_number=call.caller_number, caller_country=call.caller_country,
-        dialled=call.dialled, language=call.language, topic=call.topic,
+        caller_timezone=caller_timezone(call.caller_number), dialled=call.dialled,
+        language=call.language, topic=call.topic,
         priority=call.priority, trainings=frozenset(call.trainings),
         reserve=frozenset(call.reserve), flags=frozen_mapping(call.flags),
         ivr_path=tuple(call.ivr_path), advisor=call.advisor, worker=call.worker,

@@ -162,8 +162,11 @@ class Inbound:
         stage = session.stage if session else call.state
         log.info("dtmf call_id=%s digit=%r method=%s stage=%s", call.call_id, digit, method,
                  stage)
+        # Outside the IVR a key counts if a plugin takes it ("press 1 to be called back").
+        taken = session is None and call.state == "queued" and bool(self.ctx.plugins.first(
+            "cti_call_digit", call_id=call.call_id, call=call_view(call), digit=digit))
         self.ctx.publish("ivr.input", call, {"digit": digit, "method": method, "stage": stage,
-                                             "accepted": session is not None})
+                                             "accepted": session is not None or taken})
         if session is not None:
             self._apply_ivr(call, session, session.on_digit(digit, time.time()))
 

@@ -35,6 +35,8 @@ class CallView:
     state: str
     caller_number: str
     caller_country: str | None
+    #: The caller's IANA time zone when their number has one (None: several, unknown).
+    caller_timezone: str | None
     dialled: str
     language: str | None
     topic: str | None

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from cti.core.views import CallView
+from cti.hookspecs import hookimpl
 from cti.plugins.api import ActionError
 from tests.unit.controller_fakes import Harness
 
@@ -111,3 +113,29 @@ async def test_a_connected_call_transferred_by_a_plugin(h: Harness) -> None:
     call = h.call(call_id)
     assert (call.state, call.transfer_by) == ("transferring", "plugin")
     assert h.flow.distributor.advisor_state("sofia").value in ("wrap_up", "available")
+
+
+class TakesOne:
+    """A plugin that takes the key 1 of a waiting caller (a call-back offer)."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, str]] = []
+
+    @hookimpl
+    def cti_call_digit(self, call: CallView, digit: str) -> bool | None:
+        self.got.append((call.call_id, digit))
+        return True if digit == "1" else None
+
+
+async def test_keys_of_a_waiting_caller_go_to_plugins(h: Harness) -> None:
+    plugin = TakesOne()
+    h.plugins.register(plugin, "takes_one")
+    call_id = await h.queued()
+    for digit in "12":
+        h.send("w1", event="leg.dtmf", leg="c1", digit=digit, method="rfc2833")
+    inputs = [e["data"] for e in h.of_type("ivr.input")][-2:]
+    assert [(i["digit"], i["accepted"], i["stage"]) for i in inputs] == [
+        ("1", True, "queued"), ("2", False, "queued")]
+    assert plugin.got == [(call_id, "1"), (call_id, "2")]
+    view = h.flow.plugin_calls.call_view(call_id)
+    assert view is not None and view.caller_timezone == "Europe/Madrid"

@@ -43,7 +43,7 @@ def manifest() -> PluginManifest:
 def view(number: str = "+31612345678", **changes: Any) -> CallView:
     call = CallView(
         call_id="c-1", kind="inbound", state="incoming", caller_number=number,
-        caller_country="NL", dialled="+31701234567", language=None, topic=None, priority=0,
+        caller_country="NL", caller_timezone=None, dialled="+31701234567", language=None, topic=None, priority=0,
         trainings=frozenset(), reserve=frozenset(), flags=MappingProxyType({}), ivr_path=(),
         advisor=None, worker="w1", held=False, started_at=0.0, queued_at=None,
         answered_at=None, ended_at=None, end_reason=None)

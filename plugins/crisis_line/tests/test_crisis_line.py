@@ -104,7 +104,7 @@ def view(call_id: str, *, flags: dict[str, Any] | None = None, state: str = "que
          dialled: str = HOTLINE, queued_at: float = 1000.0) -> CallView:
     return CallView(
         call_id=call_id, kind="inbound", state=state, caller_number="+34911234567",
-        caller_country="ES", dialled=dialled, language="en", topic="emergency",
+        caller_country="ES", caller_timezone=None, dialled=dialled, language="en", topic="emergency",
         priority=0, trainings=frozenset(), reserve=frozenset(), flags=flags or {},
         ivr_path=(), advisor=None, worker="w1", held=False, started_at=990.0,
         queued_at=queued_at, answered_at=None, ended_at=None, end_reason=None)
