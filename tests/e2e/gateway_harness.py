@@ -80,8 +80,12 @@ def _free(port: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(tmp: Path, **kw: Any):  # noqa: ANN201
+async def running_gateway(tmp: Path, extra_plugins: dict[str, object] | None = None,
+                          **kw: Any):  # noqa: ANN201
+    """``extra_plugins``: plugin objects registered as if enabled in the config."""
     gw = Gateway(gateway_settings(tmp, **kw))
+    for name, plugin in (extra_plugins or {}).items():
+        gw.plugins.register(plugin, name)
     await gw.start()
     try:
         yield gw

@@ -4,25 +4,21 @@ logged with the call id."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from cti.controller.gateway import Gateway
 from cti.hookspecs import hookimpl
 from tests.audio import tone_present, write_tone
 from tests.e2e.gateway_harness import (
     Advisor,
     call_hotline,
-    gateway_settings,
     hear_each_other,
+    running_gateway,
 )
 from tests.peers.phone import Phone
 
@@ -96,18 +92,6 @@ class Raising:
         self._boom()
 
 
-@contextlib.asynccontextmanager
-async def gateway_with_a_broken_plugin(tmp: Path) -> AsyncIterator[Gateway]:
-    gw = Gateway(gateway_settings(tmp))
-    gw.plugins.register(Raising(), "raising")  # as if enabled in the config
-    await gw.start()
-    try:
-        yield gw
-    finally:
-        await gw.stop()
-        shutil.rmtree(gw.runtime_dir, ignore_errors=True)
-
-
 async def test_a_plugin_that_raises_everywhere_cannot_stop_a_call(
     tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -115,7 +99,7 @@ async def test_a_plugin_that_raises_everywhere_cannot_stop_a_call(
     write_tone(tmp_path / "caller.wav", caller_tone, 30)
     write_tone(tmp_path / "team.wav", advisor_tone, 30)
     caplog.set_level(logging.ERROR, logger="cti.plugins")
-    async with gateway_with_a_broken_plugin(tmp_path) as gw, Advisor(gw, "sofia") as sofia, \
+    async with running_gateway(tmp_path, extra_plugins={"raising": Raising()}) as gw, Advisor(gw, "sofia") as sofia, \
             Phone(name="+34911234567") as caller:
         await sofia.set_state("available")
         leg = await call_hotline(caller, gw, "32")
