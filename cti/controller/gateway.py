@@ -183,6 +183,7 @@ class Gateway:
         return lines
 
     def health(self) -> dict[str, Any]:
+        errors = self.plugins.error_counts()
         return {
             "status": "ok" if all(w.up for w in self.pool.links.values()) else "degraded",
             "uptime_s": round(time.time() - self.started_at, 1),
@@ -190,6 +191,9 @@ class Gateway:
             "workers": {w.worker_id: {"up": w.up, "restarts": w.restarts,
                                       "pid": w.process.pid if w.process else None}
                         for w in self.pool.links.values()},
+            # A plugin that raises does not stop calls, but it shows here.
+            "plugins": {name: {"errors": sum(n for (p, _), n in errors.items() if p == name)}
+                        for name in self.plugins.plugins},
         }
 
     # ------------------------------------------------------------- workers

@@ -122,6 +122,8 @@ async def test_a_plugin_that_raises_everywhere_cannot_stop_a_call(
         s = gw.settings
         async with httpx.AsyncClient(base_url=f"http://{s.http.host}:{s.http.port}") as http:
             metrics = (await http.get("/metrics")).text
+            health = (await http.get("/api/v1/health")).json()
+        assert health["plugins"]["raising"]["errors"] >= len(CALL_HOOKS)
         counted = {m.group(1): float(m.group(2)) for m in re.finditer(
             r'^cti_plugin_errors_total\{plugin="raising",hook="(\w+)"\} (\S+)$', metrics, re.M)}
         for hook in CALL_HOOKS:
