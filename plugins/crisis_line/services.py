@@ -109,7 +109,11 @@ class CrisisLine:
                                     (OPTION, req.option, self.cfg.option)):
             merged = {**default, **(given or {})}
             fallback = merged.get("en") or next(iter(merged.values()))
-            texts = {lang: merged.get(lang, fallback).format(**fill) for lang in languages}
+            try:
+                texts = {lang: merged.get(lang, fallback).format(**fill) for lang in languages}
+            except (KeyError, IndexError, ValueError) as e:  # "{x}" or a lone brace
+                raise ActionError(f"{key.rsplit('.', 1)[-1]}: only {{name}} and {{digit}} "
+                                  f"may stand in braces ({e!r})") from None
             await self.s.prompts.speak(key, texts)
             spoken[key] = texts
         crisis.extra["texts"] = spoken

@@ -42,20 +42,26 @@ def test_start_watch_and_end_a_crisis_from_the_wallboard(page: Page, floor: Floo
     expect(panel).to_be_visible()
     expect(banner).to_be_hidden()
 
-    # The form; the API's validation error is shown in one line.
+    # The form; the API's errors are shown in one line: a validation error (422) ...
     page.get_by_role("button", name="Start a crisis").click()
     page.get_by_label("Name (callers hear it)").fill(CRISIS)
-    page.get_by_label("Announcement in English").fill(
-        f"Because of the {CRISIS}, it is very busy. Please stay on the line.")
+    english = page.get_by_label("Announcement in English")
+    english.fill("Because of {name}, call {number}.")
     page.get_by_label("Priority").fill("2000")
     page.get_by_test_id("crisis-start").click()
     error = page.get_by_test_id("crisis-error")
     expect(error).to_have_text(
         "Could not start the crisis: priority: Input should be less than or equal to 1000")
+    # ... and a refusal (409): only {name} and {digit} are filled in.
+    page.get_by_label("Priority").fill("")
+    page.get_by_test_id("crisis-start").click()
+    expect(error).to_have_text(re.compile(
+        r"^Could not start the crisis: announce: only \{name\} and \{digit\} may stand"))
     expect(banner).to_be_hidden()
+    screenshot(page, "wallboard-crisis-form-error")
 
     # Dutch left empty (the standard text), the standard priority: the crisis starts.
-    page.get_by_label("Priority").fill("")
+    english.fill("Because of {name}, it is very busy. Please stay on the line.")
     page.get_by_test_id("crisis-start").click()
     expect(banner).to_be_visible()
     expect(error).to_have_text("")
