@@ -5,6 +5,7 @@
   const { $, el, show, api } = CTI;
   const T = (id) => document.querySelector(`[data-testid="${id}"]`);
   const session = new CTI.Session("agent");
+  const CRISIS_POLL_MS = 20000;
 
   const ui = {
     login: T("login"), loginForm: T("login-form"), loginError: T("login-error"),
@@ -32,6 +33,7 @@
   let directory = [];
   let socket = null;
   let clockTimer = null;
+  let crisisTimer = null;
 
   // ------------------------------------------------------------------ login
   CTI.wireLogin(ui.loginForm, ui.loginError, session, ["advisor"], start);
@@ -40,6 +42,8 @@
   function signOut() {
     if (socket) socket.close();
     socket = null;
+    clearInterval(crisisTimer);
+    show(T("crisis-top"), false);
     CTI.logout(session);  // revokes the token (best effort) and forgets it
     call = null;
     wrapUpCallId = null;
@@ -61,7 +65,23 @@
       onAuthFailed: (why) => { signOut(); ui.loginError.textContent = why; },
     });
     socket.connect();
+    refreshCrisis();
+    crisisTimer = setInterval(refreshCrisis, CRISIS_POLL_MS);
     await Promise.all([loadWrapUpCodes(), loadDirectory(), loadAwayReasons()]);
+  }
+
+  // ------------------------------------------------------------------ crisis
+  // The crisis in force (crisis_line plugin), polled: advisors get no crisis.* events.
+  async function refreshCrisis() {
+    const top = T("crisis-top");
+    try {
+      const crisis = await api(session, "/plugins/crisis_line/crises/current");
+      top.textContent = crisis ? `Crisis in force: ${crisis.name}` : "";
+      show(top, Boolean(crisis));
+    } catch (err) {
+      if (err.status === 404) clearInterval(crisisTimer); // the plugin is not enabled
+      if (err.status === 401) signOut();
+    }
   }
 
   // After every (re)connect: the REST picture, in case the page was reloaded or the
@@ -269,13 +289,19 @@
     T("pop-dialled").textContent = p.dialled || "–";
     T("pop-priority").textContent = `priority ${p.priority ?? 0}`;
     T("pop-flags").textContent = flagText(p.flags);
-    show(T("pop-crisis"), isCrisis(p));
+    renderCrisisTag(p);
     renderLocalTime(caller.local_time, caller.timezone);
     renderEarlier(p.earlier_contacts || []);
   }
 
-  // The gateway sets crisis for a crisis flag (gateway-wide or the call's).
-  function isCrisis(p) { return Boolean(p.crisis); }
+  // A call of the crisis line plugin names its crisis; the gateway's own crisis
+  // flag (gateway-wide or the call's) only says "crisis".
+  function renderCrisisTag(p) {
+    const named = ((p.plugins || {}).crisis_line || {}).crisis;
+    const tag = T("pop-crisis");
+    tag.textContent = named ? `Crisis: ${named}` : "CRISIS";
+    show(tag, Boolean(named || p.crisis));
+  }
 
   // The call's flags: {name: value}; the ones switched on are listed.
   function flagText(flags) {

@@ -43,10 +43,16 @@ const CTI = (() => {
     if (!res.ok) {
       const detail = data && data.detail;
       const msg = typeof detail === "string" ? detail
-        : Array.isArray(detail) ? detail.map((d) => d.msg).join("; ") : res.statusText;
+        : Array.isArray(detail) ? detail.map(fieldError).join("; ") : res.statusText;
       throw new ApiError(res.status, msg || ("HTTP " + res.status));
     }
     return data;
+  }
+
+  // One item of a 422 (FastAPI validation): "priority: Input should be ...".
+  function fieldError(d) {
+    const loc = (d.loc || []).filter((x) => x !== "body").join(".");
+    return loc ? `${loc}: ${d.msg}` : d.msg;
   }
 
   async function login(session, username, password) {

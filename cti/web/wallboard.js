@@ -1,5 +1,6 @@
 // The supervisors' wallboard: GET /api/v1/stats/queues, refreshed on every call or
-// advisor event from the WebSocket and every few seconds.
+// advisor event from the WebSocket and every few seconds; the crisis panel is
+// wallboard-crisis.js.
 "use strict";
 
 (() => {
@@ -35,6 +36,7 @@
     socket = null;
     clearInterval(pollTimer);
     clearInterval(tickTimer);
+    CrisisPanel.stop();
     CTI.logout(session);  // revokes the token (best effort) and forgets it
     show(ui.board, false);
     show(ui.login, true);
@@ -49,7 +51,7 @@
     ui.who.textContent = session.user;
     show(ui.who, true);
     socket = new CTI.Socket(session, {
-      onEvent, onHello: refresh,
+      onEvent, onHello: () => { refresh(); CrisisPanel.refresh(); },
       onStatus: (s) => CTI.renderStatus(ui.conn, s),
       onAuthFailed: (why) => { signOut(); ui.loginError.textContent = why; },
     });
@@ -57,9 +59,11 @@
     refresh();
     pollTimer = setInterval(refresh, POLL_MS);
     tickTimer = setInterval(renderLongest, 1000);
+    CrisisPanel.start(session);
   }
 
   function onEvent(ev) {
+    CrisisPanel.onEvent(ev);
     if (ev.type.startsWith("call.") || ev.type === "agent.state") {
       clearTimeout(debounce);
       debounce = setTimeout(refresh, DEBOUNCE_MS);

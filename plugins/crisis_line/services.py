@@ -103,10 +103,19 @@ class CrisisLine:
         """The announcement and the option, spoken now in every language (a recorded
         WAV in the prompts override folder replaces them)."""
         fill = {"name": crisis.name, "digit": self.cfg.digit}
+        # The IVR leaves the crisis out unless every language has both prompts: a
+        # language given no text gets the default's, else the English (or first) one.
+        languages = [m.code for m in self.s.gateway.ivr.languages]
         spoken: dict[str, dict[str, str]] = {}
         for key, given, default in ((ANNOUNCE, req.announcement, self.cfg.announcement),
                                     (OPTION, req.option, self.cfg.option)):
-            texts = {lang: text.format(**fill) for lang, text in (given or default).items()}
+            merged = {**default, **(given or {})}
+            fallback = merged.get("en") or next(iter(merged.values()))
+            try:
+                texts = {lang: merged.get(lang, fallback).format(**fill) for lang in languages}
+            except (KeyError, IndexError, ValueError) as e:  # "{x}" or a lone brace
+                raise ActionError(f"{key.rsplit('.', 1)[-1]}: only {{name}} and {{digit}} "
+                                  f"may stand in braces ({e!r})") from None
             await self.s.prompts.speak(key, texts)
             spoken[key] = texts
         crisis.extra["texts"] = spoken
