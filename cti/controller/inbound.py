@@ -165,8 +165,9 @@ class Inbound:
         # Outside the IVR a key counts if a plugin takes it ("press 1 to be called back").
         taken = session is None and call.state == "queued" and bool(self.ctx.plugins.first(
             "cti_call_digit", call_id=call.call_id, call=call_view(call), digit=digit))
+        accepted = taken or (session is not None and session.takes_digits)
         self.ctx.publish("ivr.input", call, {"digit": digit, "method": method, "stage": stage,
-                                             "accepted": session is not None or taken})
+                                             "accepted": accepted})
         if session is not None:
             self._apply_ivr(call, session, session.on_digit(digit, time.time()))
 

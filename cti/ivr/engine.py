@@ -273,6 +273,11 @@ class IvrSession:
         return self._deadline
 
     @property
+    def takes_digits(self) -> bool:
+        """Whether a digit now counts (a menu); during other prompts it is ignored."""
+        return not self._done and isinstance(self._node, MenuNode)
+
+    @property
     def stage(self) -> str:
         """"idle", the current node's name, or "done"."""
         if self._done:

@@ -5,7 +5,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from cti.plugins.api import ActionError, Rule, user_of
 from plugins.crisis_line.schemas import CrisisOut, CrisisStart
-from plugins.crisis_line.services import CrisisLine
+from plugins.crisis_line.services import BadCrisis, CrisisLine
 from plugins.crisis_line.storage import Crisis
 
 #: The rule of every route (cti/api/roles.py): supervisors start and end crises;
@@ -47,7 +47,9 @@ def make_router(line: CrisisLine) -> APIRouter:
         """Start a crisis: announcement and IVR option for new callers, crisis routing."""
         try:
             return out(await line.start(body, user_of(request)))
-        except ActionError as e:
+        except BadCrisis as e:  # a value that does not fit the config
+            raise HTTPException(422, str(e)) from None
+        except ActionError as e:  # another crisis is in force
             raise HTTPException(409, str(e)) from None
 
     @router.post("/crises/current/end")

@@ -24,6 +24,10 @@ FLAG = "crisis"
 OVERFLOW = "overflow"
 
 
+class BadCrisis(ActionError):
+    """A start request whose values do not fit the config (the API answers 422)."""
+
+
 class CrisisLine:
     def __init__(self, services: Services) -> None:
         self.s = services
@@ -53,10 +57,10 @@ class CrisisLine:
         cfg, gw = self.cfg, self.s.gateway
         team = req.team or cfg.team
         if team not in {d.key for d in gw.directory}:
-            raise ActionError(f"team {team!r} is not a directory entry")
+            raise BadCrisis(f"team {team!r} is not a directory entry")
         for number in [*req.numbers, *([req.dedicated_number] if req.dedicated_number else [])]:
             if number not in gw.sip.hotlines:
-                raise ActionError(f"{number!r} is not one of the hotlines "
+                raise BadCrisis(f"{number!r} is not one of the hotlines "
                                   f"({', '.join(gw.sip.hotlines)})")
         crisis = Crisis(
             crisis_id=0, name=req.name, numbers=list(req.numbers),
@@ -70,7 +74,7 @@ class CrisisLine:
             started_at=self.s.now(), started_by=by)
         unknown = [n for n in crisis.reserve if n not in {a.name for a in gw.advisors}]
         if unknown:
-            raise ActionError(f"reserve: {unknown[0]!r} is not an advisor")
+            raise BadCrisis(f"reserve: {unknown[0]!r} is not an advisor")
         await self._speak(crisis, req)
         crisis.crisis_id = await self.repo.add(crisis)
         self.current = crisis
@@ -114,7 +118,7 @@ class CrisisLine:
             try:
                 texts = {lang: merged.get(lang, fallback).format(**fill) for lang in languages}
             except (KeyError, IndexError, ValueError) as e:  # "{x}" or a lone brace
-                raise ActionError(f"{key.rsplit('.', 1)[-1]}: only {{name}} and {{digit}} "
+                raise BadCrisis(f"{key.rsplit('.', 1)[-1]}: only {{name}} and {{digit}} "
                                   f"may stand in braces ({e!r})") from None
             await self.s.prompts.speak(key, texts)
             spoken[key] = texts

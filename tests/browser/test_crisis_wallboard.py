@@ -52,7 +52,7 @@ def test_start_watch_and_end_a_crisis_from_the_wallboard(page: Page, floor: Floo
     error = page.get_by_test_id("crisis-error")
     expect(error).to_have_text(
         "Could not start the crisis: priority: Input should be less than or equal to 1000")
-    # ... and a refusal (409): only {name} and {digit} are filled in.
+    # ... and one the plugin finds (422 too): only {name} and {digit} are filled in.
     page.get_by_label("Priority").fill("")
     page.get_by_test_id("crisis-start").click()
     expect(error).to_have_text(re.compile(

@@ -164,3 +164,12 @@ def test_two_plugins_wanting_one_digit_name_the_first() -> None:
     with pytest.raises(FlowError, match="already used by option 'crisis'") as err:
         extend_flow(STANDARD, options=[CRISIS, other])
     assert "\n" not in str(err.value)
+
+
+def test_digits_during_the_intro_do_not_count_and_the_session_says_so() -> None:
+    session = IvrSession(extend_flow(STANDARD, ["crisis.notice"]), guessed_language="en")
+    (intro,) = session.start(0)
+    assert not session.takes_digits
+    assert session.on_digit("2", 0.5) == []  # ignored, kept in the history
+    (menu,) = session.on_play_done(intro.play_id, 1)
+    assert session.takes_digits and session.history == ["extension_intro:ignored:2"]
