@@ -262,8 +262,8 @@ async def test_a_crisis_caller_nobody_takes_overflows_to_the_crisis_team(
             ringing = await team.wait_for("leg.incoming", timeout=15)
             assert ringing["headers"]["x-cti-call-id"] == later_id
             await team.command("hangup", leg=ringing["leg"], code=486)
-            failed = await gw.bus.wait_for(lambda e: e["type"] == "call.transfer_failed"
-                                           and e["call_id"] == later_id, 10)
+            failed = await event_of(gw, lambda e: e["type"] == "call.transfer_failed"
+                                    and e["call_id"] == later_id)
             assert failed["data"]["code"] == 486
             await until(lambda: gw.flow.calls.get(later_id).state == "queued")
             snap = gw.flow.distributor.snapshot()
