@@ -7,13 +7,20 @@ to registered numbers (404 otherwise) and to the hotline target.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+import socket
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.audio import tone_present, tone_seconds, wait_file_final, wait_recorded, write_tone
 from tests.peers.carrier import Carrier
-from tests.peers.phone import Phone
+from tests.peers.phone import REPO, Phone
+from tests.peers.ports import bindable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
@@ -154,3 +161,67 @@ async def test_pstn_call_to_unknown_number_goes_to_the_hotline() -> None:
         # 2 x (407 + authenticated retry): the 404 one and the hotline one.
         assert [i["status"] for i in carrier.invites] == [407, 404, 407, 200]
         assert not any(i["kind"] == "trunk" for i in carrier.invites)
+
+
+async def test_pstn_phone_needs_its_own_password() -> None:
+    other = "+442079999999"
+    async with Carrier(trunk_user=TRUNK_USER, trunk_password=TRUNK_PASSWORD) as carrier, \
+            Phone(name="pstn") as pstn:
+        await pstn.command("register", user=NUMBER, password=carrier.phone_password(other),
+                           registrar=carrier.registrar_uri, transport="udp", expires=60)
+        reg = await pstn.wait_for("reg.state")
+        assert reg["code"] == 401 and reg["active"] is False
+        assert not await carrier.registered(NUMBER)
+        assert [(r["auth"], r["status"]) for r in carrier.registers][:2] == \
+            [("none", 401), ("failed", 401)]
+    # Another instance has another secret: passwords do not carry over.
+    async with Carrier() as second:
+        assert second.phone_password(NUMBER) != carrier.phone_password(NUMBER)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_kamailio_is_gone_when_the_test_fails_or_its_parent_dies(tmp_path: Path) -> None:
+    # A failing test body: the context manager still stops the whole group.
+    with pytest.raises(RuntimeError, match="test body failed"):
+        async with Carrier() as carrier:
+            pid, port, run_dir = carrier.pid, carrier.port, carrier.run_dir
+            assert pid is not None and _group_alive(pid)
+            raise RuntimeError("test body failed")
+    assert not _group_alive(pid)
+    assert bindable(port, (socket.SOCK_DGRAM, socket.SOCK_STREAM), "127.0.0.1")
+    assert run_dir.exists()  # kept (with its log) for the post-mortem
+    shutil.rmtree(run_dir)
+
+    # The Python process holding the carrier is SIGKILLed: the parent-death signal
+    # ends Kamailio (which takes its children along).
+    script = ("import asyncio, sys\n"
+              "from tests.peers.carrier import Carrier\n"
+              "async def main():\n"
+              "    c = Carrier(run_dir=sys.argv[1])\n"
+              "    await c.start()\n"
+              "    print(c.pid, c.port, flush=True)\n"
+              "    await asyncio.sleep(60)\n"
+              "asyncio.run(main())\n")
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, str(tmp_path / "run"), cwd=REPO,
+        stdout=asyncio.subprocess.PIPE)
+    try:
+        assert holder.stdout is not None
+        line = await asyncio.wait_for(holder.stdout.readline(), 15)
+        pid, port = (int(x) for x in line.split())
+        assert _group_alive(pid)
+    finally:
+        holder.kill()
+        await holder.wait()
+    deadline = time.monotonic() + 3
+    while _group_alive(pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert not _group_alive(pid)
+    assert bindable(port, (socket.SOCK_DGRAM, socket.SOCK_STREAM), "127.0.0.1")

@@ -130,6 +130,11 @@ class Carrier:
         return hashlib.md5(f"{self.secret}:{number}".encode()).hexdigest()[:16]
 
     @property
+    def pid(self) -> int | None:
+        """Kamailio's main process, also its process group id (own session)."""
+        return self._proc.pid if self._proc else None
+
+    @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
@@ -212,7 +217,8 @@ class Carrier:
             deadline = time.monotonic() + 0.5
             while _group_alive(proc.pid) and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
-            self._killpg(proc.pid)
+            if _group_alive(proc.pid):
+                self._killpg(proc.pid)
         if self._reader is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._reader, 2)
