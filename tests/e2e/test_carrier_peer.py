@@ -8,6 +8,7 @@ to registered numbers (404 otherwise) and to the hotline target.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -17,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from cti.edge.render import find_module_path
+from cti.edge.rpc import EdgeRpc, EdgeRpcError
+from cti.procutil import die_with_parent
 from tests.audio import tone_present, tone_seconds, wait_file_final, wait_recorded, write_tone
 from tests.peers.carrier import Carrier
 from tests.peers.phone import REPO, Phone
-from tests.peers.ports import bindable
+from tests.peers.ports import bindable, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
@@ -225,3 +229,128 @@ async def test_kamailio_is_gone_when_the_test_fails_or_its_parent_dies(tmp_path:
         await asyncio.sleep(0.02)
     assert not _group_alive(pid)
     assert bindable(port, (socket.SOCK_DGRAM, socket.SOCK_STREAM), "127.0.0.1")
+
+
+# What a trunk on the gateway's edge would do: relay to the carrier and answer its
+# challenge with the uac module (credential user:realm:password, realm of the carrier).
+UAC_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+run_dir="{run_dir}"
+mpath="{mpath}"
+dns=no
+rev_dns=no
+auto_aliases=no
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+loadmodule "jsonrpcs.so"
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "tmx.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+loadmodule "siputils.so"
+loadmodule "textops.so"
+loadmodule "uac.so"
+modparam("jsonrpcs", "transport", 4)
+modparam("jsonrpcs", "dgram_socket", "{run_dir}/jsonrpc.sock")
+modparam("uac", "credential", "{user}:{realm}:{password}")
+request_route {{
+	if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+	if (!is_method("ACK")) {{
+		if (t_precheck_trans()) {{ t_check_trans(); exit; }}
+		t_check_trans();
+	}}
+	if (has_totag()) {{
+		if (loose_route()) {{ t_relay(); exit; }}
+		if (is_method("ACK") && t_check_trans()) {{ t_relay(); }}
+		exit;
+	}}
+	record_route();
+	$du = "sip:{carrier}";
+	t_on_failure("TRUNK_AUTH");
+	t_relay();
+	exit;
+}}
+failure_route[TRUNK_AUTH] {{
+	if (t_is_canceled()) {{ exit; }}
+	if (t_check_status("401|407") && uac_auth()) {{
+		xlog("L_INFO", "UAC_AUTH answered $T_reply_code\\n");
+		t_relay();
+	}}
+}}
+"""
+
+
+class UacProxy:
+    """A minimal Kamailio with the uac module in front of the carrier."""
+
+    def __init__(self, run_dir: Path, carrier: Carrier, password: str) -> None:
+        self.run_dir, self.port = run_dir, free_port()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "uac.cfg").write_text(UAC_CFG.format(
+            run_dir=run_dir, mpath=find_module_path(), port=self.port, user=carrier.trunk_user,
+            realm=carrier.realm, password=password, carrier=f"{carrier.ip}:{carrier.port}"))
+        self.log = run_dir / "uac.log"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> UacProxy:
+        with open(self.log, "wb") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                "kamailio", "-DD", "-E", "-f", str(self.run_dir / "uac.cfg"),
+                "-P", str(self.run_dir / "uac.pid"), "-Y", str(self.run_dir),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, cwd="/",
+                start_new_session=True, preexec_fn=die_with_parent())
+        rpc = EdgeRpc(self.run_dir / "jsonrpc.sock")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.proc.returncode is None:
+            try:
+                await rpc.call("core.version", timeout=0.3)
+                return self
+            except EdgeRpcError:
+                await asyncio.sleep(0.05)
+        await self.__aexit__(None, None, None)
+        raise RuntimeError(f"uac kamailio did not start:\n{self.log.read_text()[-3000:]}")
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            if self.proc.returncode is None:
+                self.proc.terminate()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.proc.wait(), 2)
+            if _group_alive(self.proc.pid):
+                os.killpg(self.proc.pid, 9)
+            await self.proc.wait()
+
+
+@pytest.mark.parametrize("password", [TRUNK_PASSWORD, "wrong"])
+async def test_kamailio_uac_module_answers_the_challenge(tmp_path: Path, password: str) -> None:
+    """A phone with no credentials dials via a uac Kamailio: uac_auth() answers the 407
+    (same CSeq, new branch); the BYE passes both proxies. A wrong password: 407 again,
+    and the failure goes back to the caller."""
+    async with Carrier(trunk_user=TRUNK_USER, trunk_password=TRUNK_PASSWORD) as carrier, \
+            Phone(name="pstn") as pstn, Phone(name="worker") as worker, \
+            UacProxy(tmp_path / "uac", carrier, password) as uac:
+        await register_pstn(carrier, pstn)
+        await worker.command("dial", leg="w1", uri=f"sip:{NUMBER}@127.0.0.1:{uac.port}")
+        if password != TRUNK_PASSWORD:
+            ended = await worker.wait_for("leg.state", leg="w1", state="disconnected")
+            assert ended["code"] == 407
+            assert [i["auth"] for i in carrier.invites] == ["none", "failed"]
+            assert not pstn.received("leg.incoming")
+            return
+        inc = await pstn.wait_for("leg.incoming")
+        await pstn.command("answer", leg=inc["leg"], code=200)
+        await worker.wait_for("leg.state", leg="w1", state="confirmed")
+        await worker.command("hangup", leg="w1")
+        await pstn.wait_for("leg.state", leg=inc["leg"], state="disconnected")
+        first, retry = carrier.invites
+        assert (first["auth"], first["status"]) == ("none", 407)
+        assert (retry["auth"], retry["kind"], retry["status"]) == ("ok", "trunk", 200)
+        assert retry["cseq"] == first["cseq"]  # uac_auth (5.6) keeps the CSeq
+        assert [r["method"] for r in carrier.in_dialog] == ["ACK", "BYE"]
+        assert "UAC_AUTH answered 407" in uac.log.read_text()
