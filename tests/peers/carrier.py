@@ -8,6 +8,9 @@
         await carrier.set_hotline("127.0.0.1:5080")   # or Carrier(hotline=...)
         inv = await carrier.wait_for_invite(to="+442071234567", final=True)
         carrier.invites                     # every INVITE seen, as dicts
+        carrier.invites_to("+442071234567") # those dialling that number
+        carrier.registers, carrier.in_dialog  # REGISTERs; in-dialog requests (ACK, BYE)
+        await carrier.registered("+442071234567")   # has a binding (ul.lookup)
 
 Accounts (digest auth, realm ``carrier.test``, nothing stored in a database):
 
@@ -29,8 +32,13 @@ Routing of a new INVITE, by the *authenticated* user:
   else 404.
 - Every relayed INVITE is record-routed: BYEs and re-INVITEs pass the carrier.
 
-``invites`` holds one dict per INVITE transaction (a 407 and the authenticated
-retry are two entries with the same call_id and different cseq)::
+The From of an INVITE is not checked against the account (a trunk's From is the
+presented caller id); a REGISTER's To user must be the authenticated user.
+Credentials are consumed: the callee never sees the Proxy-Authorization header.
+
+``invites`` holds one dict per INVITE transaction, in arrival order (a 407 and
+the authenticated retry are two entries with the same call_id; pjsua raises the
+cseq by one, Kamailio's uac_auth() keeps it)::
 
     {"call_id", "cseq", "from", "from_uri", "to", "to_uri", "ruri", "dialled",
      "source" ("ip:port"), "transport", "auth" ("none" | "ok" | "failed"),
@@ -285,6 +293,9 @@ class Carrier:
 
     def _apply(self, ev: dict[str, Any]) -> None:
         kind = ev.pop("ev", None)
+        for name, value in ev.items():  # Kamailio prints an unset variable as <null>
+            if value == "<null>":
+                ev[name] = None
         if kind == "register":
             self.registers.append(ev)
             return
@@ -293,9 +304,6 @@ class Carrier:
             return
         key = (str(ev.get("call_id")), str(ev.get("cseq")))
         if kind == "invite":
-            for field in ("auth_user",):
-                if ev.get(field) == "<null>":
-                    ev[field] = None
             ev.update(authenticated=ev.get("auth") == "ok", target=None, target_uri=None,
                       status=None)
             self.invites.append(ev)
