@@ -37,6 +37,7 @@ EVENT_TYPES = frozenset(
         "call.wrap_up",
         "call.offered",
         "call.connected",
+        "call.reached",
         "call.ended",
         "agent.state",
     }

@@ -124,6 +124,9 @@ class Call:
     queued_at: float | None = None
     offered_at: float | None = None
     answered_at: float | None = None
+    # A call back: the call it was asked in, and when the customer picked up.
+    origin_call_id: str | None = None
+    reached_at: float | None = None
     ended_at: float | None = None
     end_reason: str | None = None
 
@@ -145,7 +148,8 @@ class Call:
             ivr_path=list(self.ivr_path), priority=self.priority, advisor=self.advisor,
             worker=self.worker, queued_at=self.queued_at, offered_at=self.offered_at,
             answered_at=self.answered_at, ended_at=self.ended_at, end_reason=self.end_reason,
-            legs=[leg.as_dict() for leg in self.legs],
+            legs=[leg.as_dict() for leg in self.legs], kind=self.kind,
+            origin_call_id=self.origin_call_id,
         )
 
 
@@ -171,6 +175,15 @@ class CallRegistry:
 
     def on_worker(self, worker: str) -> list[Call]:
         return [c for c in self._calls.values() if c.worker == worker]
+
+    def place(self, call: Call, worker: str) -> None:
+        """Put a call not on a worker yet (a call back) and its legs on ``worker``."""
+        for leg in call.legs:
+            if not leg.worker:
+                self._by_leg.pop((leg.worker, leg.leg_id), None)
+                leg.worker = worker
+                self.bind_leg(call, leg)
+        call.worker = worker
 
     def remove(self, call: Call) -> None:
         self._calls.pop(call.call_id, None)

@@ -40,7 +40,8 @@ class CallEnding:
             forget(call)
         if worker_alive:  # a dead worker's legs are ended by the edge, not by commands
             for leg in call.legs:
-                if leg.state != "disconnected":
+                # (a call back's legs have no worker until an advisor takes it)
+                if leg.state != "disconnected" and leg.worker:
                     ctx.send_to(leg.worker, call, "hangup", leg=leg.leg_id)
         if call.advisor:
             ctx.recent_advisors.add(call.call_id, call.advisor)

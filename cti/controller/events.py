@@ -74,7 +74,8 @@ class WorkerEvents:
             if self.rooms.out_of_rotation:  # after this event's effects on the legs
                 asyncio.get_running_loop().call_soon(self.rooms.recheck_rotation)
             if leg is call.customer:
-                self.ending.customer_gone(call)
+                if not self.offers.handlers[call.kind].customer_gone(call):
+                    self.ending.customer_gone(call)
             elif leg is call.advisor_leg and call.consult is not None \
                     and call.consult.state == "talking":
                 # The advisor hung up the held call while consulting: hand it over.
@@ -83,6 +84,8 @@ class WorkerEvents:
                 self.offers.advisor_leg_gone(call, leg)
         elif state == "confirmed" and leg is call.advisor_leg:
             self.offers.advisor_answered(call, leg)
+        elif state == "confirmed" and leg is call.customer:
+            self.offers.handlers[call.kind].customer_answered(call, leg)
         if leg is call.external_leg and state in ("confirmed", "disconnected"):
             self.inbound.external_leg_changed(call, leg)
         elif call.consult is not None and leg.role in CONSULT_ROLES \

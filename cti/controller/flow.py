@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cti.config import Settings
+from cti.controller.callback import CallbackCall, Callbacks
 from cti.controller.calls import CallRegistry
 from cti.controller.capacity import EdgeRotation, WorkerRooms
 from cti.controller.consult import Consults
@@ -63,14 +64,18 @@ class CallFlow:
         handlers: Mapping[WorkKind, TaskHandler] | None = None,
     ) -> None:
         ctx = self.ctx = FlowContext(settings, pool, bus, store, plugins, prompts)
-        self.handlers = handlers if handlers is not None else inbound_only(ctx)
         self.rooms = WorkerRooms(ctx)
+        callback = CallbackCall(ctx, self.rooms)
+        self.handlers = dict(handlers) if handlers is not None else {
+            **inbound_only(ctx), callback.kind: callback}
         self.offers = Offers(ctx, self.handlers, delivered)
         self.waiting = Waiting(ctx, self.offers)
         self.ivr_sessions = IvrSessions()
         self.ending = CallEnding(ctx, self.offers,
                                  forget=(self.ivr_sessions.end, self.waiting.forget))
         self.offers.bind_ending(self.ending)
+        callback.ending = self.ending
+        self.callbacks = Callbacks(ctx, self.offers, self.ending)
         self.consults = Consults(ctx, self.offers, self.rooms, self.ending)
         self.inbound = Inbound(ctx, self.ivr_sessions, self.waiting, self.ending,
                                self.consults)
@@ -79,7 +84,7 @@ class CallFlow:
         self.events = WorkerEvents(ctx, self.inbound, self.offers, self.consults,
                                    self.ending, self.rooms)
         self.plugin_calls = PluginCalls(ctx, self.waiting, self.offers, self.control,
-                                        self.inbound)
+                                        self.inbound, self.ending)
 
     # ------------------------------------------------------------ state
     @property

@@ -10,6 +10,7 @@ an unknown call id raises KeyError. Every log line carries the call id.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from cti.controller.calls import Call, call_view
 from cti.controller.context import FlowContext
 from cti.controller.control import CallControl
+from cti.controller.ending import CallEnding
 from cti.controller.inbound import Inbound
 from cti.controller.offers import Offers
 from cti.controller.waiting import Waiting
@@ -31,8 +33,9 @@ FALLBACKS = ("queue_head", "queue", "hangup")
 
 class PluginCalls:
     def __init__(self, ctx: FlowContext, waiting: Waiting, offers: Offers,
-                 control: CallControl, inbound: Inbound) -> None:
+                 control: CallControl, inbound: Inbound, ending: CallEnding) -> None:
         self.ctx = ctx
+        self.ending = ending
         self.waiting = waiting
         self.offers = offers
         self.control = control
@@ -95,6 +98,11 @@ class PluginCalls:
     def set_call_flag(self, call_id: str, name: str, value: Any) -> None:
         call = self._call(call_id)
         call.flags[name] = value
+
+    def hangup_for_plugin(self, call_id: str, reason: str) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", reason):
+            raise ActionError(f"hangup: reason {reason!r}: lower-case words with '_'")
+        self.ending.end_call(self._call(call_id), reason)
 
     def set_call_priority(self, call_id: str, priority: int) -> None:
         call = self._call(call_id)

@@ -44,7 +44,8 @@ class PluginRuntime:
         s = self.settings
         source = str(s.source)
         parts = SharedParts(
-            gateway_settings=s, actions=self.flow.plugin_calls, bus=self.bus, host=self.host,
+            gateway_settings=s, actions=self.flow.plugin_calls, tasks=self.flow.callbacks,
+            bus=self.bus, host=self.host,
             routers=self.routers, cache_dir=s.path(s.prompts.cache_dir),
             override_dir=s.path(s.prompts.override_dir),
             voices=load_prompt_voices(s.path(s.prompts.texts)))

@@ -8,10 +8,10 @@ What differs per ``Call.kind`` sits behind :class:`TaskHandler`:
 - how the advisor is reached for an offer (``reach_advisor``), and
 - what happens when the advisor answers (``advisor_answered``).
 
-Only the inbound call exists today (:class:`InboundCall`: the caller waits on a
-worker, the advisor's phone is dialled from there and bridged to the caller). A
-callback will reach the advisor the same way but, when they answer, dial the
-customer; a chat would reach the advisor's client only.
+:class:`InboundCall`: the caller waits on a worker, the advisor's phone is dialled
+from there and bridged to the caller. :class:`cti.controller.callback.CallbackCall`:
+the advisor's phone first, then the customer is dialled through the edge; a chat
+would reach the advisor's client only.
 """
 
 from __future__ import annotations
@@ -34,6 +34,15 @@ class TaskHandler(Protocol):
         """The advisor's ``leg`` is up: connect them to the work."""
         ...
 
+    def customer_answered(self, call: Call, leg: Leg) -> None:
+        """A customer leg the gateway dialled (a call back) is up."""
+        ...
+
+    def customer_gone(self, call: Call) -> bool:
+        """The customer's leg ended: True if the handler ended the call itself (a
+        call back nobody picked up); False lets the caller's hang-up end it."""
+        ...
+
 
 class InboundCall:
     """A caller waiting on a worker: dial the advisor's phone, bridge it to the caller."""
@@ -49,6 +58,12 @@ class InboundCall:
 
     def advisor_answered(self, call: Call, leg: Leg) -> None:
         self.ctx.send(call, "bridge", a=call.customer.leg_id, b=leg.leg_id)
+
+    def customer_answered(self, call: Call, leg: Leg) -> None:
+        """An inbound caller's leg is answered by the gateway: nothing to do."""
+
+    def customer_gone(self, call: Call) -> bool:
+        return False
 
 
 def inbound_only(ctx: FlowContext) -> dict[WorkKind, TaskHandler]:

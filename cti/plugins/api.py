@@ -122,6 +122,8 @@ class CallsService(Protocol):
         """Play prompt keys (in the call's language) to a caller waiting for an advisor
         or for a transfer to be answered; music after."""
     def set_flag(self, call_id: str, name: str, value: Any) -> None: ...
+    def hangup(self, call_id: str, reason: str = "plugin_hangup") -> None:
+        """End a call (e.g. after "we will call you back"); ``reason`` is its end reason."""
     def set_priority(self, call_id: str, priority: int) -> None:
         """Change a call's priority; a waiting call keeps its place in time."""
     def set_requirements(self, call_id: str, *, trainings: frozenset[str] | None = None,
@@ -136,6 +138,23 @@ class CallsService(Protocol):
         or to ``queue:<topic>``. If the target does not answer: ``queue_head`` puts
         the caller back at the head of their queue, ``queue`` where they were,
         ``hangup`` ends the call."""
+
+
+class TasksService(Protocol):
+    """Work that waits in the distributor without a caller on the line."""
+
+    def callback(self, number: str, *, language: str, topic: str, priority: int = 0,
+                 trainings: frozenset[str] = frozenset(), reserve: frozenset[str] = frozenset(),
+                 enqueued_at: float | None = None, flags: Mapping[str, Any] | None = None,
+                 origin_call_id: str | None = None, ivr_path: Sequence[str] = (),
+                 dialled: str = "") -> str:
+        """Queue a call back to ``number`` (kind "callback") with ``enqueued_at``, the
+        original caller's place in time; returns its call id. When an advisor takes
+        it their phone rings first; when they answer the number is dialled through
+        the edge; ``call.reached`` when the customer picks up, else it ends
+        ``unreached`` (``cti_call_ended``: the plugin decides about a retry)."""
+    def cancel(self, call_id: str, by: str | None = None) -> bool:
+        """Withdraw a call back no advisor has taken yet (False if gone or ringing)."""
 
 
 class AdvisorsService(Protocol):
@@ -223,6 +242,7 @@ class Services(Protocol):
     gateway: Any  # cti.config.Settings, read-only
     log: logging.Logger
     calls: CallsService
+    tasks: TasksService
     advisors: AdvisorsService
     queues: QueuesService
     timers: TimersService

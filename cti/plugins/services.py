@@ -27,6 +27,7 @@ from cti.plugins.api import (
     FlagsService,
     PluginStore,
     Rule,
+    TasksService,
     TimersService,
 )
 from cti.plugins.host import LoadedPlugin, PluginHost
@@ -43,6 +44,7 @@ class PluginActions(Protocol):
     def waiting_views(self) -> QueueView: ...
     def play_prompts(self, call_id: str, keys: Sequence[str]) -> None: ...
     def set_call_flag(self, call_id: str, name: str, value: Any) -> None: ...
+    def hangup_for_plugin(self, call_id: str, reason: str) -> None: ...
     def set_call_priority(self, call_id: str, priority: int) -> None: ...
     def set_call_requirements(self, call_id: str, trainings: frozenset[str] | None,
                               reserve: frozenset[str] | None) -> None: ...
@@ -68,6 +70,9 @@ class _Calls:
 
     def set_priority(self, call_id: str, priority: int) -> None:
         self._a.set_call_priority(call_id, int(priority))
+
+    def hangup(self, call_id: str, reason: str = "plugin_hangup") -> None:
+        self._a.hangup_for_plugin(call_id, reason)
 
     def set_requirements(self, call_id: str, *, trainings: frozenset[str] | None = None,
                          reserve: frozenset[str] | None = None) -> None:
@@ -218,6 +223,7 @@ class Services:
     gateway: Any
     log: logging.Logger
     calls: _Calls
+    tasks: TasksService
     advisors: _Advisors
     queues: _Queues
     timers: TimersService
@@ -229,7 +235,7 @@ class Services:
     http: PluginHttp
     clock: Callable[[], float] = field(default=time.time)
     host: PluginHost | None = None
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    pending: set[asyncio.Task[Any]] = field(default_factory=set)  # spawn()'s tasks
     starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     stoppers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -244,10 +250,10 @@ class Services:
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(task)
+        self.pending.add(task)
 
         def done(t: asyncio.Task[Any]) -> None:
-            self.tasks.discard(t)
+            self.pending.discard(t)
             if not t.cancelled() and (exc := t.exception()) is not None:
                 if self.host is not None:
                     self.host.errors[(self.name, "task")] += 1
@@ -258,8 +264,8 @@ class Services:
 
     async def drain(self) -> None:
         """Wait for the plugin's pending tasks (at stop)."""
-        while self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        while self.pending:
+            await asyncio.gather(*list(self.pending), return_exceptions=True)
 
 
 @dataclass
@@ -268,6 +274,7 @@ class SharedParts:
 
     gateway_settings: Any
     actions: PluginActions
+    tasks: TasksService
     bus: EventBus
     host: PluginHost
     routers: list[PluginRouter]
@@ -285,7 +292,8 @@ def build_services(plugin: LoadedPlugin, parts: SharedParts, *, timers: TimersSe
     return Services(
         name=plugin.name, settings=plugin.settings, gateway=parts.gateway_settings,
         log=logging.getLogger(f"cti.plugin.{plugin.name}"),
-        calls=_Calls(parts.actions), advisors=_Advisors(parts.actions, parts.clock),
+        calls=_Calls(parts.actions), tasks=parts.tasks,
+        advisors=_Advisors(parts.actions, parts.clock),
         queues=_Queues(parts.actions), timers=timers, store=store,
         events=PluginEvents(plugin.name, parts.bus, parts.host), audit=audit, flags=flags,
         prompts=PluginPrompts(plugin.name, parts.cache_dir, parts.override_dir, parts.voices),

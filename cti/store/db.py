@@ -72,6 +72,12 @@ CREATE VIEW IF NOT EXISTS last_wrap_ups AS
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, SCHEMA),
     Migration(2, STATE_SCHEMA),
+    # The kind of work (a call back is its own record) and the call it came from.
+    Migration(3, """
+        ALTER TABLE calls ADD COLUMN kind TEXT NOT NULL DEFAULT 'inbound';
+        ALTER TABLE calls ADD COLUMN origin_call_id TEXT;
+        CREATE INDEX IF NOT EXISTS calls_origin ON calls(origin_call_id);
+    """),
 )
 
 
@@ -94,12 +100,14 @@ class CallRecord:
     ended_at: float | None = None
     end_reason: str | None = None
     legs: list[dict[str, Any]] = field(default_factory=list)
+    kind: str = "inbound"
+    origin_call_id: str | None = None
 
 
 _COLUMNS = [
     "call_id", "caller_number", "caller_country", "dialled", "language", "topic",
     "ivr_path", "priority", "advisor", "worker", "started_at", "queued_at",
-    "offered_at", "answered_at", "ended_at", "end_reason", "legs",
+    "offered_at", "answered_at", "ended_at", "end_reason", "legs", "kind", "origin_call_id",
 ]
 _JSON_COLUMNS = {"ivr_path", "legs"}
 

@@ -1,0 +1,137 @@
+"""Calls back: work that waits in the distributor without a caller on the line.
+
+A call back (``Call.kind == "callback"``) is queued like the call it came from —
+same language, topic, priority, trainings, and its original enqueue time, so it
+keeps the caller's place. It has no worker until an advisor takes it: then
+:class:`CallbackCall` puts it on a worker with room for two legs, rings the
+advisor's phone first, and once they answer dials the customer through the edge
+(which routes numbers to the carrier trunk). The customer picking up is bridged
+to the advisor; a customer who does not (busy, no answer, failure) ends the call
+back as ``unreached``, which frees the advisor — the plugin that asked for it
+decides whether to try again (``cti_call_ended`` with that reason).
+
+:class:`Callbacks` is what plugins use (``services.tasks``) to create and cancel
+them. Every log line carries the call id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from cti.controller.calls import Call, Leg, call_view
+from cti.controller.capacity import WorkerRooms
+from cti.controller.context import FlowContext
+from cti.controller.ending import CallEnding
+from cti.controller.offers import Offers
+from cti.core.views import WorkKind
+
+log = logging.getLogger("cti.flow")
+
+#: The end reason of a call back whose customer did not pick up.
+UNREACHED = "unreached"
+
+
+class CallbackCall:
+    """The TaskHandler of a call back: the advisor first, then the customer."""
+
+    kind: WorkKind = "callback"
+
+    def __init__(self, ctx: FlowContext, rooms: WorkerRooms) -> None:
+        self.ctx = ctx
+        self.rooms = rooms
+        self.ending: CallEnding | None = None  # bound by the flow (ending needs offers)
+
+    def outbound_uri(self, number: str) -> str:
+        """A number, reached through the edge (its trunk route)."""
+        return f"sip:{number}@{self.ctx.settings.sip.ip}:{self.ctx.settings.sip.port}"
+
+    async def reach_advisor(self, call: Call, leg: Leg, advisor: str) -> bool:
+        if not call.worker:
+            worker = self.rooms.consult_worker("")  # any worker with room for two legs
+            if worker is None:
+                log.warning("call back: no worker with room call_id=%s", call.call_id)
+                return False
+            self.ctx.calls.place(call, worker)
+            self.rooms.guard_room(worker)  # the edge counts callers, not these legs
+            log.info("call back placed call_id=%s worker=%s", call.call_id, worker)
+        return await self.ctx.dial_leg(call, leg, self.ctx.advisor_uri(advisor))
+
+    def advisor_answered(self, call: Call, leg: Leg) -> None:
+        customer = call.customer
+        uri = self.outbound_uri(call.caller_number)
+        log.info("call back dialling call_id=%s number=%s", call.call_id, call.caller_number)
+
+        async def dial() -> None:
+            if not await self.ctx.dial_leg(call, customer, uri):
+                self.customer_gone(call)
+
+        self.ctx.spawn(dial(), call.call_id)
+
+    def customer_answered(self, call: Call, leg: Leg) -> None:
+        if call.advisor_leg is None or call.state != "connected":
+            return
+        call.reached_at = time.time()
+        self.ctx.send(call, "bridge", a=leg.leg_id, b=call.advisor_leg.leg_id)
+        log.info("call back reached call_id=%s advisor=%s", call.call_id, call.advisor)
+        self.ctx.publish("call.reached", call, {"number": call.caller_number})
+
+    def customer_gone(self, call: Call) -> bool:
+        """The customer's leg ended: True if this handler ended the call (unreached)."""
+        if call.reached_at is not None or self.ending is None:
+            return False
+        log.info("call back unreached call_id=%s code=%s", call.call_id,
+                 call.customer.end_code)
+        self.ending.end_call(call, UNREACHED)
+        return True
+
+
+class Callbacks:
+    """Create and cancel calls back (the plugins' ``services.tasks``)."""
+
+    def __init__(self, ctx: FlowContext, offers: Offers, ending: CallEnding) -> None:
+        self.ctx = ctx
+        self.offers = offers
+        self.ending = ending
+
+    def callback(self, number: str, *, language: str, topic: str, priority: int = 0,
+                 trainings: Iterable[str] = (), reserve: Iterable[str] = (),
+                 enqueued_at: float | None = None, flags: Mapping[str, Any] | None = None,
+                 origin_call_id: str | None = None, ivr_path: Iterable[str] = (),
+                 dialled: str = "") -> str:
+        """Queue a call back to ``number``; returns its call id."""
+        settings = self.ctx.settings
+        if language not in {m.code for m in settings.ivr.languages}:
+            raise ValueError(f"callback: {language!r} is not an IVR language")
+        if topic not in {m.code for m in settings.ivr.topics}:
+            raise ValueError(f"callback: {topic!r} is not an IVR topic")
+        now = time.time()
+        customer = Leg(uuid.uuid4().hex, "", "customer", number)
+        call = Call(worker="", customer=customer, caller_number=number, dialled=dialled,
+                    kind="callback", state="queued", language=language, topic=topic,
+                    priority=priority, trainings=set(trainings), reserve=set(reserve),
+                    flags={"callback": True, **(flags or {})}, ivr_path=list(ivr_path),
+                    origin_call_id=origin_call_id, queued_at=enqueued_at or now)
+        self.ctx.calls.add(call)
+        log.info("call back queued call_id=%s number=%s origin=%s", call.call_id, number,
+                 origin_call_id)
+        self.ctx.plugins.call("cti_call_queued", call_id=call.call_id, call=call_view(call))
+        self.ctx.publish("call.queued", call, {"language": language, "topic": topic,
+                                               "priority": priority})
+        self.offers.apply(self.ctx.distributor.add_call(
+            call.call_id, language=language, topic=topic, priority=priority,
+            trainings=call.trainings, reserve=call.reserve, now=now,
+            enqueued_at=call.queued_at))
+        return call.call_id
+
+    def cancel(self, call_id: str, by: str | None = None) -> bool:
+        """A call back not yet taken is withdrawn (False if it is gone or ringing)."""
+        call = self.ctx.calls.get(call_id)
+        if call is None or call.kind != "callback" or call.state != "queued":
+            return False
+        log.info("call back cancelled call_id=%s by=%s", call_id, by)
+        self.ending.end_call(call, "cancelled")
+        return True

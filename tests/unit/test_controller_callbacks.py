@@ -1,0 +1,91 @@
+"""Calls back without SIP: queued with the caller's place in time, the advisor's
+phone first, then the customer dialled through the edge, bridged when they pick
+up, ``unreached`` (advisor freed) when they do not."""
+
+from __future__ import annotations
+
+import time
+
+from tests.unit.controller_fakes import Harness
+
+NUMBER = "+34911234567"
+
+
+def callback(h: Harness, enqueued_at: float | None = None) -> str:
+    return h.flow.callbacks.callback(NUMBER, language="es", topic="visa",
+                                     enqueued_at=enqueued_at, origin_call_id="orig-1",
+                                     ivr_path=["hours:open", "lang:es", "topic:visa"])
+
+
+async def test_a_call_back_keeps_the_callers_place_and_rings_the_advisor_first(
+        h: Harness) -> None:
+    waiting = await h.queued()  # a caller who came later than the original call
+    cb = callback(h, enqueued_at=time.time() - 600)
+    assert h.flow.distributor.waiting_calls() == [cb, waiting]
+    assert h.flow.calls.get(cb).worker == ""  # on no worker until an advisor takes it
+    h.flow.set_advisor_state("sofia", "available")
+    await h.settle()
+    offered = h.of_type("call.offered")[-1]
+    assert offered["call_id"] == cb and offered["advisor"] == "sofia"
+    assert offered["data"]["flags"]["callback"] is True
+    assert offered["data"]["ivr_path"] == ["hours:open", "lang:es", "topic:visa"]
+    call = h.call(cb)
+    assert call.worker in ("w1", "w2") and call.customer.worker == call.worker
+    [ring] = h.link(call.worker).sent("dial")[-1:]
+    assert ring["uri"] == "sip:sofia@127.0.0.1:5060"
+    assert ring["headers"] == {"X-CTI-Call-ID": cb}
+    # Sofia answers: now the customer is dialled through the edge.
+    h.leg_state(call.worker, ring["leg"], "confirmed")
+    await h.settle()
+    dial = h.link(call.worker).sent("dial")[-1]
+    assert dial["leg"] == call.customer.leg_id
+    assert dial["uri"] == f"sip:{NUMBER}@127.0.0.1:5060"
+    assert dial["headers"] == {"X-CTI-Call-ID": cb}
+    assert not h.link(call.worker).sent("bridge")
+    h.leg_state(call.worker, call.customer.leg_id, "confirmed")
+    await h.settle()
+    assert h.link(call.worker).sent("bridge")[-1] == {"a": call.customer.leg_id,
+                                                       "b": ring["leg"]}
+    assert h.of_type("call.reached")[-1]["call_id"] == cb
+    h.leg_state(call.worker, call.customer.leg_id, "disconnected", code=200)
+    await h.settle()
+    record = h.record(cb)
+    assert (record.kind, record.origin_call_id, record.end_reason, record.advisor) == (
+        "callback", "orig-1", "caller_hangup", "sofia")
+
+
+async def test_a_customer_who_does_not_pick_up_ends_it_unreached_and_frees_the_advisor(
+        h: Harness) -> None:
+    cb = callback(h)
+    h.flow.set_advisor_state("sofia", "available")
+    await h.settle()
+    call = h.call(cb)
+    ring = h.link(call.worker).sent("dial")[-1]
+    h.leg_state(call.worker, ring["leg"], "confirmed")
+    await h.settle()
+    h.leg_state(call.worker, call.customer.leg_id, "disconnected", code=486)
+    await h.settle()
+    assert h.record(cb).end_reason == "unreached"
+    hung = [c["leg"] for c in h.link(call.worker).sent("hangup")]
+    assert ring["leg"] in hung  # the advisor's phone is hung up
+    assert h.flow.distributor.advisor_call("sofia") is None
+    ended = [v for name, v in h.hooks.seen if name == "cti_call_ended"]
+    assert ended[-1].end_reason == "unreached" and ended[-1].kind == "callback"
+
+
+async def test_a_waiting_call_back_is_cancelled_without_commands(h: Harness) -> None:
+    cb = callback(h)
+    assert h.flow.callbacks.cancel(cb, by="nadia") is True
+    assert h.record(cb).end_reason == "cancelled"
+    assert all(not link.commands for link in h.pool.links.values())
+    assert h.flow.callbacks.cancel(cb) is False
+    assert h.flow.distributor.waiting_calls() == []
+
+
+async def test_no_worker_with_room_fails_the_offer_and_the_call_back_waits(h: Harness) -> None:
+    for link in h.pool.links.values():
+        link.up = False
+    cb = callback(h)
+    h.flow.set_advisor_state("sofia", "available")
+    await h.settle()
+    assert h.call(cb).state == "queued" and h.call(cb).worker == ""
