@@ -85,6 +85,11 @@ def render(gw: GatewayApi, reports: Reports) -> str:
              [({"plugin": p, "hook": h}, n) for (p, h), n in sorted(errors.items())])
     w.family("cti_plugins_enabled", "gauge", "Plugins enabled in the config.",
              [({"plugin": name}, 1) for name in sorted(gw.plugins.plugins)])
+    for services in gw.plugin_services.values():
+        m = services.metrics
+        for name, (help_, values) in sorted(m.counters.items()):
+            w.family(f"cti_plugin_{m.plugin}_{name}", "counter", help_,
+                     [(dict(labels), v) for labels, v in sorted(values.items())])
     w.family("cti_uptime_seconds", "gauge", "Seconds since the gateway started.",
              [({}, round(now - gw.started_at, 1))])
     return w.text()

@@ -21,7 +21,7 @@ from cti.config import Settings
 from cti.core.skills import Skills
 from cti.events import EventBus
 from cti.plugins.host import PluginHost
-from cti.plugins.services import PluginRouter
+from cti.plugins.services import PluginRouter, Services
 from cti.routing import Distributor
 from cti.store.db import Store
 
@@ -121,6 +121,9 @@ class GatewayApi(Protocol):
     def started_at(self) -> float: ...
     @property
     def plugins(self) -> PluginHost: ...
+    @property
+    def plugin_services(self) -> Mapping[str, Services]:
+        """Each loaded plugin's services handle (its metrics for /metrics)."""
     @property
     def plugin_routers(self) -> Sequence[PluginRouter]:
         """The routers plugins added in cti_load, with their rules (full paths)."""

@@ -28,7 +28,7 @@ from cti.events import EventBus
 from cti.ivr.announce import announcement_prompts
 from cti.plugin_prompts import plugin_prompt_keys
 from cti.plugins import PluginHost
-from cti.plugins.services import PluginRouter
+from cti.plugins.services import PluginRouter, Services
 from cti.store.db import Store
 
 log = logging.getLogger("cti.gateway")
@@ -168,6 +168,10 @@ class Gateway:
     @property
     def plugin_routers(self) -> list[PluginRouter]:
         return self.plugin_runtime.routers
+
+    @property
+    def plugin_services(self) -> dict[str, Services]:
+        return self.plugin_runtime.services
 
     def listening(self) -> list[str]:
         s = self.settings

@@ -225,6 +225,14 @@ class PromptsService(Protocol):
     def has(self, language: str, key: str) -> bool: ...
 
 
+class MetricsService(Protocol):
+    """Counters a plugin keeps, exported by /metrics as
+    ``cti_plugin_<plugin>_<name>_total{labels}`` (Prometheus)."""
+
+    def inc(self, name: str, help_: str, amount: float = 1, **labels: str) -> None:
+        """Add ``amount`` to counter ``name`` (lower-case words with '_') with ``labels``."""
+
+
 class HttpService(Protocol):
     def include_router(self, router: Any,
                        rules: Mapping[tuple[str, str], Rule] | None = None) -> None:
@@ -252,6 +260,7 @@ class Services(Protocol):
     flags: FlagsService
     prompts: PromptsService
     http: HttpService
+    metrics: MetricsService
 
     def now(self) -> float:
         """The gateway's clock (unix seconds); injectable in tests."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -214,6 +215,25 @@ class PluginPrompts:
         return any(p.exists() for p in names)
 
 
+_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,60}$")
+
+
+class PluginMetrics:
+    """A plugin's counters; /metrics renders every plugin's (cti/metrics.py)."""
+
+    def __init__(self, name: str) -> None:
+        self.plugin = name
+        #: counter name -> (help, {sorted labels: value})
+        self.counters: dict[str, tuple[str, dict[tuple[tuple[str, str], ...], float]]] = {}
+
+    def inc(self, name: str, help_: str, amount: float = 1, **labels: str) -> None:
+        if not _METRIC_NAME.match(name) or amount < 0:
+            raise ValueError(f"metric {name!r}: lower-case words with '_', a positive amount")
+        _, values = self.counters.setdefault(name, (help_, {}))
+        key = tuple(sorted((k, str(v)) for k, v in labels.items()))
+        values[key] = values.get(key, 0.0) + amount
+
+
 @dataclass
 class Services:
     """One plugin's handle (see cti.plugins.api.Services for the documentation)."""
@@ -233,6 +253,7 @@ class Services:
     flags: FlagsService
     prompts: PluginPrompts
     http: PluginHttp
+    metrics: PluginMetrics
     clock: Callable[[], float] = field(default=time.time)
     host: PluginHost | None = None
     pending: set[asyncio.Task[Any]] = field(default_factory=set)  # spawn()'s tasks
@@ -298,5 +319,6 @@ def build_services(plugin: LoadedPlugin, parts: SharedParts, *, timers: TimersSe
         events=PluginEvents(plugin.name, parts.bus, parts.host), audit=audit, flags=flags,
         prompts=PluginPrompts(plugin.name, parts.cache_dir, parts.override_dir, parts.voices),
         http=PluginHttp(plugin.name, parts.routers, plugin.manifest.routes),
+        metrics=PluginMetrics(plugin.name),
         clock=parts.clock, host=parts.host,
     )

@@ -174,6 +174,7 @@ class CrisisLine:
         crisis = self.current
         if crisis is not None and self.is_crisis_call(call) and call.advisor is not None:
             crisis.answered += 1
+            self.s.metrics.inc("answered", "Crisis callers answered by an advisor.")
             self.s.spawn(self.repo.count(crisis.crisis_id, "answered"))
 
     def ended(self, call: CallView) -> None:
@@ -203,6 +204,7 @@ class CrisisLine:
         except (ActionError, KeyError) as e:
             self.s.log.warning("overflow prompt not played call_id=%s: %s", call_id, e)
         crisis.overflowed += 1
+        self.s.metrics.inc("overflows", "Crisis callers sent to the crisis team.", reason=why)
         self.s.spawn(self.repo.count(crisis.crisis_id, "overflowed"))
         self.s.events.publish("crisis.overflowed", {
             "crisis_id": crisis.crisis_id, "team": crisis.team, "reason": why,

@@ -271,6 +271,8 @@ async def test_a_crisis_caller_nobody_takes_overflows_to_the_crisis_team(
             assert row["at_head"] is True
             current = (await http.get("/api/v1/plugins/crisis_line/crises/current")).json()
             assert (current["overflowed"], current["waiting"]) == (2, 1)
+            metrics = (await http.get("/metrics")).text
+            assert 'cti_plugin_crisis_line_overflows_total{reason="waited"} 2' in metrics
         finally:
             await http.aclose()
 

@@ -124,7 +124,7 @@ def services(tmp_path: Path) -> SimpleNamespace:
         store=store, calls=calls, timers=FakeTimers(), audit=rec, prompts=rec, events=rec,
         advisors=advisors, queues=SimpleNamespace(waiting=lambda: QueueView(tuple(waiting))),
         waiting=waiting, rec=rec, log=logging.getLogger("test.crisis"),
-        now=lambda: 1000.0, spawn=spawn)
+        now=lambda: 1000.0, spawn=spawn, metrics=SimpleNamespace(inc=lambda *a, **k: None))
 
 
 def spawn(coro: Any) -> None:
