@@ -91,8 +91,8 @@ class _Calls:
 
 
 class _Advisors:
-    def __init__(self, actions: PluginActions, clock: Callable[[], float]) -> None:
-        self._a, self._clock = actions, clock
+    def __init__(self, actions: PluginActions) -> None:
+        self._a = actions
 
     def get(self, name: str) -> AdvisorView | None:
         return next((a for a in self._a.advisor_views() if a.name == name), None)
@@ -314,7 +314,7 @@ def build_services(plugin: LoadedPlugin, parts: SharedParts, *, timers: TimersSe
         name=plugin.name, settings=plugin.settings, gateway=parts.gateway_settings,
         log=logging.getLogger(f"cti.plugin.{plugin.name}"),
         calls=_Calls(parts.actions), tasks=parts.tasks,
-        advisors=_Advisors(parts.actions, parts.clock),
+        advisors=_Advisors(parts.actions),
         queues=_Queues(parts.actions), timers=timers, store=store,
         events=PluginEvents(plugin.name, parts.bus, parts.host), audit=audit, flags=flags,
         prompts=PluginPrompts(plugin.name, parts.cache_dir, parts.override_dir, parts.voices),
