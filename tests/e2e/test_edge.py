@@ -643,3 +643,56 @@ async def test_ringing_calls_are_not_ended(
     assert bye.get("Reason") == 'SIP;cause=503;text="media worker failed"'
     worker_ua.send(worker_ua.response_to(bye, 200, "OK"))
     assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0}
+
+
+# ---------------------------------------------------------------- (h) flood guard
+
+
+def _drain(ua: SipUA, quiet: float = 0.3) -> int:
+    """Read replies until none came for `quiet` seconds; how many there were."""
+    count = 0
+    while True:
+        try:
+            ua.recv(quiet, lambda m: m.is_response)
+        except TimeoutError:
+            return count
+        count += 1
+
+
+def _options_answered(ua: SipUA, edge_port: int, timeout: float) -> bool:
+    raw = ua.request(
+        "OPTIONS", f"sip:127.0.0.1:{edge_port}", call_id=f"ping-{time.monotonic_ns()}", cseq=1,
+        from_hdr="<sip:ping@127.0.0.1>;tag=p", to_hdr=f"<sip:127.0.0.1:{edge_port}>",
+    )  # fmt: skip
+    try:
+        return ua.transact(raw, timeout=timeout).status == 200
+    except TimeoutError:
+        return False
+
+
+async def test_pike_cuts_a_flood_of_in_dialog_looking_requests(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
+) -> None:
+    """A To-tag used to exempt a request from pike: forged BYEs could flood the edge."""
+    await make_edge()
+    # The flooder gets its own loopback address: pike blocks by source IP, and every
+    # other client of this test is on 127.0.0.1.
+    flooder = ua_factory(local=("127.0.0.2", 0))
+    bystander = ua_factory()
+    assert _options_answered(flooder, edge_port, 2.0)
+    sent = 1500  # in well under 2 s: far above 400 requests per 2 s
+    for i in range(sent):
+        flooder.send(flooder.request(
+            "BYE", f"sip:+31201234567@127.0.0.1:{edge_port}", call_id=f"flood-{i}", cseq=2,
+            from_hdr="<sip:x@127.0.0.2>;tag=f", to_hdr="<sip:y@127.0.0.1>;tag=forged",
+            extra=[f"Route: <sip:127.0.0.1:{edge_port};lr>"],
+        ))  # fmt: skip
+    answered = _drain(flooder)
+    assert answered < sent  # the rest was dropped without a word
+    # The flooder's IP is blocked now (even a plain OPTIONS), the bystander is not.
+    assert not _options_answered(flooder, edge_port, 0.5)
+    assert _options_answered(bystander, edge_port, 2.0)
+    # ... until the flood has stopped for a while.
+    deadline = time.monotonic() + 15
+    while not _options_answered(flooder, edge_port, 0.5):
+        assert time.monotonic() < deadline, "the flooder was never released"
