@@ -22,7 +22,7 @@ from cti.controller.plugin_runtime import PluginRuntime
 from cti.controller.prompts import PromptLibrary
 from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
 from cti.edge.process import KamailioEdge
-from cti.edge.render import EdgeSettings, WorkerTarget
+from cti.edge.render import EdgeSettings, WorkerTarget, new_edge_secret
 from cti.edge.rpc import EdgeRpc
 from cti.events import EventBus
 from cti.ivr.announce import announcement_prompts
@@ -38,11 +38,14 @@ CUSTOMERS_PER_WORKER = 2  # 4 pjsua calls per process, 2 per bridged customer ca
 
 def worker_specs(settings: Settings) -> list[WorkerSpec]:
     w = settings.workers
+    # Every leg a worker dials passes the edge (record-routed, dialog-tracked): when
+    # the worker dies, the edge ends them all.
+    edge = f"sip:{settings.sip.ip}:{settings.sip.port}"
     return [
         WorkerSpec(
             worker_id=f"w{i + 1}", ip=w.ip, sip_port=w.sip_port_base + i,
             rtp_port=w.rtp_port_base + i * w.rtp_ports_per_worker,
-            rtp_range=w.rtp_ports_per_worker,
+            rtp_range=w.rtp_ports_per_worker, outbound_proxy=edge,
         )
         for i in range(w.count)
     ]
@@ -94,10 +97,14 @@ class Gateway:
         self.auth = Authenticator(settings)
         self.hub = Hub(self.bus)
         specs = worker_specs(settings)
+        # The edge adds it to every INVITE it relays to a worker (X-CTI-Edge); the
+        # workers refuse INVITEs without it. New at every start.
+        self.edge_secret = new_edge_secret()
         self.pool = WorkerPool(
             specs, self.runtime_dir / "workers.sock", self.runtime_dir,
             on_event=self._on_worker_event, on_up=self._on_worker_up,
             on_down=self._on_worker_down, restart_delay_s=settings.workers.restart_delay_s,
+            edge_secret=self.edge_secret,
         )
         self.flow = CallFlow(settings, self.pool, self.bus, self.store, self.plugins,
                              self.prompts, self.hub.delivered)
@@ -120,6 +127,7 @@ class Gateway:
             workers=[WorkerTarget(w.worker_id, w.ip, w.sip_port, CUSTOMERS_PER_WORKER)
                      for w in specs],
             advisor_ha1={a.name: a.sip_ha1 for a in s.advisors},
+            edge_secret=self.edge_secret,
         )
 
     # ------------------------------------------------------------ lifecycle

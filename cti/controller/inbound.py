@@ -89,8 +89,10 @@ class Inbound:
                  call.call_id, call.caller_number, call.caller_country, worker, leg.leg_id)
         ctx.plugins.call("cti_call_incoming", call_id=call.call_id, call=call_view(call))
         ctx.publish("call.incoming", call, self.caller_data(call))
-        ctx.send(call, "answer", leg=leg.leg_id, code=200,
-                 headers={"X-CTI-Call-ID": call.call_id})
+        # No X-CTI-Call-ID in the caller's 200 OK: our call id is for the advisors'
+        # phones (their INVITE carries it), not for the outside (the edge strips
+        # X-CTI-* from every reply it relays as well).
+        ctx.send(call, "answer", leg=leg.leg_id, code=200)
 
     @staticmethod
     def caller_data(call: Call) -> dict[str, Any]:

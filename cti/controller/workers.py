@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cti.media.protocol import ProtocolError, decode, encode
+from cti.media.protocol import EDGE_SECRET_ENV, ProtocolError, decode, encode
 from cti.procutil import die_with_parent
 
 log = logging.getLogger("cti.workers")
@@ -38,6 +38,9 @@ class WorkerSpec:
     sip_port: int
     rtp_port: int
     rtp_range: int
+    # The edge, as every dialled leg's outbound proxy ("sip:<ip>:<port>"); empty:
+    # the worker dials its targets directly.
+    outbound_proxy: str = ""
 
 
 @dataclass
@@ -101,6 +104,7 @@ class WorkerPool:
         on_up: StateHandler,
         on_down: StateHandler,
         restart_delay_s: float = 0.2,
+        edge_secret: str = "",
     ) -> None:
         self.links = {s.worker_id: WorkerLink(s) for s in specs}
         self.socket_path = socket_path
@@ -109,6 +113,8 @@ class WorkerPool:
         self._on_up = on_up
         self._on_down = on_down
         self._restart_delay_s = restart_delay_s
+        # Handed to each worker in its environment (CTI_EDGE_SECRET), not in argv.
+        self._edge_secret = edge_secret
         self._server: asyncio.AbstractServer | None = None
         self._supervisors: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -163,7 +169,13 @@ class WorkerPool:
             "--id", spec.worker_id, "--controller", str(self.socket_path),
             "--ip", spec.ip, "--sip-port", str(spec.sip_port),
             "--rtp-port", str(spec.rtp_port), "--rtp-range", str(spec.rtp_range),
+            *(["--outbound-proxy", spec.outbound_proxy] if spec.outbound_proxy else []),
         ]
+
+    def _env(self) -> dict[str, str] | None:
+        if not self._edge_secret:
+            return None  # inherit ours
+        return {**os.environ, EDGE_SECRET_ENV: self._edge_secret}
 
     async def _supervise(self, link: WorkerLink) -> None:
         """Run the worker; when it dies, report it down and start it again."""
@@ -173,6 +185,7 @@ class WorkerPool:
                 link.process = await asyncio.create_subprocess_exec(
                     *self._argv(link.spec), stdin=asyncio.subprocess.DEVNULL,
                     stdout=log_file, stderr=log_file, preexec_fn=die_with_parent(new_group=True),
+                    env=self._env(),
                 )
             log.info("worker started worker=%s pid=%s", link.worker_id, link.process.pid)
             code = await link.process.wait()

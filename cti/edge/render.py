@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import re
+import secrets
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,11 +22,18 @@ _DUID_RE = _NAME_RE
 _NUMBER_RE = re.compile(r"^\+?[0-9]+$")
 _REALM_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9.:-]+$")
+# The edge's secret goes into the config verbatim (an X-CTI-Edge header value).
+_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 _PLACEHOLDER_RE = re.compile(r"\{\{([A-Z0-9_]+)\}\}")
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH = 107
 
 DISPATCHER_GROUP = 1
+
+
+def new_edge_secret() -> str:
+    """A fresh secret for the X-CTI-Edge header (one per gateway start)."""
+    return secrets.token_hex(16)
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,10 @@ class EdgeSettings:
     ping_interval: int = 5  # seconds between OPTIONS probes of each worker
     hotline_branch_timeout_ms: int = 3000  # fr_timer on dispatched branches
     hotline_inv_timeout_ms: int = 60000  # fr_inv_timer on dispatched branches
+    # X-CTI-Edge value the edge adds to every INVITE it relays to a worker; the
+    # workers refuse INVITEs without it (cti.media.engine). Random unless given
+    # (the gateway gives the same one to its workers).
+    edge_secret: str = field(default_factory=new_edge_secret)
 
 
 @dataclass(frozen=True)
@@ -161,6 +173,8 @@ def _check_settings(s: EdgeSettings) -> None:
         raise ValueError(f"invalid realm {s.realm!r}")
     if s.children < 1:
         raise ValueError("children must be >= 1")
+    if not _SECRET_RE.fullmatch(s.edge_secret):
+        raise ValueError("invalid edge_secret: 16-128 letters, digits, '-' or '_'")
 
 
 def paths_for(runtime_dir: Path) -> RenderedEdge:
@@ -206,10 +220,14 @@ def render(settings: EdgeSettings) -> RenderedEdge:
             "HOTLINE_CONDITION": hotline_condition(settings.hotline_numbers),
             "HOTLINE_BRANCH_TIMEOUT_MS": str(settings.hotline_branch_timeout_ms),
             "HOTLINE_INV_TIMEOUT_MS": str(settings.hotline_inv_timeout_ms),
+            "EDGE_SECRET": settings.edge_secret,
         },
     )
     edge.runtime_dir.mkdir(parents=True, exist_ok=True)
     edge.dispatcher_list.write_text(dispatcher)
     edge.users_file.write_text(users)
+    # The config holds the edge's secret: readable by the gateway's user only.
+    edge.config.touch(mode=0o600)
+    edge.config.chmod(0o600)
     edge.config.write_text(config)
     return edge

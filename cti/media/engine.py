@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hmac
 import logging
 import os
 import queue
@@ -59,6 +60,8 @@ _STATES = {
 _DTMF_METHODS = {pj.PJSUA_DTMF_METHOD_RFC2833: P.DTMF_RFC2833, pj.PJSUA_DTMF_METHOD_SIP_INFO: P.DTMF_INFO}
 _AUDIO_UP = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 _CODEC_PRIORITIES = {"PCMU/8000": 255, "PCMA/8000": 254, "G722/16000": 253}
+# The edge's proof that an INVITE came through it (lower case: parse_headers).
+EDGE_HEADER = "x-cti-edge"
 
 
 class Engine(Commands):
@@ -73,6 +76,7 @@ class Engine(Commands):
         self._parked: list[tuple[float, Any]] = []  # (free-after monotonic time, pjsua2 obj)
         self._stopping = False
         self._call_starts: deque[float] = deque()  # monotonic times of dials/incoming
+        self._udp_transport = -1  # pjsua transport id of our SIP UDP socket
         self._bell = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._bell_addr = ("127.0.0.1" if cfg.ip in ("0.0.0.0", "") else cfg.ip, cfg.sip_port)
 
@@ -175,7 +179,9 @@ class Engine(Commands):
             tc = pj.TransportConfig()
             tc.port = self.cfg.sip_port
             tc.boundAddress = self.cfg.ip
-            self._ep.transportCreate(kind, tc)
+            tid = self._ep.transportCreate(kind, tc)
+            if kind == pj.PJSIP_TRANSPORT_UDP:
+                self._udp_transport = tid
 
     def _set_codec_priorities(self) -> None:
         assert self._ep is not None
@@ -196,7 +202,16 @@ class Engine(Commands):
 
     def _create_local_account(self) -> MediaAccount:
         acc = MediaAccount(self, self.cfg.user)
-        acc.create(self._account_config(f"sip:{self.cfg.user}@{self.cfg.ip}:{self.cfg.sip_port}"), True)
+        acfg = self._account_config(f"sip:{self.cfg.user}@{self.cfg.ip}:{self.cfg.sip_port}")
+        if self.cfg.outbound_proxy:
+            # Every dial goes to the edge (a Route header); the R-URI stays the target.
+            acfg.sipConfig.proxies.append(self.cfg.outbound_proxy + ";lr")
+            # The edge knows a worker by the source IP:port of its SIP UDP socket.
+            # PJSIP sends a request over 1300 bytes by TCP instead (RFC 3261
+            # 18.1.1), from a random port: the edge would take it for an outsider
+            # (seen: a consult INVITE got 407). Pin the account to UDP.
+            acfg.sipConfig.transportId = self._udp_transport
+        acc.create(acfg, True)
         return acc
 
     # ------------------------------------------------------------ main loop
@@ -327,14 +342,17 @@ class Engine(Commands):
     def on_incoming_call(self, acc: MediaAccount, prm: Any) -> None:
         leg_id = uuid.uuid4().hex
         call = MediaCall(self, acc, leg_id, prm.callId)
-        if self._stopping:
+        headers = parse_headers(prm.rdata.wholeMsg)
+        refused = 503 if self._stopping else self._refuse_code(headers, prm.rdata.srcAddress)
+        if refused:
+            # Before any answer (pjsua only sent 100 Trying): no leg, no event.
             if call.isActive():
-                call.hangup(self._op(503))
+                call.hangup(self._op(refused))
             self._park(call)
             return
+        headers.pop(EDGE_HEADER, None)  # the secret goes no further than this check
         self.legs[leg_id] = Leg(leg_id, call)
         self._call_starts.append(time.monotonic())
-        headers = parse_headers(prm.rdata.wholeMsg)
         ci = call.getInfo()
         log.info("incoming leg=%s from=%s call_id=%s", leg_id, ci.remoteUri, ci.callIdString)
         # from/to without tags; the raw header values are in headers
@@ -342,11 +360,24 @@ class Engine(Commands):
                   sip_call_id=ci.callIdString,
                   headers=headers, source=prm.rdata.srcAddress)
 
+    def _refuse_code(self, headers: dict[str, str], source: str) -> int:
+        """403 for an INVITE that did not come through the edge (when we are behind one)."""
+        secret = self.cfg.edge_secret
+        if not secret:
+            return 0
+        given = headers.get(EDGE_HEADER, "")
+        if hmac.compare_digest(given.encode(), secret.encode()):
+            return 0
+        log.warning("incoming INVITE from %s without the edge's secret: 403", source)
+        return 403
+
     def on_call_state(self, call: MediaCall) -> None:
         ci = call.getInfo()
         state = _STATES.get(ci.state, str(ci.stateText).lower())
         log.info("leg.state leg=%s state=%s code=%s reason=%s", call.leg_id, state,
                  ci.lastStatusCode, ci.lastReason)
+        if call.leg_id not in self.legs:
+            return  # refused in on_incoming_call (already parked): never announced
         self.emit(P.EV_LEG_STATE, leg=call.leg_id, state=state, code=ci.lastStatusCode,
                   reason=ci.lastReason, sip_call_id=ci.callIdString)
         if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:

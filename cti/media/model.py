@@ -25,6 +25,13 @@ class EngineConfig:
     # always has a player or a bridge connected while it must send audio, so it
     # lets the clock stop when idle (idle CPU ~0.2 % -> ~0 % of a core).
     snd_auto_close_s: int = -1
+    # A media worker behind the edge: INVITEs must carry X-CTI-Edge with this
+    # value (the edge adds it, and strips X-CTI-* from outside), others get 403
+    # before anything is answered. Empty: every INVITE is taken (test phones).
+    edge_secret: str = ""
+    # Outbound proxy for every call this engine dials ("sip:<edge ip>:<port>"):
+    # each leg then passes the edge, record-routed and dialog-tracked there.
+    outbound_proxy: str = ""
 
 
 @dataclass

@@ -87,6 +87,26 @@ class MediaCall(pj.Call):
     def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802
         guard("onDtmfDigit", self._engine.on_dtmf_digit, self, prm)
 
+    # pjsua's defaults would follow a REFER (dial the Refer-To URI: anyone in a
+    # call could make the worker call any number), let an INVITE with Replaces
+    # take this call over, and follow a 3xx to wherever it points. The controller
+    # decides every leg: refuse all three (the edge refuses REFER/Replaces too).
+    def onCallTransferRequest(self, prm: Any) -> None:  # noqa: N802
+        guard("onCallTransferRequest", _refuse, prm, "REFER", self.leg_id, str(prm.dstUri))
+
+    def onCallReplaceRequest(self, prm: Any) -> None:  # noqa: N802
+        guard("onCallReplaceRequest", _refuse, prm, "INVITE with Replaces", self.leg_id, "")
+
+    def onCallRedirected(self, prm: Any) -> int:  # noqa: N802
+        guard("onCallRedirected", log.warning, "leg=%s redirect to %s refused", self.leg_id,
+              prm.targetUri)
+        return int(pj.PJSIP_REDIRECT_REJECT)
+
+
+def _refuse(prm: Any, what: str, leg_id: str, target: str) -> None:
+    prm.statusCode = 603  # Decline: pjsua answers the request with it
+    log.warning("leg=%s %s refused (603)%s", leg_id, what, f" target={target}" if target else "")
+
 
 class MediaPlayer(pj.AudioMediaPlayer):
     """A WAV player for one leg. onEof2 comes on a PJSIP thread: only hand over."""

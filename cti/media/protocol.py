@@ -11,6 +11,8 @@ import time
 from typing import Any
 
 PROTOCOL_VERSION = 1
+# Environment variable with the edge's secret for a media worker (cti.media.worker).
+EDGE_SECRET_ENV = "CTI_EDGE_SECRET"
 
 # Commands (controller -> engine)
 CMD_ANSWER = "answer"

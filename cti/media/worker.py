@@ -1,7 +1,12 @@
 """Media worker: the engine driven by the controller over a unix socket.
 
     python -X faulthandler -m cti.media.worker --id w1 --controller /abs/ctl.sock \
-        --ip 127.0.0.1 --sip-port 5071 --rtp-port 20000 [--rtp-range 40]
+        --ip 127.0.0.1 --sip-port 5071 --rtp-port 20000 [--rtp-range 40] \
+        [--outbound-proxy sip:127.0.0.1:5060]
+
+Behind the edge, the environment variable CTI_EDGE_SECRET holds the value of the
+X-CTI-Edge header the edge adds to the INVITEs it relays: INVITEs without it get
+403 (an environment variable rather than an option: argv is visible to anyone).
 
 The controller listens; the worker connects, sends ``ready`` and then runs
 commands until the socket closes, a ``shutdown`` command or SIGTERM.
@@ -32,6 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="cti.media.worker", description=__doc__.split("\n")[0])
     parser.add_argument("--id", required=True, help="worker id (logs, ready event)")
     parser.add_argument("--controller", required=True, help="controller unix socket path")
+    parser.add_argument("--outbound-proxy", default="",
+                        help="route every dialled call through this SIP proxy (the edge)")
     add_engine_options(parser)
     return parser.parse_args(argv)
 
@@ -50,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = EngineConfig(ident=args.id, ip=args.ip, sip_port=args.sip_port, rtp_port=args.rtp_port,
                        rtp_range=args.rtp_range, user=args.id, pj_log_level=args.pj_log_level,
-                       snd_auto_close_s=1)
+                       snd_auto_close_s=1, edge_secret=os.environ.get(P.EDGE_SECRET_ENV, ""),
+                       outbound_proxy=args.outbound_proxy)
+    if not cfg.edge_secret:
+        log.warning("%s not set: INVITEs from anyone are taken", P.EDGE_SECRET_ENV)
     engine: Engine | None = None
 
     def on_broken() -> None:  # the socket is gone: stop once the engine exists

@@ -15,13 +15,24 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from cti.edge import EdgeSettings, EdgeStartError, KamailioEdge, WorkerTarget
-from tests.peers.rawsip import Dialog, SipMessage, SipUA, header_param
+from tests.peers.rawsip import (
+    SDP,
+    Dialog,
+    SipMessage,
+    SipUA,
+    header_param,
+    new_branch,
+    new_tag,
+    split_uris,
+    uri_of,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -643,3 +654,176 @@ async def test_ringing_calls_are_not_ended(
     assert bye.get("Reason") == 'SIP;cause=503;text="media worker failed"'
     worker_ua.send(worker_ua.response_to(bye, 200, "OK"))
     assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0}
+
+
+# ---------------------------------------------------------------- (h) flood guard
+
+
+def _drain(ua: SipUA, quiet: float = 0.3) -> int:
+    """Read replies until none came for `quiet` seconds; how many there were."""
+    count = 0
+    while True:
+        try:
+            ua.recv(quiet, lambda m: m.is_response)
+        except TimeoutError:
+            return count
+        count += 1
+
+
+def _options_answered(ua: SipUA, edge_port: int, timeout: float) -> bool:
+    raw = ua.request(
+        "OPTIONS", f"sip:127.0.0.1:{edge_port}", call_id=f"ping-{time.monotonic_ns()}", cseq=1,
+        from_hdr="<sip:ping@127.0.0.1>;tag=p", to_hdr=f"<sip:127.0.0.1:{edge_port}>",
+    )  # fmt: skip
+    try:
+        return ua.transact(raw, timeout=timeout).status == 200
+    except TimeoutError:
+        return False
+
+
+async def test_pike_cuts_a_flood_of_in_dialog_looking_requests(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
+) -> None:
+    """A To-tag used to exempt a request from pike: forged BYEs could flood the edge."""
+    await make_edge()
+    # The flooder gets its own loopback address: pike blocks by source IP, and every
+    # other client of this test is on 127.0.0.1.
+    flooder = ua_factory(local=("127.0.0.2", 0))
+    bystander = ua_factory()
+    assert _options_answered(flooder, edge_port, 2.0)
+    sent = 1500  # in well under 2 s: far above 400 requests per 2 s
+    for i in range(sent):
+        flooder.send(flooder.request(
+            "BYE", f"sip:+31201234567@127.0.0.1:{edge_port}", call_id=f"flood-{i}", cseq=2,
+            from_hdr="<sip:x@127.0.0.2>;tag=f", to_hdr="<sip:y@127.0.0.1>;tag=forged",
+            extra=[f"Route: <sip:127.0.0.1:{edge_port};lr>"],
+        ))  # fmt: skip
+    answered = _drain(flooder)
+    assert answered < sent  # the rest was dropped without a word
+    # The flooder's IP is blocked now (even a plain OPTIONS), the bystander is not.
+    assert not _options_answered(flooder, edge_port, 0.5)
+    assert _options_answered(bystander, edge_port, 2.0)
+    # ... until the flood has stopped for a while.
+    deadline = time.monotonic() + 15
+    while not _options_answered(flooder, edge_port, 0.5):
+        assert time.monotonic() < deadline, "the flooder was never released"
+
+
+# ---------------------------------------------------------------- (i) what passes the edge
+
+
+def _invite(ua: SipUA, ruri: str, extra: list[str]) -> Dialog:
+    """send_invite() with extra headers."""
+    call_id, branch = uuid.uuid4().hex, new_branch()
+    from_hdr = f"<sip:{ua.user}@{ua.host}:{ua.port}>;tag={new_tag()}"
+    ua.send(ua.request("INVITE", ruri, call_id=call_id, cseq=1, from_hdr=from_hdr,
+                       to_hdr=f"<{ruri}>", branch=branch, extra=extra, body=SDP))
+    return Dialog(call_id, from_hdr, f"<{ruri}>", ruri, 1, branch)
+
+
+def _cti_headers(msg: SipMessage) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, value in msg.headers:
+        if name.lower().startswith("x-cti-"):
+            found.setdefault(name.lower(), []).append(value)
+    return found
+
+
+async def test_workers_get_the_edge_secret_and_nobody_elses_cti_headers(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
+) -> None:
+    worker = WorkerTarget("w1", "127.0.0.1", free_port())
+    edge = await make_edge([worker])
+    worker_ua = ua_factory(local=(worker.host, worker.port), user="worker")
+    caller = ua_factory()
+    dialog = _invite(caller, hotline_uri(edge_port), [
+        "X-CTI-Edge: guessed", "x-cti-call-id: forged", "X-Cti-Consult: bob"])
+    invite = worker_ua.recv(2.0, lambda m: m.method == "INVITE" and not m.is_response)
+    # Only the edge's own secret, once; the caller's X-CTI-* (any case) are gone.
+    assert _cti_headers(invite) == {"x-cti-edge": [edge.settings.edge_secret]}
+    # The worker's answer names our call id: the caller never sees it.
+    ok = worker_ua.response_to(invite, 200, "OK", to_tag="w1")
+    worker_ua.send(ok.replace("Content-Length: 0", "X-CTI-Call-ID: cti-1\r\nContent-Length: 0"))
+    reply = caller.wait_invite(dialog)
+    assert reply.status == 200 and _cti_headers(reply) == {}
+    worker_ua.recv(2.0, lambda m: m.method == "ACK")
+    # Nor inside the dialog.
+    dialog.cseq += 1
+    caller.send(caller.request(
+        "BYE", dialog.remote_target, call_id=dialog.call_id, cseq=dialog.cseq,
+        from_hdr=dialog.from_hdr, to_hdr=dialog.to_hdr,
+        extra=[*(f"Route: {r}" for r in dialog.route_set), "X-CTI-Edge: guessed"]))
+    bye = worker_ua.recv(2.0, lambda m: m.method == "BYE" and not m.is_response)
+    assert _cti_headers(bye) == {}
+    worker_ua.send(worker_ua.response_to(bye, 200, "OK"))
+    assert caller.final_response(dialog.call_id, "BYE").status == 200
+
+
+async def test_a_worker_dials_a_directory_target_and_another_worker_through_the_edge(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
+) -> None:
+    workers = [WorkerTarget(f"w{i}", "127.0.0.1", free_port()) for i in (1, 2)]
+    edge = await make_edge(workers)
+    w1, w2 = (ua_factory(local=(w.host, w.port), user=w.duid) for w in workers)
+    team = ua_factory(user="crisis")
+    route = f"Route: <sip:127.0.0.1:{edge_port};lr>"  # the edge as outbound proxy
+
+    dialog = _invite(w1, f"sip:crisis@127.0.0.1:{team.port}", [route, "X-CTI-Call-ID: c1"])
+    invite = team.recv(2.0, lambda m: m.method == "INVITE" and not m.is_response)
+    assert invite.get("Via").startswith(f"SIP/2.0/UDP 127.0.0.1:{edge_port};")
+    assert f"127.0.0.1:{edge_port};lr" in invite.get("Record-Route")
+    assert invite.all("Route") == []  # the preloaded route was ours: consumed
+    assert "x-cti-edge" not in _cti_headers(invite)  # the secret is for workers only
+    team.send(team.response_to(invite, 200, "OK", to_tag="team"))
+    assert w1.wait_invite(dialog).status == 200
+    team.recv(2.0, lambda m: m.method == "ACK")
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0, "w2": 0}  # not dispatched
+
+    # A join between workers: the receiving worker gets the edge's secret.
+    join = _invite(w1, f"sip:join-c1@127.0.0.1:{workers[1].port}", [route])
+    joined = w2.recv(2.0, lambda m: m.method == "INVITE" and not m.is_response)
+    assert _cti_headers(joined) == {"x-cti-edge": [edge.settings.edge_secret]}
+    w2.send(w2.response_to(joined, 200, "OK", to_tag="w2"))
+    assert w1.wait_invite(join).status == 200
+    w2.recv(2.0, lambda m: m.method == "ACK")
+
+    # Both are w1's dialogs: when w1 dies the edge ends them, the team gets a BYE.
+    assert {d["call-id"] for d in await edge.rpc.worker_dialogs("w1")} == {
+        dialog.call_id, join.call_id}
+    assert await edge.rpc.end_worker_dialogs("w1") == 2
+    bye = expect_edge_bye(team, dialog.call_id, edge_port)
+    assert bye.get("Reason") == 'SIP;cause=503;text="media worker failed"'
+    expect_edge_bye(w2, join.call_id, edge_port)
+
+
+async def test_early_dialog_prack_and_update_pass_the_dialog_check(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
+) -> None:
+    """Carriers answer with reliable 18x: PRACK and UPDATE come before the 200 OK."""
+    worker = WorkerTarget("w1", "127.0.0.1", free_port())
+    await make_edge([worker])
+    advisor = ua_factory(user="alice")
+    assert advisor.register("alice", ADVISORS["alice"]).status == 200
+    worker_ua = ua_factory(local=(worker.host, worker.port), user="worker")
+    dialog = worker_ua.send_invite(f"sip:alice@127.0.0.1:{edge_port}")
+    invite = advisor.recv(2.0, lambda m: m.method == "INVITE" and not m.is_response)
+    ringing = advisor.response_to(invite, 180, "Ringing", to_tag="adv1").replace(
+        "Content-Length: 0", f"Require: 100rel\r\nRSeq: 1\r\nContact: {advisor.contact}\r\n"
+        "Content-Length: 0")
+    advisor.send(ringing)
+    ring = worker_ua.recv(2.0, lambda m: m.is_response and m.status == 180)
+    routes = [f"Route: {r}" for r in reversed(split_uris(ring.all("Record-Route")))]
+    worker_ua.send(worker_ua.request(
+        "PRACK", uri_of(ring.get("Contact")), call_id=dialog.call_id, cseq=2,
+        from_hdr=dialog.from_hdr, to_hdr=ring.get("To"), extra=[*routes, "RAck: 1 1 INVITE"]))
+    prack = advisor.recv(2.0, lambda m: m.method == "PRACK" and not m.is_response)
+    advisor.send(advisor.response_to(prack, 200, "OK"))
+    assert worker_ua.final_response(dialog.call_id, "PRACK").status == 200
+    # The callee's UPDATE, upstream, in the same early dialog.
+    advisor.send(advisor.request(
+        "UPDATE", uri_of(invite.get("Contact")), call_id=dialog.call_id, cseq=1,
+        from_hdr=ring.get("To"), to_hdr=dialog.from_hdr,
+        extra=[f"Route: {r}" for r in split_uris(invite.all("Record-Route"))]))
+    update = worker_ua.recv(2.0, lambda m: m.method == "UPDATE" and not m.is_response)
+    worker_ua.send(worker_ua.response_to(update, 200, "OK"))
+    assert advisor.final_response(dialog.call_id, "UPDATE").status == 200

@@ -19,6 +19,7 @@ from tests.audio import (
     write_tone,
 )
 from tests.peers.phone import Phone
+from tests.peers.rawsip import SipUA
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
@@ -242,3 +243,29 @@ async def test_register_and_dial_through_proxy_auth() -> None:
         assert "expires: 0" in registers[-1].lower() or ";expires=0" in registers[-1].lower()
     finally:
         transport.close()
+
+
+async def test_a_refer_is_declined_and_nothing_is_dialled() -> None:
+    """pjsua follows a REFER by default (it dials the Refer-To URI); the engine says 603.
+    No edge here: the engine refuses on its own."""
+    async with Phone(name="worker") as worker:
+        with SipUA((worker.ip, worker.sip_port), user="caller") as caller, \
+                SipUA((worker.ip, worker.sip_port), user="premium") as premium:
+            dialog = caller.send_invite(worker.uri())
+            inc = await worker.wait_for("leg.incoming")
+            await worker.command("answer", leg=inc["leg"], code=200)
+            assert (await asyncio.to_thread(caller.wait_invite, dialog)).status == 200
+            await worker.wait_for("leg.state", leg=inc["leg"], state="confirmed")
+
+            dialog.cseq += 1
+            refer = caller.request(
+                "REFER", dialog.remote_target, call_id=dialog.call_id, cseq=dialog.cseq,
+                from_hdr=dialog.from_hdr, to_hdr=dialog.to_hdr,
+                extra=[f"Refer-To: <sip:+449098790000@127.0.0.1:{premium.port}>"])
+            reply = await asyncio.to_thread(caller.transact, refer)
+            assert reply.status == 603, reply
+            with pytest.raises(TimeoutError):
+                await asyncio.to_thread(premium.recv, 0.5, lambda m: m.method == "INVITE")
+            assert worker.received("leg.incoming") == [inc]  # and no other leg appeared
+            assert worker.received("leg.state", leg=inc["leg"], state="disconnected") == []
+            assert (await asyncio.to_thread(caller.bye, dialog)).status == 200

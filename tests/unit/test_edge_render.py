@@ -39,6 +39,15 @@ def test_render_writes_all_files_with_absolute_paths(tmp_path: Path) -> None:
     assert edge.pid_file.parent == edge.runtime_dir
 
 
+def test_the_edge_secret_is_in_the_config_which_only_its_owner_reads(tmp_path: Path) -> None:
+    secret = "0123456789abcdef0123456789abcdef"
+    edge = render(settings(tmp_path, edge_secret=secret))
+    assert f'append_hf("X-CTI-Edge: {secret}\\r\\n");' in edge.config.read_text()
+    assert edge.config.stat().st_mode & 0o777 == 0o600
+    # Not given: a fresh one per rendering.
+    assert settings(tmp_path).edge_secret != settings(tmp_path).edge_secret
+
+
 def test_hotline_number_matches_with_and_without_plus(tmp_path: Path) -> None:
     cfg = render(settings(tmp_path, hotline_numbers=["31247247247"])).config.read_text()
     assert '$rU == "+31247247247" || $rU == "31247247247"' in cfg
@@ -76,6 +85,8 @@ def test_bad_advisor_name_is_rejected_by_name(tmp_path: Path, name: str) -> None
         {"hotline_numbers": ["0800-HELP"]},
         {"workers": [WorkerTarget("w1", "127.0.0.1", 5081), WorkerTarget("w1", "127.0.0.1", 5082)]},
         {"realm": 'evil"realm'},
+        {"edge_secret": "short"},
+        {"edge_secret": 'x" ; exit; "' + "x" * 20},
     ],
 )
 def test_invalid_settings_are_rejected(tmp_path: Path, overrides: dict[str, object]) -> None:

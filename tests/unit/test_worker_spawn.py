@@ -1,0 +1,40 @@
+"""How the controller starts a media worker behind the edge (no process started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cti.config import parse_settings
+from cti.controller.gateway import worker_specs
+from cti.controller.workers import WorkerPool, WorkerSpec
+from cti.media.protocol import EDGE_SECRET_ENV
+from tests.e2e.gateway_harness import DEMO_CONFIG, demo_config_data
+
+
+async def _nothing(*_: object) -> None:
+    return None
+
+
+def test_workers_dial_through_the_edge_and_get_its_secret_in_the_environment(
+    tmp_path: Path,
+) -> None:
+    settings = parse_settings(demo_config_data(), DEMO_CONFIG)
+    specs = worker_specs(settings)
+    edge = f"sip:{settings.sip.ip}:{settings.sip.port}"
+    assert {s.outbound_proxy for s in specs} == {edge}
+    secret = "0123456789abcdef0123456789abcdef"
+    pool = WorkerPool(specs, tmp_path / "w.sock", tmp_path, on_event=lambda *_: None,
+                      on_up=_nothing, on_down=_nothing, edge_secret=secret)
+    argv = pool._argv(specs[0])
+    assert argv[argv.index("--outbound-proxy") + 1] == edge
+    assert secret not in " ".join(argv)  # argv is readable by anyone (ps)
+    env = pool._env()
+    assert env is not None and env[EDGE_SECRET_ENV] == secret
+
+
+def test_no_secret_no_proxy_nothing_added(tmp_path: Path) -> None:
+    spec = WorkerSpec("w1", "127.0.0.1", 5071, 20000, 40)
+    pool = WorkerPool([spec], tmp_path / "w.sock", tmp_path, on_event=lambda *_: None,
+                      on_up=_nothing, on_down=_nothing)
+    assert "--outbound-proxy" not in pool._argv(spec)
+    assert pool._env() is None
