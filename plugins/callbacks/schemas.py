@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cti.plugins.api import PluginConfig, SettingError
 
-Clock = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+Clock = Annotated[str, Field(pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
 
 
 def minutes(hhmm: str) -> int:
@@ -37,7 +37,8 @@ class CallbacksSettings(PluginConfig):
     max_repeats: Annotated[int, Field(ge=0, le=5)] = 2
     #: Seconds from "we will call you back" to the end of the call (the prompt's length).
     hangup_after_s: Annotated[float, Field(ge=0)] = 4
-    #: The calling window, in the callee's local time: [window_start, window_end).
+    #: The calling window, in the callee's local time: [window_start, window_end)
+    #: ("00:00" to "24:00": any time).
     window_start: Clock = "08:00"
     window_end: Clock = "21:00"
     #: The local hour of the "tomorrow morning" slot (the prompt says nine).
