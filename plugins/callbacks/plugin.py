@@ -81,6 +81,10 @@ class CallbacksPlugin:
         self.cb.queued(call)
 
     @hookimpl
+    def cti_call_escalated(self, call: CallView, step: int) -> None:
+        self.cb.escalated(call)
+
+    @hookimpl
     def cti_call_digit(self, call: CallView, digit: str) -> bool | None:
         return self.cb.digit(call, digit)
 

@@ -28,6 +28,9 @@ class CallbacksSettings(PluginConfig):
     offer_after_s: Annotated[float, Field(gt=0)] = 120
     #: ... and again every this many seconds while they wait (None: once).
     repeat_offer_s: Annotated[float, Field(gt=0)] | None = None
+    #: Also offer it when a waiting call reaches an escalation step marked
+    #: ``escalate`` (routing.escalation: the distributor finds the wait long).
+    offer_on_escalation: bool = False
     #: Only callers of these topics (IVR topic codes; empty: every topic).
     topics: list[str] = []
     #: Seconds without a key before a question is asked again ...

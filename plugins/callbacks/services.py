@@ -79,6 +79,13 @@ class Callbacks:
         self.s.spawn(self.s.timers.schedule(OFFER_T, at, {"call_id": call.call_id},
                                             key=f"offer:{call.call_id}"))
 
+    def escalated(self, call: CallView) -> None:
+        """A step of routing.escalation marked escalate: offered now (if so configured)."""
+        if not self.cfg.offer_on_escalation or call.kind != "inbound" or (
+                self.cfg.topics and call.topic not in self.cfg.topics):
+            return
+        self.s.spawn(self._offer_due("", {"call_id": call.call_id}))
+
     def caller_number(self, call: CallView) -> str | None:
         number = call.caller_number.strip()
         if number.startswith("+") and number[1:].isdigit():

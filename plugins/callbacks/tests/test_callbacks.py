@@ -249,6 +249,22 @@ async def test_the_offer_only_to_callers_still_waiting_and_not_to_calls_back(
     assert cb.digit(call, "1") is None  # no offer: the key is not the plugin's
 
 
+async def test_offered_at_an_escalation_step_when_configured(tmp_path: Path) -> None:
+    s = make_services(tmp_path, offer_on_escalation=True, repeat_offer_s=30)
+    cb = Callbacks(s)
+    call = view("c1")
+    s.calls.calls["c1"] = call
+    cb.escalated(call)
+    await settle()
+    assert s.journal == [("play", "c1", [OFFER])]
+    assert s.timers.scheduled["offer:c1"][1] == NOON + 30  # and again every 30 s
+    (tmp_path / "off").mkdir()
+    off = make_services(tmp_path / "off")
+    Callbacks(off).escalated(call)
+    await settle()
+    assert off.journal == []
+
+
 async def test_another_number_keyed_in_and_a_later_slot(services: SimpleNamespace) -> None:
     s = services
     cb = Callbacks(s)
