@@ -9,9 +9,9 @@ from plugins.callbacks.services import Callbacks
 
 #: Supervisors list, cancel and reorder call backs; an advisor sees those they made.
 RULES: dict[tuple[str, str], Rule] = {
-    ("GET", "/callbacks"): "supervisor",
-    ("POST", "/callbacks/{callback_id}/cancel"): "supervisor",
-    ("POST", "/callbacks/{callback_id}/move"): "supervisor",
+    ("GET", "/requests"): "supervisor",
+    ("POST", "/requests/{callback_id}/cancel"): "supervisor",
+    ("POST", "/requests/{callback_id}/move"): "supervisor",
     ("GET", "/mine"): "advisor",
 }
 
@@ -24,12 +24,12 @@ def make_router(cb: Callbacks) -> APIRouter:
             return HTTPException(404, f"no call back {e.args[0]}")
         return HTTPException(409, str(e))
 
-    @router.get("/callbacks")
+    @router.get("/requests")
     async def list_callbacks(pending: bool = False) -> list[CallbackOut]:
         """Pending call backs in the order they are served, then the latest others."""
         return [CallbackOut(**r.out()) for r in cb.requests(pending_only=pending)]
 
-    @router.post("/callbacks/{callback_id}/cancel")
+    @router.post("/requests/{callback_id}/cancel")
     async def cancel_callback(callback_id: int, request: Request) -> CallbackOut:
         """Cancel a pending call back (409 once an advisor is making it)."""
         try:
@@ -37,7 +37,7 @@ def make_router(cb: Callbacks) -> APIRouter:
         except (KeyError, ActionError) as e:
             raise act_errors(e) from None
 
-    @router.post("/callbacks/{callback_id}/move")
+    @router.post("/requests/{callback_id}/move")
     async def move_callback(callback_id: int, body: MoveIn, request: Request) -> CallbackOut:
         """Reorder: just before another pending call back, or last (``before`` null)."""
         try:

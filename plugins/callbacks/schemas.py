@@ -104,7 +104,7 @@ class CallbackOut(BaseModel):
 
 
 class MoveIn(BaseModel):
-    """POST /callbacks/{id}/move: put a pending call back just before another pending
+    """POST /requests/{id}/move: put a pending call back just before another pending
     one (``before``), or after every other (``before`` null)."""
 
     model_config = ConfigDict(extra="forbid")

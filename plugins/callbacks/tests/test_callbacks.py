@@ -472,3 +472,51 @@ def test_settings_that_do_not_fit_are_named(change: dict[str, Any], message: str
     with pytest.raises(ConfigError, match=message):
         PluginHost().load({"callbacks": change}, "cti.yaml", gateway=gw)
     PluginHost().load({"callbacks": {}}, "cti.yaml", gateway=gw)  # the defaults fit
+
+
+async def test_the_routes_list_cancel_move_and_mine(services: SimpleNamespace) -> None:
+    import httpx
+    from fastapi import FastAPI, Request
+
+    from plugins.callbacks.http import make_router
+
+    s = services
+    cb = Callbacks(s)
+    a = await cb.request(view("c1", number="+34911000001", queued_at=NOON - 900),
+                         "+34911000001", "asap")
+    b = await cb.request(view("c2", number="+34911000002", queued_at=NOON - 500),
+                         "+34911000002", "tomorrow")
+    cb.ended(view("cb1", kind="callback", state="ended", end_reason="unreached",
+                  advisor="sofia"))
+    await settle()
+    app = FastAPI()
+    who = {"user": "nadia"}
+
+    @app.middleware("http")
+    async def logged_in(request: Request, call_next: Any) -> Any:  # the guard's part
+        request.state.principal = SimpleNamespace(user=who["user"])
+        return await call_next(request)
+
+    app.include_router(make_router(cb), prefix="/api/v1/plugins/callbacks")
+    base = "/api/v1/plugins/callbacks"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as http:
+        listed = (await http.get(f"{base}/requests?pending=true")).json()
+        assert [r["callback_id"] for r in listed] == [a.callback_id, b.callback_id]
+        r = await http.post(f"{base}/requests/{b.callback_id}/move",
+                            json={"before": a.callback_id})
+        assert r.status_code == 200, r.text
+        listed = (await http.get(f"{base}/requests")).json()
+        assert [r["callback_id"] for r in listed] == [b.callback_id, a.callback_id]
+        r = await http.post(f"{base}/requests/{b.callback_id}/move", json={"before": 99})
+        assert r.status_code == 409 and "not pending" in r.json()["detail"]
+        r = await http.post(f"{base}/requests/{b.callback_id}/move", json={"after": 1})
+        assert r.status_code == 422
+        r = await http.post(f"{base}/requests/{b.callback_id}/cancel")
+        assert r.status_code == 200 and r.json()["status"] == "cancelled"
+        assert (await http.post(f"{base}/requests/99/cancel")).status_code == 404
+        who["user"] = "sofia"
+        mine = (await http.get(f"{base}/mine")).json()
+        assert [(m["callback_id"], m["attempts"]) for m in mine] == [(a.callback_id, 1)]
+        who["user"] = "emre"
+        assert (await http.get(f"{base}/mine")).json() == []
