@@ -1,0 +1,87 @@
+"""When a call back is tried: the callee's zone, the later slots offered in the
+dialogue, and the calling window. Pure functions of explicit times."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+import phonenumbers.timezone
+
+When = Literal["asap", "hour", "tomorrow"]
+
+
+def zone_for(number: str, known: str | None, default: str) -> str:
+    """The callee's IANA zone: the one the gateway knows for the number, else the first
+    zone of its country or area (several: the US, Russia ...), else ``default``."""
+    if known:
+        return known
+    digits = number.strip()
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    try:
+        zones = phonenumbers.timezone.time_zones_for_number(phonenumbers.parse(digits, None))
+    except phonenumbers.NumberParseException:
+        return default
+    return next((z for z in zones if z != "Etc/Unknown"), default)
+
+
+def next_call_time(due: float, zone: str, window: tuple[int, int]) -> float:
+    """``due`` if it falls in the calling window (minutes of the day, [start, end)) in
+    ``zone``, else the next opening of the window in that zone."""
+    tz = ZoneInfo(zone)
+    local = datetime.fromtimestamp(due, tz)
+    start, end = window
+    of_day = local.hour * 60 + local.minute + (local.second + local.microsecond / 1e6) / 60
+    if start <= of_day < end:
+        return due
+    day = local.date() if of_day < start else local.date() + timedelta(days=1)
+    opening = datetime.combine(day, time(start // 60, start % 60), tzinfo=tz)
+    return opening.timestamp()
+
+
+def later_slot(when: When, now: float, zone: str, tomorrow_hour: int = 9) -> float:
+    """The time of a slot chosen in the dialogue, before the calling window applies.
+
+    - ``asap``: now;
+    - ``hour`` ("in about an hour"): the first whole local hour at least 30 minutes
+      from now (so 30 to 90 minutes away);
+    - ``tomorrow`` ("tomorrow morning at nine"): tomorrow at ``tomorrow_hour``:00 local.
+    """
+    if when == "asap":
+        return now
+    tz = ZoneInfo(zone)
+    if when == "hour":
+        soon = datetime.fromtimestamp(now + 1800, tz)
+        top = soon.replace(minute=0, second=0, microsecond=0)
+        return top.timestamp() if top == soon else (top + timedelta(hours=1)).timestamp()
+    day = datetime.fromtimestamp(now, tz).date() + timedelta(days=1)
+    return datetime.combine(day, time(tomorrow_hour), tzinfo=tz).timestamp()
+
+
+def normalize_number(keyed: str, country: str | None) -> str | None:
+    """A number keyed in by the caller (``00`` international or national with the
+    caller's country) as E.164, or None if it cannot be a phone number."""
+    digits = keyed.strip()
+    if not digits.isdigit() or not 6 <= len(digits) <= 18:
+        return None
+    text = "+" + digits[2:] if digits.startswith("00") else digits
+    try:
+        parsed = phonenumbers.parse(text, None if text.startswith("+") else (country or None))
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def spoken_digits(number: str) -> list[str]:
+    """The digits read back to the caller: as they would key it ("+" is "00")."""
+    text = "00" + number[1:] if number.startswith("+") else number
+    return [c for c in text if c.isdigit()]
+
+
+__all__ = ["When", "later_slot", "next_call_time", "normalize_number",
+           "spoken_digits", "zone_for"]
