@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -50,6 +51,30 @@ class WorkerTarget:
         return f"sip:{self.host}:{self.port}"
 
 
+_TRUNK_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_PREFIX_RE = re.compile(r"^\+[0-9]{1,15}$")
+_USER_RE = re.compile(r"^\+?[A-Za-z0-9._-]{1,64}$")
+# Written inside a double-quoted Kamailio string.
+_PASSWORD_RE = re.compile(r'^[^"\\\r\n]+$')
+
+
+@dataclass(frozen=True)
+class TrunkTarget:
+    """A carrier trunk as the edge sees it (cti.config.TrunkSettings, password resolved)."""
+
+    name: str
+    host: str  # an IPv4 address
+    port: int
+    allowed_prefixes: list[str]
+    transport: str = "udp"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    realm: str | None = None  # None: answer whatever realm the carrier asks for
+    caller_id: str | None = None
+    asserted_identity: str | None = None
+    max_calls: int = 10
+
+
 @dataclass
 class EdgeSettings:
     ip: str
@@ -68,6 +93,9 @@ class EdgeSettings:
     # workers refuse INVITEs without it (cti.media.engine). Random unless given
     # (the gateway gives the same one to its workers).
     edge_secret: str = field(default_factory=new_edge_secret)
+    trunks: list[TrunkTarget] = field(default_factory=list)
+    # Who besides the trunks may dial a hotline: None = anyone, else IPv4 networks.
+    accept_from: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +153,70 @@ def hotline_condition(numbers: list[str]) -> str:
     if not variants:
         return "$rU == $null && $rU != $null"  # never true: no hotline configured
     return " || ".join(f'$rU == "{v}"' for v in variants)
+
+
+def _check_trunk(t: TrunkTarget) -> None:
+    ipaddress.IPv4Address(t.host)  # ValueError for anything else
+    ok = (_TRUNK_NAME_RE.fullmatch(t.name) and 0 < t.port < 65536
+          and t.transport in ("udp", "tcp") and t.allowed_prefixes and t.max_calls >= 1
+          and all(_PREFIX_RE.fullmatch(p) for p in t.allowed_prefixes)
+          and all(v is None or _NUMBER_RE.fullmatch(v) for v in (t.caller_id,
+                                                                  t.asserted_identity))
+          and (t.realm is None or _REALM_RE.fullmatch(t.realm))
+          and (t.username is None) == (t.password is None)
+          and (t.username is None or _USER_RE.fullmatch(t.username))
+          and (t.password is None or _PASSWORD_RE.fullmatch(t.password)))
+    if not ok:
+        raise ValueError(f"invalid trunk {t!r}")
+
+
+def trunk_select(trunks: list[TrunkTarget], ip: str) -> str:
+    """Kamailio statements for route TO_TRUNK: the first trunk whose prefixes match
+    $rU sets $var(trunk...) and the credentials AVPs for uac_auth()."""
+    names = [t.name for t in trunks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate trunk names in {names}")
+    out: list[str] = []
+    for t in trunks:
+        _check_trunk(t)
+        prefixes = "|".join(re.escape(p.lstrip("+")) for p in t.allowed_prefixes)
+        cond = f'$var(trunk) == "" && $rU =~ "^\\+({prefixes})[0-9]*$"'
+        out.append(f"\tif ({cond}) {{")
+        out.append(f'\t\t$var(trunk) = "{t.name}";')
+        out.append(f"\t\t$var(trunk_max) = {t.max_calls};")
+        out.append(f'\t\t$var(trunk_uri) = "sip:" + $rU + "@{t.host}:{t.port}";')
+        if t.transport == "tcp":
+            out.append(f'\t\t$var(trunk_du) = "sip:{t.host}:{t.port};transport=tcp";')
+        if t.caller_id:
+            out.append(f'\t\t$var(trunk_from) = "sip:{t.caller_id}@{ip}";')
+        if t.asserted_identity:
+            out.append(f'\t\t$var(trunk_pai) = "sip:{t.asserted_identity}@{ip}";')
+        if t.username is not None:
+            out.append(f'\t\t$avp(trunk_user) = "{t.username}";')
+            out.append(f'\t\t$avp(trunk_pass) = "{t.password}";')
+            if t.realm:
+                out.append(f'\t\t$avp(trunk_realm) = "{t.realm}";')
+        out.append("\t}")
+    return "\n".join(out)
+
+
+def from_trunk_condition(trunks: list[TrunkTarget]) -> str:
+    """Requests from a trunk: its IP, and its port over UDP (a carrier sends from
+    its SIP socket; over TCP the source port is an ephemeral one)."""
+    parts = []
+    for t in trunks:
+        _check_trunk(t)
+        parts.append(f'($si == "{t.host}" && ($pr != "udp" || $sp == {t.port}))')
+    return " || ".join(parts) or "0 == 1"
+
+
+def accept_from_condition(networks: list[str] | None) -> str:
+    if networks is None:
+        return "1 == 1"
+    nets = [str(ipaddress.IPv4Network(n, strict=False)) for n in networks]
+    if not nets:
+        return "0 == 1"
+    return f'is_in_subnet("$si", "{",".join(nets)}")'
 
 
 def dispatcher_list_text(workers: list[WorkerTarget]) -> str:
@@ -221,6 +313,9 @@ def render(settings: EdgeSettings) -> RenderedEdge:
             "HOTLINE_BRANCH_TIMEOUT_MS": str(settings.hotline_branch_timeout_ms),
             "HOTLINE_INV_TIMEOUT_MS": str(settings.hotline_inv_timeout_ms),
             "EDGE_SECRET": settings.edge_secret,
+            "TRUNK_SELECT": trunk_select(settings.trunks, settings.ip),
+            "FROM_TRUNK_CONDITION": from_trunk_condition(settings.trunks),
+            "ACCEPT_FROM_CONDITION": accept_from_condition(settings.accept_from),
         },
     )
     edge.runtime_dir.mkdir(parents=True, exist_ok=True)
