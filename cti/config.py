@@ -605,6 +605,7 @@ def _item_label(data: Any, loc: tuple[Any, ...]) -> str:
     return label
 
 
+_SECRET_KEYS = frozenset({"password"})
 _KEY_PREFIX = re.compile(r"^([A-Za-z_][\w.+]*): (.*)$", re.DOTALL)
 
 
@@ -633,6 +634,8 @@ def _describe_error(err: ErrorDetails, data: Any = None, root: Any = None,
             loc, msg = (*loc, *m.group(1).split(".")), m.group(2)
         got = not isinstance(inp, (dict, list))  # a whole section is noise
     loc = (*prefix, *loc)
+    if loc and loc[-1] in _SECRET_KEYS:
+        got = False  # a password is never echoed
     where = ".".join(str(p) for p in loc) or "(top level)"
     suffix = f" (got {inp!r:.60})" if got else ""
     return f"{where}{_item_label(data, loc)}: {msg}{suffix}"

@@ -73,6 +73,8 @@ class TrunkTarget:
     caller_id: str | None = None
     asserted_identity: str | None = None
     max_calls: int = 10
+    register: bool = False  # REGISTER with the carrier (uac_reg)
+    register_expires: int = 600
 
 
 @dataclass
@@ -110,6 +112,7 @@ class RenderedEdge:
     jsonrpc_socket: Path
     pid_file: Path
     log_file: Path
+    db_dir: Path  # db_text tables (uac_reg's uacreg) when a trunk registers
 
 
 def ha1(user: str, realm: str, password: str) -> str:
@@ -165,7 +168,8 @@ def _check_trunk(t: TrunkTarget) -> None:
           and (t.realm is None or _REALM_RE.fullmatch(t.realm))
           and (t.username is None) == (t.password is None)
           and (t.username is None or _USER_RE.fullmatch(t.username))
-          and (t.password is None or _PASSWORD_RE.fullmatch(t.password)))
+          and (t.password is None or _PASSWORD_RE.fullmatch(t.password))
+          and (not t.register or t.username is not None) and t.register_expires >= 60)
     if not ok:
         raise ValueError(f"invalid trunk {t!r}")
 
@@ -208,6 +212,52 @@ def from_trunk_condition(trunks: list[TrunkTarget]) -> str:
         _check_trunk(t)
         parts.append(f'($si == "{t.host}" && ($pr != "udp" || $sp == {t.port}))')
     return " || ".join(parts) or "0 == 1"
+
+
+def to_trunk_address_condition(trunks: list[TrunkTarget]) -> str:
+    """An R-URI at a trunk's address (its IP and SIP port)."""
+    return " || ".join(f'($rd == "{t.host}" && $rp == {t.port})' for t in trunks) or "0 == 1"
+
+
+_UACREG_COLUMNS = (
+    "id(int,auto) l_uuid(string) l_username(string) l_domain(string) r_username(string) "
+    "r_domain(string) realm(string) auth_username(string) auth_password(string) "
+    "auth_ha1(string) auth_proxy(string) expires(int) flags(int) reg_delay(int) "
+    "contact_addr(string) socket(string)")
+
+
+def _dbtext(value: str) -> str:
+    """A db_text field: ':' separates columns, '\\' escapes."""
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def uacreg_text(trunks: list[TrunkTarget], ip: str, port: int) -> str | None:
+    """uac_reg's table (db_text): one row per trunk that registers; None if none does.
+    The Contact registered is sip:<trunk name>@<edge ip:port>."""
+    rows = [_UACREG_COLUMNS]
+    for i, t in enumerate((t for t in trunks if t.register), start=1):
+        _check_trunk(t)
+        assert t.username is not None and t.password is not None
+        proxy = f"sip:{t.host}:{t.port}" + (";transport=tcp" if t.transport == "tcp" else "")
+        fields = [str(i), t.name, t.name, ip, t.username, f"{t.host}:{t.port}", t.realm or "",
+                  t.username, t.password, "", proxy, str(t.register_expires), "0", "0",
+                  f"{ip}:{port}", ""]
+        rows.append(":".join(_dbtext(f) for f in fields))
+    return "\n".join(rows) + "\n" if len(rows) > 1 else None
+
+
+def register_modules(edge: RenderedEdge, ip: str, port: int, registering: bool) -> str:
+    """Config lines for uac_reg (only when a trunk registers: reg_db_url needs a db)."""
+    if not registering:
+        return "# no trunk registers: uac_reg is off (reg_db_url unset)"
+    return "\n".join([
+        'loadmodule "db_text.so"',
+        f'modparam("uac", "reg_db_url", "text://{edge.db_dir}")',
+        f'modparam("uac", "reg_contact_addr", "{ip}:{port}")',
+        'modparam("uac", "reg_timer_interval", 10)',
+        'modparam("uac", "reg_retry_interval", 30)',
+        'modparam("uac", "reg_keep_callid", 1)',
+    ])
 
 
 def accept_from_condition(networks: list[str] | None) -> str:
@@ -280,6 +330,7 @@ def paths_for(runtime_dir: Path) -> RenderedEdge:
         jsonrpc_socket=d / "jsonrpc.sock",
         pid_file=d / "kamailio.pid",
         log_file=d / "kamailio.log",
+        db_dir=d / "db",
     )
     for sock in (edge.ctl_socket, edge.jsonrpc_socket):
         if len(str(sock).encode()) > _MAX_SOCKET_PATH:
@@ -294,6 +345,7 @@ def render(settings: EdgeSettings) -> RenderedEdge:
     # Validate everything before writing anything.
     dispatcher = dispatcher_list_text(settings.workers)
     users = users_text(settings.advisors, settings.realm, settings.advisor_ha1)
+    uacreg = uacreg_text(settings.trunks, settings.ip, settings.port)
     template = resources.files("cti.edge").joinpath("kamailio.cfg.tmpl").read_text()
     config = _fill(
         template,
@@ -315,12 +367,25 @@ def render(settings: EdgeSettings) -> RenderedEdge:
             "EDGE_SECRET": settings.edge_secret,
             "TRUNK_SELECT": trunk_select(settings.trunks, settings.ip),
             "FROM_TRUNK_CONDITION": from_trunk_condition(settings.trunks),
+            "TO_TRUNK_ADDRESS_CONDITION": to_trunk_address_condition(settings.trunks),
             "ACCEPT_FROM_CONDITION": accept_from_condition(settings.accept_from),
+            "REGISTER_MODULES": register_modules(edge, settings.ip, settings.port,
+                                                 uacreg is not None),
         },
     )
     edge.runtime_dir.mkdir(parents=True, exist_ok=True)
     edge.dispatcher_list.write_text(dispatcher)
     edge.users_file.write_text(users)
+    if uacreg is not None:
+        # db_text: one file per table plus "version"; it holds the trunk passwords.
+        edge.db_dir.mkdir(mode=0o700, exist_ok=True)
+        edge.db_dir.chmod(0o700)
+        (edge.db_dir / "version").write_text(
+            "table_name(string) table_version(int)\nuacreg:5\n")
+        table = edge.db_dir / "uacreg"
+        table.touch(mode=0o600)
+        table.chmod(0o600)
+        table.write_text(uacreg)
     # The config holds the edge's secret: readable by the gateway's user only.
     edge.config.touch(mode=0o600)
     edge.config.chmod(0o600)

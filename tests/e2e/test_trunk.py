@@ -28,7 +28,7 @@ from tests.e2e.gateway_harness import (
 )
 from tests.peers.carrier import Carrier
 from tests.peers.phone import Phone
-from tests.peers.rawsip import SDP, SipUA, new_branch, new_tag
+from tests.peers.rawsip import SDP, Dialog, SipUA, new_branch, new_tag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -216,3 +216,57 @@ async def test_hotline_calls_in_through_the_carrier(tmp_path: Path) -> None:
             st = await outsider.wait_for("leg.state", leg="x", state="disconnected",
                                          timeout=10)
             assert st.get("code") == 403, st
+
+
+def _in_dialog(ua: SipUA, method: str, dialog: Dialog, ruri: str,
+               routes: list[str], extra: list[str] | None = None) -> int:
+    dialog.cseq += 1
+    raw = ua.request(method, ruri, call_id=dialog.call_id, cseq=dialog.cseq,
+                     from_hdr=dialog.from_hdr, to_hdr=dialog.to_hdr,
+                     extra=[f"Route: {r}" for r in routes] + (extra or []),
+                     body=SDP if method == "INVITE" else "")
+    reply = ua.transact(raw)
+    if method == "INVITE" and reply.status >= 200:
+        ua.send(ua.request("ACK", ruri, call_id=dialog.call_id, cseq=dialog.cseq,
+                           from_hdr=dialog.from_hdr, to_hdr=reply.get("To"),
+                           extra=[f"Route: {r}" for r in routes]))
+    return reply.status
+
+
+async def test_a_connected_callers_forgeries_never_reach_the_carrier(tmp_path: Path) -> None:
+    async with Carrier(trunk_user=TRUNK_USER, trunk_password=TRUNK_PASSWORD) as carrier, \
+            running_gateway(tmp_path, trunks=[trunk(carrier)]) as gw, \
+            Phone(name="pstn") as pstn:
+        await register_pstn(carrier, pstn)
+        edge = (gw.settings.sip.ip, gw.settings.sip.port)
+        with SipUA(edge, user="+34911234567") as ua:
+            dialog = ua.send_invite(f"sip:{HOTLINE}@{edge[0]}:{edge[1]}")
+            ok = await asyncio.to_thread(ua.wait_invite, dialog, 10)
+            assert ok.status == 200, ok
+            await bus_event(gw, "call.incoming")
+            target = carrier.uri(NUMBER)
+            attempts = [
+                # a re-INVITE along the real route set, retargeted at the carrier
+                ("INVITE", target, dialog.route_set, []),
+                # the real target, with the carrier slipped in as the next hop
+                ("INVITE", dialog.remote_target,
+                 [*dialog.route_set, f"<sip:{carrier.ip}:{carrier.port};lr>"], []),
+                ("INFO", target, dialog.route_set, []),
+                ("REFER", dialog.remote_target, dialog.route_set,
+                 [f"Refer-To: <sip:{NUMBER}@{edge[0]}:{edge[1]}>"]),
+            ]
+            for method, ruri, routes, extra in attempts:
+                status = await asyncio.to_thread(_in_dialog, ua, method, dialog, ruri,
+                                                 routes, extra)
+                assert status in (403, 603), (method, ruri, routes, status)
+            # A new INVITE to a number with our own headers forged: not a worker.
+            status = await asyncio.to_thread(
+                _invite, ua, f"sip:{NUMBER}@{edge[0]}:{edge[1]}",
+                ["X-CTI-Edge: " + gw.edge_secret[:4] + "forged", "X-CTI-Call-ID: x"])
+            assert status == 404
+            # The call itself still works: a re-INVITE to the worker passes.
+            assert await asyncio.to_thread(_in_dialog, ua, "INVITE", dialog,
+                                           dialog.remote_target, dialog.route_set) == 200
+            await asyncio.to_thread(ua.bye, dialog)
+        await asyncio.sleep(0.3)
+        assert carrier.invites == [] and carrier.in_dialog == []
