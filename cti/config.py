@@ -95,6 +95,9 @@ class TrunkSettings(_Model):
     asserted_identity: str | None = Field(None, pattern=r"^\+?[0-9]{1,20}$")  # P-Asserted-Identity
     allowed_prefixes: list[str] = Field(min_length=1)
     max_calls: int = Field(10, ge=1, le=10_000)
+    # REGISTER with the carrier (the edge's uac_reg; Contact sip:<name>@<edge>).
+    # (The attribute is register_: BaseModel has a register() of its own.)
+    register_: bool = Field(False, alias="register")
 
     @field_validator("address")
     @classmethod
@@ -137,6 +140,9 @@ class TrunkSettings(_Model):
         if self.username is not None and not has_secret:
             raise ValueError("password: required key is missing (give password or "
                              "password_env)")
+        if self.register_ and self.username is None:
+            raise ValueError("username: required key is missing (register: true needs "
+                             "the account)")
         if self.password_env is not None:
             import os
 
@@ -580,7 +586,7 @@ def _known_keys(loc: tuple[Any, ...], root: Any = None) -> list[str]:
         if tp is None:
             return []
     model = _model_of(tp)
-    return [k for k in model.model_fields if k != "source"] if model else []
+    return [f.alias or k for k, f in model.model_fields.items() if k != "source"] if model else []
 
 
 def _suggestion(err: ErrorDetails, root: Any = None) -> str | None:

@@ -132,7 +132,8 @@ class Gateway:
                 name=t.name, host=t.host, port=t.port, transport=t.transport,
                 allowed_prefixes=list(t.allowed_prefixes), username=t.username,
                 password=t.secret(), realm=t.realm, caller_id=t.caller_id,
-                asserted_identity=t.asserted_identity, max_calls=t.max_calls)
+                asserted_identity=t.asserted_identity, max_calls=t.max_calls,
+                register=t.register_)
                 for t in s.trunks],
             accept_from=None if s.sip.accept_from == "any" else list(s.sip.accept_from),
         )

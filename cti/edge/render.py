@@ -221,9 +221,9 @@ def to_trunk_address_condition(trunks: list[TrunkTarget]) -> str:
 
 _UACREG_COLUMNS = (
     "id(int,auto) l_uuid(string) l_username(string) l_domain(string) r_username(string) "
-    "r_domain(string) realm(string) auth_username(string) auth_password(string) "
-    "auth_ha1(string) auth_proxy(string) expires(int) flags(int) reg_delay(int) "
-    "contact_addr(string) socket(string)")
+    "r_domain(string) realm(string,null) auth_username(string) auth_password(string) "
+    "auth_ha1(string,null) auth_proxy(string) expires(int) flags(int) reg_delay(int) "
+    "contact_addr(string) socket(string,null)")
 
 
 def _dbtext(value: str) -> str:
@@ -258,6 +258,11 @@ def register_modules(edge: RenderedEdge, ip: str, port: int, registering: bool) 
         'modparam("uac", "reg_retry_interval", 30)',
         'modparam("uac", "reg_keep_callid", 1)',
     ])
+
+
+def registered_contact_condition(trunks: list[TrunkTarget]) -> str:
+    """A call from a registering trunk to the Contact it has (sip:<name>@edge)."""
+    return " || ".join(f'$rU == "{t.name}"' for t in trunks if t.register) or "0 == 1"
 
 
 def accept_from_condition(networks: list[str] | None) -> str:
@@ -369,6 +374,7 @@ def render(settings: EdgeSettings) -> RenderedEdge:
             "FROM_TRUNK_CONDITION": from_trunk_condition(settings.trunks),
             "TO_TRUNK_ADDRESS_CONDITION": to_trunk_address_condition(settings.trunks),
             "ACCEPT_FROM_CONDITION": accept_from_condition(settings.accept_from),
+            "REGISTERED_CONTACT_CONDITION": registered_contact_condition(settings.trunks),
             "REGISTER_MODULES": register_modules(edge, settings.ip, settings.port,
                                                  uacreg is not None),
         },
@@ -386,6 +392,9 @@ def render(settings: EdgeSettings) -> RenderedEdge:
         table.touch(mode=0o600)
         table.chmod(0o600)
         table.write_text(uacreg)
+    else:
+        # A trunk that no longer registers leaves no password behind.
+        (edge.db_dir / "uacreg").unlink(missing_ok=True)
     # The config holds the edge's secret: readable by the gateway's user only.
     edge.config.touch(mode=0o600)
     edge.config.chmod(0o600)

@@ -131,7 +131,7 @@ def _invite(ua: SipUA, ruri: str, extra: list[str]) -> int:
 
 async def test_refusals_at_the_edge(tmp_path: Path) -> None:
     async with Carrier(trunk_user=TRUNK_USER, trunk_password=TRUNK_PASSWORD) as carrier, \
-            running_gateway(tmp_path, trunks=[trunk(carrier, max_calls=1)]) as gw, \
+            running_gateway(tmp_path, trunks=[trunk(carrier, max_calls=1, realm=None)]) as gw, \
             Phone(name="pstn") as pstn:
         await register_pstn(carrier, pstn)
         edge = (gw.settings.sip.ip, gw.settings.sip.port)
@@ -183,7 +183,8 @@ async def test_refusals_at_the_edge(tmp_path: Path) -> None:
             await pstn.command("hangup", leg=ring["leg"], code=486)
         # Only the legitimate call reached the carrier (its 407 and the retry).
         assert {i["dialled"] for i in carrier.invites} == {NUMBER}
-        assert len(carrier.invites) == 2
+        # No realm configured: the edge answered the realm the carrier asked for.
+        assert [i["auth"] for i in carrier.invites] == ["none", "ok"]
 
 
 def _edge_log(gw: Any) -> str:
@@ -270,3 +271,23 @@ async def test_a_connected_callers_forgeries_never_reach_the_carrier(tmp_path: P
             await asyncio.to_thread(ua.bye, dialog)
         await asyncio.sleep(0.3)
         assert carrier.invites == [] and carrier.in_dialog == []
+
+
+async def test_a_trunk_with_register_registers_with_the_carrier(tmp_path: Path) -> None:
+    async with Carrier(trunk_user=TRUNK_USER, trunk_password=TRUNK_PASSWORD) as carrier, \
+            running_gateway(tmp_path, trunks=[trunk(carrier, register=True)]) as gw:
+        async def registered() -> None:
+            while not await carrier.registered(TRUNK_USER):
+                await asyncio.sleep(0.1)
+
+        try:
+            await asyncio.wait_for(registered(), 15)
+        except asyncio.TimeoutError:
+            raise AssertionError(_edge_log(gw)[-3000:]) from None
+        regs = [(r["auth"], r["status"]) for r in carrier.registers if r["user"] == TRUNK_USER]
+        assert regs[:2] == [("none", 401), ("ok", 200)]
+        edge = f"{gw.settings.sip.ip}:{gw.settings.sip.port}"
+        assert all(r["source"] == edge for r in carrier.registers)
+        # The table holds the password: the gateway's user only.
+        table = gw.edge.files.db_dir / "uacreg"
+        assert table.stat().st_mode & 0o077 == 0

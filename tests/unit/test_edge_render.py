@@ -147,9 +147,27 @@ def test_invalid_trunk_is_rejected(tmp_path: Path, bad: dict[str, object]) -> No
 
 @pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio not installed")
 def test_kamailio_accepts_config_with_trunks(tmp_path: Path) -> None:
-    edge = render(settings(tmp_path, trunks=[TRUNK, TrunkTarget("b", "192.0.2.20", 5080, ["+1"])],
+    registering = dataclasses.replace(TRUNK, register=True)
+    edge = render(settings(tmp_path, trunks=[registering,
+                                             TrunkTarget("b", "192.0.2.20", 5080, ["+1"])],
                            accept_from=["127.0.0.0/8"]))
     check = subprocess.run(
         ["kamailio", "-c", "-f", str(edge.config)], capture_output=True, text=True, timeout=10
     )
     assert check.returncode == 0, check.stderr[-2000:]
+
+
+def test_a_registering_trunk_gets_a_uacreg_row_only_its_owner_reads(tmp_path: Path) -> None:
+    plain = render(settings(tmp_path / "a", trunks=[TRUNK]))
+    assert not plain.db_dir.exists()
+    assert 'modparam("uac", "reg_db_url"' not in plain.config.read_text()
+    trunk = dataclasses.replace(TRUNK, register=True, password="s3:cret")
+    edge = render(settings(tmp_path / "b", trunks=[trunk]))
+    assert f'modparam("uac", "reg_db_url", "text://{edge.db_dir}")' in edge.config.read_text()
+    rows = (edge.db_dir / "uacreg").read_text().splitlines()
+    assert rows[0].startswith("id(int,auto) l_uuid(string)") and len(rows) == 2
+    assert rows[1] == ("1:carrier:carrier:127.0.0.1:cti:192.0.2.10\\:5060:carrier.test:cti:"
+                       "s3\\:cret::sip\\:192.0.2.10\\:5060;transport=tcp:600:0:0:"
+                       "127.0.0.1\\:5070:")
+    assert (edge.db_dir / "uacreg").stat().st_mode & 0o077 == 0
+    assert "uacreg:5" in (edge.db_dir / "version").read_text()
