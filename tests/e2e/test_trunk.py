@@ -70,6 +70,7 @@ async def test_call_back_goes_out_through_the_carrier(tmp_path: Path) -> None:
         answered = await sofia.phone.wait_for("leg.state", leg=adv_leg, state="confirmed")
 
         ring = await pstn.wait_for("leg.incoming", timeout=20)
+        assert ring["ts"] - answered["ts"] < 2.0
         print(f"\nadvisor answer -> callee ring: "
               f"{(ring['ts'] - answered['ts']) * 1000:.0f} ms")
         # The carrier challenged the edge (407) and the edge answered with the
@@ -291,3 +292,34 @@ async def test_a_trunk_with_register_registers_with_the_carrier(tmp_path: Path) 
         # The table holds the password: the gateway's user only.
         table = gw.edge.files.db_dir / "uacreg"
         assert table.stat().st_mode & 0o077 == 0
+
+
+async def test_a_dead_workers_trunk_call_gets_a_bye_over_tcp(tmp_path: Path) -> None:
+    async with Carrier(trunk_user=TRUNK_USER, trunk_password=TRUNK_PASSWORD) as carrier, \
+            running_gateway(tmp_path, trunks=[trunk(carrier, transport="tcp")]) as gw, \
+            Phone(name="pstn") as pstn, Advisor(gw, "sofia") as sofia:
+        await register_pstn(carrier, pstn)
+        call_id = gw.flow.callbacks.callback(NUMBER, language="es", topic="visa")
+        await sofia.set_state("available")
+        incoming = await sofia.phone.wait_for("leg.incoming", timeout=20)
+        await sofia.phone.command("answer", leg=incoming["leg"], code=200)
+        ring = await pstn.wait_for("leg.incoming", timeout=20)
+        await pstn.command("answer", leg=ring["leg"], code=200)
+        await pstn.wait_for("leg.state", leg=ring["leg"], state="confirmed")
+        retry = await carrier.wait_for_invite(to=NUMBER, authenticated=True)
+        assert retry["transport"] == "tcp"
+        worker = gw.flow.calls.get(call_id).worker
+        assert retry["call_id"] in [d["call-id"] for d in await gw.rpc.worker_dialogs(worker)]
+
+        # The worker dies: the edge ends its dialogs, the trunk call too.
+        gw.pool.get(worker).process.kill()
+        await pstn.wait_for("leg.state", leg=ring["leg"], state="disconnected", timeout=15)
+        await sofia.phone.wait_for("leg.state", leg=incoming["leg"], state="disconnected",
+                                   timeout=15)
+        assert [b["call_id"] for b in carrier.in_dialog if b["method"] == "BYE"] == \
+            [retry["call_id"]]
+        # The trunk's slot is free again.
+        size = await gw.rpc.call("dlg.profile_get_size", "trunk", "carrier")
+        assert int(size) == 0
+        await until(lambda: gw.pool.get(worker).up, 15)  # restarted before teardown
+
