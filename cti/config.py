@@ -41,11 +41,135 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_CIDR_RE = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$")
+
+
 class SipSettings(_Model):
     ip: str = "127.0.0.1"
     port: int = Field(5060, ge=1, le=65535)
     realm: str = "cti.local"
     hotlines: list[str] = Field(min_length=1)
+    # Who may dial a hotline besides the trunks: "any", or a list of IPv4
+    # addresses / networks ("127.0.0.0/8"); [] means the trunks only.
+    accept_from: Literal["any"] | list[str] = "any"
+
+    @field_validator("accept_from")
+    @classmethod
+    def _networks(cls, v: Literal["any"] | list[str]) -> Literal["any"] | list[str]:
+        if isinstance(v, list):
+            for net in v:
+                if not _CIDR_RE.match(net) or not _valid_network(net):
+                    raise ValueError(f"expected \"any\" or a list of IPv4 addresses or "
+                                     f"networks like 127.0.0.0/8 (got {net!r})")
+        return v
+
+
+def _valid_network(net: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.IPv4Network(net, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+_E164_PREFIX_RE = re.compile(r"^\+[0-9]{1,15}$")
+_HOSTPORT_RE = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}:[0-9]{1,5}$")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class TrunkSettings(_Model):
+    """A SIP trunk to a carrier: call backs (and other numbers) go out through it,
+    and its calls to a hotline are accepted."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    address: str  # "ip:port" of the carrier's SIP proxy
+    transport: Literal["udp", "tcp"] = "udp"
+    # Digest credentials for the carrier's 401/407 challenges.
+    username: str | None = Field(None, pattern=r"^[A-Za-z0-9._+-]{1,64}$")
+    password: str | None = Field(None, repr=False)
+    password_env: str | None = None  # the name of an environment variable holding it
+    realm: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,128}$")  # None: any
+    caller_id: str | None = Field(None, pattern=r"^\+?[0-9]{1,20}$")  # the From user
+    asserted_identity: str | None = Field(None, pattern=r"^\+?[0-9]{1,20}$")  # P-Asserted-Identity
+    allowed_prefixes: list[str] = Field(min_length=1)
+    max_calls: int = Field(10, ge=1, le=10_000)
+    # REGISTER with the carrier (the edge's uac_reg; Contact sip:<name>@<edge>).
+    # (The attribute is register_: BaseModel has a register() of its own.)
+    register_: bool = Field(False, alias="register")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        host, _, port = v.rpartition(":")
+        if not _HOSTPORT_RE.match(v) or not _valid_network(host) or not 0 < int(port) < 65536:
+            raise ValueError("expected ip:port (e.g. 192.0.2.10:5060)")
+        return v
+
+    @field_validator("allowed_prefixes")
+    @classmethod
+    def _prefixes(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if not _E164_PREFIX_RE.match(p):
+                raise ValueError(f"expected E.164 prefixes like \"+31\" (got {p!r})")
+        return v
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not _ENV_RE.match(v):
+            raise ValueError("expected the name of an environment variable")
+        return v
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, v: str | None) -> str | None:
+        if v is not None and (not v or any(c in v for c in '"\\\r\n')):
+            raise ValueError("expected a non-empty password without quotes, backslashes "
+                             "or line breaks")
+        return v
+
+    @model_validator(mode="after")
+    def _credentials(self) -> TrunkSettings:
+        if self.password is not None and self.password_env is not None:
+            raise ValueError("password_env: give password or password_env, not both")
+        has_secret = self.password is not None or self.password_env is not None
+        if self.username is None and has_secret:
+            raise ValueError("username: required key is missing (a password is given)")
+        if self.username is not None and not has_secret:
+            raise ValueError("password: required key is missing (give password or "
+                             "password_env)")
+        if self.register_ and self.username is None:
+            raise ValueError("username: required key is missing (register: true needs "
+                             "the account)")
+        if self.password_env is not None:
+            import os
+
+            if not os.environ.get(self.password_env):
+                raise ValueError(f"password_env: environment variable {self.password_env} "
+                                 "is not set (or empty)")
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.address.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rpartition(":")[2])
+
+    def secret(self) -> str | None:
+        """The password (from the environment for password_env); never logged."""
+        if self.password_env is not None:
+            import os
+
+            value = os.environ.get(self.password_env)
+            if not value:
+                raise ConfigError(f"trunk {self.name!r}: environment variable "
+                                  f"{self.password_env} is not set")
+            return value
+        return self.password
 
 
 class WorkerSettings(_Model):
@@ -331,6 +455,7 @@ class Settings(_Model):
                   dict[str, Any] | None] = {}
     store: StoreSettings = StoreSettings()
     directory: list[DirectoryEntry] = []
+    trunks: list[TrunkSettings] = []
     wrap_up: WrapUpSettings = WrapUpSettings()
     wallboard: WallboardSettings = WallboardSettings()
     # Reasons an advisor may give for `away` (the API refuses others).
@@ -347,6 +472,14 @@ class Settings(_Model):
             if a.name in seen:
                 raise ValueError(f"advisor {a.name!r} is listed twice")
             seen.add(a.name)
+        return v
+
+    @field_validator("trunks")
+    @classmethod
+    def _unique_trunks(cls, v: list[TrunkSettings]) -> list[TrunkSettings]:
+        names = [t.name for t in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate trunk names in {names}")
         return v
 
     @model_validator(mode="after")
@@ -453,7 +586,7 @@ def _known_keys(loc: tuple[Any, ...], root: Any = None) -> list[str]:
         if tp is None:
             return []
     model = _model_of(tp)
-    return [k for k in model.model_fields if k != "source"] if model else []
+    return [f.alias or k for k, f in model.model_fields.items() if k != "source"] if model else []
 
 
 def _suggestion(err: ErrorDetails, root: Any = None) -> str | None:
@@ -478,6 +611,7 @@ def _item_label(data: Any, loc: tuple[Any, ...]) -> str:
     return label
 
 
+_SECRET_KEYS = frozenset({"password"})
 _KEY_PREFIX = re.compile(r"^([A-Za-z_][\w.+]*): (.*)$", re.DOTALL)
 
 
@@ -506,6 +640,8 @@ def _describe_error(err: ErrorDetails, data: Any = None, root: Any = None,
             loc, msg = (*loc, *m.group(1).split(".")), m.group(2)
         got = not isinstance(inp, (dict, list))  # a whole section is noise
     loc = (*prefix, *loc)
+    if loc and loc[-1] in _SECRET_KEYS:
+        got = False  # a password is never echoed
     where = ".".join(str(p) for p in loc) or "(top level)"
     suffix = f" (got {inp!r:.60})" if got else ""
     return f"{where}{_item_label(data, loc)}: {msg}{suffix}"

@@ -22,7 +22,7 @@ from cti.controller.plugin_runtime import PluginRuntime
 from cti.controller.prompts import PromptLibrary
 from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
 from cti.edge.process import KamailioEdge
-from cti.edge.render import EdgeSettings, WorkerTarget, new_edge_secret
+from cti.edge.render import EdgeSettings, TrunkTarget, WorkerTarget, new_edge_secret
 from cti.edge.rpc import EdgeRpc
 from cti.events import EventBus
 from cti.ivr.announce import announcement_prompts
@@ -128,6 +128,14 @@ class Gateway:
                      for w in specs],
             advisor_ha1={a.name: a.sip_ha1 for a in s.advisors},
             edge_secret=self.edge_secret,
+            trunks=[TrunkTarget(
+                name=t.name, host=t.host, port=t.port, transport=t.transport,
+                allowed_prefixes=list(t.allowed_prefixes), username=t.username,
+                password=t.secret(), realm=t.realm, caller_id=t.caller_id,
+                asserted_identity=t.asserted_identity, max_calls=t.max_calls,
+                register=t.register_)
+                for t in s.trunks],
+            accept_from=None if s.sip.accept_from == "any" else list(s.sip.accept_from),
         )
 
     # ------------------------------------------------------------ lifecycle

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -50,6 +51,32 @@ class WorkerTarget:
         return f"sip:{self.host}:{self.port}"
 
 
+_TRUNK_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_PREFIX_RE = re.compile(r"^\+[0-9]{1,15}$")
+_USER_RE = re.compile(r"^\+?[A-Za-z0-9._-]{1,64}$")
+# Written inside a double-quoted Kamailio string.
+_PASSWORD_RE = re.compile(r'^[^"\\\r\n]+$')
+
+
+@dataclass(frozen=True)
+class TrunkTarget:
+    """A carrier trunk as the edge sees it (cti.config.TrunkSettings, password resolved)."""
+
+    name: str
+    host: str  # an IPv4 address
+    port: int
+    allowed_prefixes: list[str]
+    transport: str = "udp"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    realm: str | None = None  # None: answer whatever realm the carrier asks for
+    caller_id: str | None = None
+    asserted_identity: str | None = None
+    max_calls: int = 10
+    register: bool = False  # REGISTER with the carrier (uac_reg)
+    register_expires: int = 600
+
+
 @dataclass
 class EdgeSettings:
     ip: str
@@ -68,6 +95,9 @@ class EdgeSettings:
     # workers refuse INVITEs without it (cti.media.engine). Random unless given
     # (the gateway gives the same one to its workers).
     edge_secret: str = field(default_factory=new_edge_secret)
+    trunks: list[TrunkTarget] = field(default_factory=list)
+    # Who besides the trunks may dial a hotline: None = anyone, else IPv4 networks.
+    accept_from: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +112,7 @@ class RenderedEdge:
     jsonrpc_socket: Path
     pid_file: Path
     log_file: Path
+    db_dir: Path  # db_text tables (uac_reg's uacreg) when a trunk registers
 
 
 def ha1(user: str, realm: str, password: str) -> str:
@@ -125,6 +156,122 @@ def hotline_condition(numbers: list[str]) -> str:
     if not variants:
         return "$rU == $null && $rU != $null"  # never true: no hotline configured
     return " || ".join(f'$rU == "{v}"' for v in variants)
+
+
+def _check_trunk(t: TrunkTarget) -> None:
+    ipaddress.IPv4Address(t.host)  # ValueError for anything else
+    ok = (_TRUNK_NAME_RE.fullmatch(t.name) and 0 < t.port < 65536
+          and t.transport in ("udp", "tcp") and t.allowed_prefixes and t.max_calls >= 1
+          and all(_PREFIX_RE.fullmatch(p) for p in t.allowed_prefixes)
+          and all(v is None or _NUMBER_RE.fullmatch(v) for v in (t.caller_id,
+                                                                  t.asserted_identity))
+          and (t.realm is None or _REALM_RE.fullmatch(t.realm))
+          and (t.username is None) == (t.password is None)
+          and (t.username is None or _USER_RE.fullmatch(t.username))
+          and (t.password is None or _PASSWORD_RE.fullmatch(t.password))
+          and (not t.register or t.username is not None) and t.register_expires >= 60)
+    if not ok:
+        raise ValueError(f"invalid trunk {t!r}")
+
+
+def trunk_select(trunks: list[TrunkTarget], ip: str) -> str:
+    """Kamailio statements for route TO_TRUNK: the first trunk whose prefixes match
+    $rU sets $var(trunk...) and the credentials AVPs for uac_auth()."""
+    names = [t.name for t in trunks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate trunk names in {names}")
+    out: list[str] = []
+    for t in trunks:
+        _check_trunk(t)
+        prefixes = "|".join(re.escape(p.lstrip("+")) for p in t.allowed_prefixes)
+        cond = f'$var(trunk) == "" && $rU =~ "^\\+({prefixes})[0-9]*$"'
+        out.append(f"\tif ({cond}) {{")
+        out.append(f'\t\t$var(trunk) = "{t.name}";')
+        out.append(f"\t\t$var(trunk_max) = {t.max_calls};")
+        out.append(f'\t\t$var(trunk_uri) = "sip:" + $rU + "@{t.host}:{t.port}";')
+        if t.transport == "tcp":
+            out.append(f'\t\t$var(trunk_du) = "sip:{t.host}:{t.port};transport=tcp";')
+        if t.caller_id:
+            out.append(f'\t\t$var(trunk_from) = "sip:{t.caller_id}@{ip}";')
+        if t.asserted_identity:
+            out.append(f'\t\t$var(trunk_pai) = "sip:{t.asserted_identity}@{ip}";')
+        if t.username is not None:
+            out.append(f'\t\t$avp(trunk_user) = "{t.username}";')
+            out.append(f'\t\t$avp(trunk_pass) = "{t.password}";')
+            if t.realm:
+                out.append(f'\t\t$avp(trunk_realm) = "{t.realm}";')
+        out.append("\t}")
+    return "\n".join(out)
+
+
+def from_trunk_condition(trunks: list[TrunkTarget]) -> str:
+    """Requests from a trunk: its IP, and its port over UDP (a carrier sends from
+    its SIP socket; over TCP the source port is an ephemeral one)."""
+    parts = []
+    for t in trunks:
+        _check_trunk(t)
+        parts.append(f'($si == "{t.host}" && ($pr != "udp" || $sp == {t.port}))')
+    return " || ".join(parts) or "0 == 1"
+
+
+def to_trunk_address_condition(trunks: list[TrunkTarget]) -> str:
+    """An R-URI at a trunk's address (its IP and SIP port)."""
+    return " || ".join(f'($rd == "{t.host}" && $rp == {t.port})' for t in trunks) or "0 == 1"
+
+
+_UACREG_COLUMNS = (
+    "id(int,auto) l_uuid(string) l_username(string) l_domain(string) r_username(string) "
+    "r_domain(string) realm(string,null) auth_username(string) auth_password(string) "
+    "auth_ha1(string,null) auth_proxy(string) expires(int) flags(int) reg_delay(int) "
+    "contact_addr(string) socket(string,null)")
+
+
+def _dbtext(value: str) -> str:
+    """A db_text field: ':' separates columns, '\\' escapes."""
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def uacreg_text(trunks: list[TrunkTarget], ip: str, port: int) -> str | None:
+    """uac_reg's table (db_text): one row per trunk that registers; None if none does.
+    The Contact registered is sip:<trunk name>@<edge ip:port>."""
+    rows = [_UACREG_COLUMNS]
+    for i, t in enumerate((t for t in trunks if t.register), start=1):
+        _check_trunk(t)
+        assert t.username is not None and t.password is not None
+        proxy = f"sip:{t.host}:{t.port}" + (";transport=tcp" if t.transport == "tcp" else "")
+        fields = [str(i), t.name, t.name, ip, t.username, f"{t.host}:{t.port}", t.realm or "",
+                  t.username, t.password, "", proxy, str(t.register_expires), "0", "0",
+                  f"{ip}:{port}", ""]
+        rows.append(":".join(_dbtext(f) for f in fields))
+    return "\n".join(rows) + "\n" if len(rows) > 1 else None
+
+
+def register_modules(edge: RenderedEdge, ip: str, port: int, registering: bool) -> str:
+    """Config lines for uac_reg (only when a trunk registers: reg_db_url needs a db)."""
+    if not registering:
+        return "# no trunk registers: uac_reg is off (reg_db_url unset)"
+    return "\n".join([
+        'loadmodule "db_text.so"',
+        f'modparam("uac", "reg_db_url", "text://{edge.db_dir}")',
+        f'modparam("uac", "reg_contact_addr", "{ip}:{port}")',
+        'modparam("uac", "reg_timer_interval", 10)',
+        'modparam("uac", "reg_retry_interval", 30)',
+        'modparam("uac", "reg_keep_callid", 1)',
+    ])
+
+
+def registered_contact_condition(trunks: list[TrunkTarget]) -> str:
+    """A call from a registering trunk to the Contact it has (sip:<name>@edge)."""
+    return " || ".join(f'$rU == "{t.name}"' for t in trunks if t.register) or "0 == 1"
+
+
+def accept_from_condition(networks: list[str] | None) -> str:
+    if networks is None:
+        return "1 == 1"
+    nets = [str(ipaddress.IPv4Network(n, strict=False)) for n in networks]
+    if not nets:
+        return "0 == 1"
+    return f'is_in_subnet("$si", "{",".join(nets)}")'
 
 
 def dispatcher_list_text(workers: list[WorkerTarget]) -> str:
@@ -188,6 +335,7 @@ def paths_for(runtime_dir: Path) -> RenderedEdge:
         jsonrpc_socket=d / "jsonrpc.sock",
         pid_file=d / "kamailio.pid",
         log_file=d / "kamailio.log",
+        db_dir=d / "db",
     )
     for sock in (edge.ctl_socket, edge.jsonrpc_socket):
         if len(str(sock).encode()) > _MAX_SOCKET_PATH:
@@ -202,6 +350,7 @@ def render(settings: EdgeSettings) -> RenderedEdge:
     # Validate everything before writing anything.
     dispatcher = dispatcher_list_text(settings.workers)
     users = users_text(settings.advisors, settings.realm, settings.advisor_ha1)
+    uacreg = uacreg_text(settings.trunks, settings.ip, settings.port)
     template = resources.files("cti.edge").joinpath("kamailio.cfg.tmpl").read_text()
     config = _fill(
         template,
@@ -221,11 +370,31 @@ def render(settings: EdgeSettings) -> RenderedEdge:
             "HOTLINE_BRANCH_TIMEOUT_MS": str(settings.hotline_branch_timeout_ms),
             "HOTLINE_INV_TIMEOUT_MS": str(settings.hotline_inv_timeout_ms),
             "EDGE_SECRET": settings.edge_secret,
+            "TRUNK_SELECT": trunk_select(settings.trunks, settings.ip),
+            "FROM_TRUNK_CONDITION": from_trunk_condition(settings.trunks),
+            "TO_TRUNK_ADDRESS_CONDITION": to_trunk_address_condition(settings.trunks),
+            "ACCEPT_FROM_CONDITION": accept_from_condition(settings.accept_from),
+            "REGISTERED_CONTACT_CONDITION": registered_contact_condition(settings.trunks),
+            "REGISTER_MODULES": register_modules(edge, settings.ip, settings.port,
+                                                 uacreg is not None),
         },
     )
     edge.runtime_dir.mkdir(parents=True, exist_ok=True)
     edge.dispatcher_list.write_text(dispatcher)
     edge.users_file.write_text(users)
+    if uacreg is not None:
+        # db_text: one file per table plus "version"; it holds the trunk passwords.
+        edge.db_dir.mkdir(mode=0o700, exist_ok=True)
+        edge.db_dir.chmod(0o700)
+        (edge.db_dir / "version").write_text(
+            "table_name(string) table_version(int)\nuacreg:5\n")
+        table = edge.db_dir / "uacreg"
+        table.touch(mode=0o600)
+        table.chmod(0o600)
+        table.write_text(uacreg)
+    else:
+        # A trunk that no longer registers leaves no password behind.
+        (edge.db_dir / "uacreg").unlink(missing_ok=True)
     # The config holds the edge's secret: readable by the gateway's user only.
     edge.config.touch(mode=0o600)
     edge.config.chmod(0o600)

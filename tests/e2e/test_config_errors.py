@@ -129,6 +129,36 @@ def _broken_flow_node(d: dict[str, Any]) -> None:
     d["ivr"]["flows"]["+31247247248"]["nodes"]["topic"]["options"]["2"] = "crisis_tem"
 
 
+def _trunk(d: dict[str, Any], **over: Any) -> None:
+    d["trunks"] = [{"name": "carrier", "address": "192.0.2.10:5060", "username": "cti",
+                    "password": "s3cret", "allowed_prefixes": ["+31"]} | over]
+
+
+def _trunk_prefix(d: dict[str, Any]) -> None:
+    _trunk(d, allowed_prefixes=["+31", "0044"])
+
+
+def _trunk_address(d: dict[str, Any]) -> None:
+    _trunk(d, address="carrier.example:5060")
+
+
+def _trunk_typo(d: dict[str, Any]) -> None:
+    _trunk(d, max_call=4)
+
+
+def _trunk_env_unset(d: dict[str, Any]) -> None:
+    _trunk(d, password=None, password_env="CTI_TEST_UNSET_TRUNK_PASSWORD")
+    del d["trunks"][0]["password"]
+
+
+def _trunk_bad_password(d: dict[str, Any]) -> None:
+    _trunk(d, password='se"cret-never-shown')
+
+
+def _accept_from(d: dict[str, Any]) -> None:
+    d["sip"]["accept_from"] = ["127.0.0.0/8", "localhost"]
+
+
 @pytest.mark.parametrize(("mutate", "expected"), [
     # a typo: named, with the key it probably is (not also "advisors is missing")
     (_typo_top, ["advisorz: unknown key (did you mean 'advisors'?)"]),
@@ -145,9 +175,20 @@ def _broken_flow_node(d: dict[str, Any]) -> None:
                        "did you mean 'emergency'?"]),
     (_broken_flow_node, ["ivr.flows.+31247247248: node 'topic': goes to 'crisis_tem', "
                          "which is not a node (did you mean 'crisis_team'?)"]),
+    (_trunk_prefix, ["trunks.0.allowed_prefixes (trunk 'carrier'):",
+                     "E.164 prefixes", "(got '0044')"]),
+    (_trunk_address, ["trunks.0.address (trunk 'carrier'): expected ip:port"]),
+    (_trunk_typo, ["trunks.0.max_call (trunk 'carrier'): unknown key "
+                   "(did you mean 'max_calls'?)"]),
+    (_trunk_env_unset, ["trunks.0.password_env (trunk 'carrier'): environment variable "
+                        "CTI_TEST_UNSET_TRUNK_PASSWORD is not set"]),
+    (_trunk_bad_password, ["trunks.0.password (trunk 'carrier'): expected a non-empty "
+                           "password"]),
+    (_accept_from, ["sip.accept_from:", "(got 'localhost')"]),
 ], ids=["typo-top", "typo-nested", "wrong-type", "unknown-plugin", "plugin-typo",
         "plugin-wrong-type", "plugin-unknown-team", "advisor-level",
-        "misspelt-topic", "flow-node"])
+        "misspelt-topic", "flow-node", "trunk-prefix", "trunk-address", "trunk-typo",
+        "trunk-env-unset", "trunk-bad-password", "accept-from"])
 def test_broken_config_one_clear_line_and_nothing_started(
     runnable: tuple[Path, Path], mutate: Callable[[dict[str, Any]], None],
     expected: list[str],
@@ -156,6 +197,7 @@ def test_broken_config_one_clear_line_and_nothing_started(
     _edit(cfg, mutate)
     line = _assert_refused(_run("serve", "--config", str(cfg)), cfg, expected, run_dir)
     assert "(and " not in line, "one mistake, one error"
+    assert "never-shown" not in line, "a password is never echoed"
     # check-config says the same
     assert _run("check-config", "--config", str(cfg)).stderr.splitlines() == [line]
 

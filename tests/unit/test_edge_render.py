@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cti.edge.render import EdgeSettings, WorkerTarget, find_module_path, render
+from cti.edge.render import EdgeSettings, TrunkTarget, WorkerTarget, find_module_path, render
 
 
 def settings(tmp: Path, **overrides: object) -> EdgeSettings:
@@ -103,3 +104,70 @@ def test_kamailio_accepts_rendered_config(tmp_path: Path, empty: bool) -> None:
         ["kamailio", "-c", "-f", str(edge.config)], capture_output=True, text=True, timeout=10
     )
     assert check.returncode == 0, check.stderr[-2000:]
+
+
+TRUNK = TrunkTarget("carrier", "192.0.2.10", 5060, ["+31", "+44"], transport="tcp",
+                    username="cti", password="s3cret", realm="carrier.test",
+                    caller_id="+31247247247", asserted_identity="+31247247247", max_calls=3)
+
+
+def test_trunk_rendered_with_prefixes_limit_and_credentials(tmp_path: Path) -> None:
+    second = TrunkTarget("backup", "192.0.2.20", 5080, ["+34"])
+    text = render(settings(tmp_path, trunks=[TRUNK, second])).config.read_text()
+    assert '$rU =~ "^\\+(31|44)[0-9]*$"' in text
+    assert '$var(trunk) = "carrier";' in text and "$var(trunk_max) = 3;" in text
+    assert '$var(trunk_du) = "sip:192.0.2.10:5060;transport=tcp";' in text
+    assert '$var(trunk_from) = "sip:+31247247247@127.0.0.1";' in text
+    assert '$avp(trunk_user) = "cti";' in text and '$avp(trunk_realm) = "carrier.test";' in text
+    # The backup trunk: UDP, no credentials, no caller id.
+    assert '$var(trunk_uri) = "sip:" + $rU + "@192.0.2.20:5080";' in text
+    assert text.count("$avp(trunk_user) =") == 1
+    # Hotline calls from either trunk's address (UDP: its port too).
+    assert '($si == "192.0.2.10" && ($pr != "udp" || $sp == 5060))' in text
+    assert '($si == "192.0.2.20" && ($pr != "udp" || $sp == 5080))' in text
+
+
+@pytest.mark.parametrize(("accept", "expected"), [
+    (None, "1 == 1"), ([], "0 == 1"),
+    (["127.0.0.1", "10.1.2.3/8"], 'is_in_subnet("$si", "127.0.0.1/32,10.0.0.0/8")')])
+def test_accept_from_condition(tmp_path: Path, accept: list[str] | None, expected: str) -> None:
+    text = render(settings(tmp_path, accept_from=accept)).config.read_text()
+    assert f"if ({expected})" in text
+
+
+@pytest.mark.parametrize("bad", [
+    {"host": "carrier.example"}, {"allowed_prefixes": ["31"]}, {"allowed_prefixes": []},
+    {"password": 'a"b'}, {"username": None}, {"transport": "tls"}, {"caller_id": "x"},
+    {"max_calls": 0}])
+def test_invalid_trunk_is_rejected(tmp_path: Path, bad: dict[str, object]) -> None:
+    trunk = dataclasses.replace(TRUNK, **bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        render(settings(tmp_path, trunks=[trunk]))
+
+
+@pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio not installed")
+def test_kamailio_accepts_config_with_trunks(tmp_path: Path) -> None:
+    registering = dataclasses.replace(TRUNK, register=True)
+    edge = render(settings(tmp_path, trunks=[registering,
+                                             TrunkTarget("b", "192.0.2.20", 5080, ["+1"])],
+                           accept_from=["127.0.0.0/8"]))
+    check = subprocess.run(
+        ["kamailio", "-c", "-f", str(edge.config)], capture_output=True, text=True, timeout=10
+    )
+    assert check.returncode == 0, check.stderr[-2000:]
+
+
+def test_a_registering_trunk_gets_a_uacreg_row_only_its_owner_reads(tmp_path: Path) -> None:
+    plain = render(settings(tmp_path / "a", trunks=[TRUNK]))
+    assert not plain.db_dir.exists()
+    assert 'modparam("uac", "reg_db_url"' not in plain.config.read_text()
+    trunk = dataclasses.replace(TRUNK, register=True, password="s3:cret")
+    edge = render(settings(tmp_path / "b", trunks=[trunk]))
+    assert f'modparam("uac", "reg_db_url", "text://{edge.db_dir}")' in edge.config.read_text()
+    rows = (edge.db_dir / "uacreg").read_text().splitlines()
+    assert rows[0].startswith("id(int,auto) l_uuid(string)") and len(rows) == 2
+    assert rows[1] == ("1:carrier:carrier:127.0.0.1:cti:192.0.2.10\\:5060:carrier.test:cti:"
+                       "s3\\:cret::sip\\:192.0.2.10\\:5060;transport=tcp:600:0:0:"
+                       "127.0.0.1\\:5070:")
+    assert (edge.db_dir / "uacreg").stat().st_mode & 0o077 == 0
+    assert "uacreg:5" in (edge.db_dir / "version").read_text()
