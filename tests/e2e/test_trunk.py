@@ -70,7 +70,9 @@ async def test_call_back_goes_out_through_the_carrier(tmp_path: Path) -> None:
         answered = await sofia.phone.wait_for("leg.state", leg=adv_leg, state="confirmed")
 
         ring = await pstn.wait_for("leg.incoming", timeout=20)
-        assert ring["ts"] - answered["ts"] < 2.0
+        # The order is behaviour; the time between is a benchmark (docs/benchmarks.md,
+        # printed with -s), never asserted.
+        assert ring["ts"] >= answered["ts"]
         print(f"\nadvisor answer -> callee ring: "
               f"{(ring['ts'] - answered['ts']) * 1000:.0f} ms")
         # The carrier challenged the edge (407) and the edge answered with the
