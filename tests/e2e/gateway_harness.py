@@ -117,12 +117,16 @@ class EventStream:
                     self.events.append(json.loads(raw))
                     self._cond.notify_all()
 
-    async def wait_for(self, type_: str, timeout: float = 15, **match: Any) -> dict[str, Any]:
+    async def wait_for(self, type_: str, timeout: float = 15,
+                       where: Callable[[dict[str, Any]], bool] | None = None,
+                       **match: Any) -> dict[str, Any]:
+        """The first event of a type (top-level or data fields equal to ``match``,
+        and ``where(event)`` true if given), past or coming."""
         def find() -> dict[str, Any] | None:
             for ev in self.events:
                 if ev.get("type") == type_ and all(
                     ev.get(k, ev.get("data", {}).get(k)) == v for k, v in match.items()
-                ):
+                ) and (where is None or where(ev)):
                     return ev
             return None
 

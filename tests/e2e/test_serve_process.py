@@ -91,10 +91,16 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def _serve(tmp: Path) -> AsyncIterator[Served]:
-    settings = gateway_settings(tmp)  # free ports; writes tmp/cti.yaml
+async def _serve(tmp: Path, settings: Settings | None = None) -> AsyncIterator[Served]:
+    """``settings``: from gateway_settings(tmp, ...) (which wrote tmp/cti.yaml), to
+    serve that config again; by default the demo config on free ports."""
+    settings = settings or gateway_settings(tmp)  # free ports; writes tmp/cti.yaml
     runtime = settings.path(settings.runtime_dir)
     stderr_path = tmp / "serve.stderr"
+    for n in range(2, 100):  # served again: each run keeps its own log
+        if not stderr_path.exists():
+            break
+        stderr_path = tmp / f"serve.{n}.stderr"
     with stderr_path.open("wb") as err:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "cti.cli", "serve", "--config", str(tmp / "cti.yaml"),
