@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 import uuid
@@ -11,9 +10,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import phonenumbers
-import phonenumbers.timezone
-
+from cti.core.numbers import country_of, zones_of
 from cti.core.views import CallView, frozen_mapping
 from cti.store.db import CallRecord
 
@@ -28,30 +25,14 @@ def sip_user(header_value: str) -> str:
 
 def caller_country(number: str) -> str | None:
     """ISO country of an E.164-ish number ('+34…' or '0034…'), None if unknown."""
-    digits = number.strip()
-    if digits.startswith("00"):
-        digits = "+" + digits[2:]
-    if not digits.startswith("+"):
-        return None
-    try:
-        parsed = phonenumbers.parse(digits, None)
-    except phonenumbers.NumberParseException:
-        return None
-    return phonenumbers.region_code_for_number(parsed)
+    return country_of(number)
 
 
-@functools.lru_cache(maxsize=4096)  # every view of a call asks again
 def caller_timezone(number: str) -> str | None:
-    """The IANA time zone of a number, when its country or area has exactly one."""
-    digits = number.strip()
-    if digits.startswith("00"):
-        digits = "+" + digits[2:]
-    try:
-        zones = phonenumbers.timezone.time_zones_for_number(phonenumbers.parse(digits, None))
-    except phonenumbers.NumberParseException:
-        return None
-    # Several zones (the US, Russia...): the caller's local time is not known.
-    return zones[0] if len(zones) == 1 and zones[0] != "Etc/Unknown" else None
+    """The IANA time zone of a number, when its country or area has exactly one
+    (several zones, the US or Russia: the caller's local time is not known)."""
+    zones = zones_of(number)
+    return zones[0] if len(zones) == 1 else None
 
 
 def local_time(zone: str | None, now: float) -> str | None:

@@ -8,7 +8,8 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-import phonenumbers.timezone
+
+from cti.core.numbers import international, zones_of
 
 When = Literal["asap", "hour", "tomorrow"]
 
@@ -18,14 +19,8 @@ def zone_for(number: str, known: str | None, default: str) -> str:
     zone of its country or area (several: the US, Russia ...), else ``default``."""
     if known:
         return known
-    digits = number.strip()
-    if digits.startswith("00"):
-        digits = "+" + digits[2:]
-    try:
-        zones = phonenumbers.timezone.time_zones_for_number(phonenumbers.parse(digits, None))
-    except phonenumbers.NumberParseException:
-        return default
-    return next((z for z in zones if z != "Etc/Unknown"), default)
+    zones = zones_of(number)
+    return zones[0] if zones else default
 
 
 def next_call_time(due: float, zone: str, window: tuple[int, int]) -> float:
@@ -67,7 +62,7 @@ def normalize_number(keyed: str, country: str | None) -> str | None:
     digits = keyed.strip()
     if not digits.isdigit() or not 6 <= len(digits) <= 18:
         return None
-    text = "+" + digits[2:] if digits.startswith("00") else digits
+    text = international(digits)
     try:
         parsed = phonenumbers.parse(text, None if text.startswith("+") else (country or None))
     except phonenumbers.NumberParseException:

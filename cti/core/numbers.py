@@ -1,0 +1,41 @@
+"""Phone numbers as callers give them ('+34…' or '0034…'): country and time zones.
+
+Shared by the controller (the screen pop's country and local time) and plugins
+(the callee's zone of a call back), so both read a number the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import phonenumbers
+import phonenumbers.timezone
+
+
+def international(number: str) -> str:
+    """'0034…' written as '+34…' (anything else unchanged, stripped)."""
+    digits = number.strip()
+    return "+" + digits[2:] if digits.startswith("00") else digits
+
+
+def country_of(number: str) -> str | None:
+    """ISO country of an international number, None if unknown."""
+    digits = international(number)
+    if not digits.startswith("+"):
+        return None
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(digits, None))
+    except phonenumbers.NumberParseException:
+        return None
+
+
+@functools.lru_cache(maxsize=4096)  # every view of a call asks again
+def zones_of(number: str) -> tuple[str, ...]:
+    """The IANA zones of the number's country or area, in phonenumbers' order
+    (several for the US, Russia ...; empty when unknown)."""
+    try:
+        zones = phonenumbers.timezone.time_zones_for_number(
+            phonenumbers.parse(international(number), None))
+    except phonenumbers.NumberParseException:
+        return ()
+    return tuple(z for z in zones if z != "Etc/Unknown")
