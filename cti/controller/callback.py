@@ -33,6 +33,8 @@ log = logging.getLogger("cti.flow")
 
 #: The end reason of a call back whose customer did not pick up.
 UNREACHED = "unreached"
+#: The kinds of work that call the customer out: a caller's call back, a campaign's call.
+OUTBOUND_KINDS: tuple[WorkKind, ...] = ("callback", "outbound")
 
 
 class CallbackCall:
@@ -101,9 +103,12 @@ class Callbacks:
                  trainings: Iterable[str] = (), reserve: Iterable[str] = (),
                  enqueued_at: float | None = None, flags: Mapping[str, Any] | None = None,
                  origin_call_id: str | None = None, ivr_path: Iterable[str] = (),
-                 dialled: str = "") -> str:
-        """Queue a call back to ``number``; returns its call id."""
+                 dialled: str = "", kind: WorkKind = "callback") -> str:
+        """Queue a call back to ``number`` (``kind`` "outbound" for a campaign's call);
+        returns its call id."""
         settings = self.ctx.settings
+        if kind not in OUTBOUND_KINDS:
+            raise ValueError(f"callback: kind {kind!r} is not one of {OUTBOUND_KINDS}")
         if language not in {m.code for m in settings.ivr.languages}:
             raise ValueError(f"callback: {language!r} is not an IVR language")
         if topic not in {m.code for m in settings.ivr.topics}:
@@ -111,9 +116,9 @@ class Callbacks:
         now = time.time()
         customer = Leg(uuid.uuid4().hex, "", "customer", number)
         call = Call(worker="", customer=customer, caller_number=number, dialled=dialled,
-                    kind="callback", state="queued", language=language, topic=topic,
+                    kind=kind, state="queued", language=language, topic=topic,
                     priority=priority, trainings=set(trainings), reserve=set(reserve),
-                    flags={"callback": True, **(flags or {})}, ivr_path=list(ivr_path),
+                    flags={kind: True, **(flags or {})}, ivr_path=list(ivr_path),
                     origin_call_id=origin_call_id, queued_at=enqueued_at or now)
         self.ctx.calls.add(call)
         log.info("call back queued call_id=%s number=%s origin=%s", call.call_id, number,
@@ -130,7 +135,7 @@ class Callbacks:
     def cancel(self, call_id: str, by: str | None = None) -> bool:
         """A call back not yet taken is withdrawn (False if it is gone or ringing)."""
         call = self.ctx.calls.get(call_id)
-        if call is None or call.kind != "callback" or call.state != "queued":
+        if call is None or call.kind not in OUTBOUND_KINDS or call.state != "queued":
             return False
         log.info("call back cancelled call_id=%s by=%s", call_id, by)
         self.ending.end_call(call, "cancelled")

@@ -84,7 +84,8 @@ class Call:
     # the advisors who may take the call without its skills.
     trainings: set[str] = field(default_factory=set)
     reserve: set[str] = field(default_factory=set)
-    # The kind of work: "inbound" (a caller); later "callback", "outbound", "chat".
+    # The kind of work: "inbound" (a caller), "callback" or "outbound" (the gateway
+    # calls the customer out: cti.controller.callback); later "chat".
     kind: str = "inbound"
     flags: dict[str, Any] = field(default_factory=dict)
     advisor: str | None = None
@@ -190,4 +191,5 @@ def call_view(call: Call) -> CallView:
         ivr_path=tuple(call.ivr_path), advisor=call.advisor, worker=call.worker,
         held=call.held, started_at=call.started_at, queued_at=call.queued_at,
         answered_at=call.answered_at, ended_at=call.ended_at, end_reason=call.end_reason,
+        reached_at=call.reached_at, customer_end_code=call.customer.end_code,
     )

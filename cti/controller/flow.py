@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cti.config import Settings
-from cti.controller.callback import CallbackCall, Callbacks
+from cti.controller.callback import OUTBOUND_KINDS, CallbackCall, Callbacks
 from cti.controller.calls import CallRegistry
 from cti.controller.capacity import EdgeRotation, WorkerRooms
 from cti.controller.consult import Consults
@@ -67,7 +67,7 @@ class CallFlow:
         self.rooms = WorkerRooms(ctx)
         callback = CallbackCall(ctx, self.rooms)
         self.handlers = dict(handlers) if handlers is not None else {
-            **inbound_only(ctx), callback.kind: callback}
+            **inbound_only(ctx), **{kind: callback for kind in OUTBOUND_KINDS}}
         self.offers = Offers(ctx, self.handlers, delivered)
         self.waiting = Waiting(ctx, self.offers)
         self.ivr_sessions = IvrSessions()

@@ -227,6 +227,7 @@ class Offers:
         caller = {"number": call.caller_number, "country": call.caller_country,
                   "timezone": zone, "local_time": local_time(zone, time.time())}
         return {
+            "kind": call.kind,
             "caller": caller,
             "dialled": call.dialled,
             "earlier_contacts": ctx.store.earlier_contacts(call.caller_number, 5,

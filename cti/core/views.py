@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-#: Kinds of work the distributor routes. Only "inbound" exists today; the
-#: callbacks plugin adds "callback", campaigns "outbound", later "chat".
+#: Kinds of work the distributor routes: "inbound" (a caller), "callback" and
+#: "outbound" (the gateway calls the customer: call backs, campaigns); later "chat".
 WorkKind = str
 
 
@@ -53,6 +53,10 @@ class CallView:
     answered_at: float | None
     ended_at: float | None
     end_reason: str | None
+    #: Work that calls the customer out (call back, campaign): when they picked up,
+    #: and the SIP status their leg ended with (404: no such number, 486: busy ...).
+    reached_at: float | None = None
+    customer_end_code: int | None = None
 
     def waited_s(self, now: float) -> float:
         """Seconds waited for an advisor (until answered, else until ``now``)."""

@@ -147,9 +147,10 @@ class TasksService(Protocol):
                  trainings: frozenset[str] = frozenset(), reserve: frozenset[str] = frozenset(),
                  enqueued_at: float | None = None, flags: Mapping[str, Any] | None = None,
                  origin_call_id: str | None = None, ivr_path: Sequence[str] = (),
-                 dialled: str = "") -> str:
-        """Queue a call back to ``number`` (kind "callback") with ``enqueued_at``, the
-        original caller's place in time; returns its call id. When an advisor takes
+                 dialled: str = "", kind: str = "callback") -> str:
+        """Queue a call back to ``number`` (kind "callback", or "outbound" for a
+        campaign's call) with ``enqueued_at``, the original caller's place in time
+        (a campaign: when it was due); returns its call id. When an advisor takes
         it their phone rings first; when they answer the number is dialled through
         the edge; ``call.reached`` when the customer picks up, else it ends
         ``unreached`` (``cti_call_ended``: the plugin decides about a retry)."""
@@ -195,6 +196,9 @@ class PluginStore(Protocol):
 
     async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns lastrowid (or the row count of an UPDATE/DELETE)."""
+    async def write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """The statement once per row of parameters, all in one transaction (all or
+        none); returns the number of rows changed."""
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
 
 

@@ -65,6 +65,17 @@ class PluginStorage:
 
         return await self._store.writer.run(lambda c: guarded(c, self.prefix, run))
 
+    async def write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """One statement for each row of parameters, in one transaction committed when
+        this returns (all or none); the number of rows changed."""
+        _check(sql, self.prefix, self.plugin)
+        batch = [tuple(r) for r in rows]
+
+        def run(c: sqlite3.Connection) -> int:
+            return int(c.executemany(sql, batch).rowcount)
+
+        return await self._store.writer.run(lambda c: guarded(c, self.prefix, run))
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows as dicts; read-only (a write here is refused by SQLite)."""
         _check(sql, self.prefix, self.plugin)

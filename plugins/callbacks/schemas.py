@@ -3,24 +3,15 @@ its API models."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from cti.plugins.api import PluginConfig, SettingError
-
-Clock = Annotated[str, Field(pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
+from cti.plugins.api import SettingError
+from cti.plugins.calling import CallingWindowSettings, Clock, check_zone
 
 
-def minutes(hhmm: str) -> int:
-    """"08:30" -> 510."""
-    h, m = hhmm.split(":")
-    return int(h) * 60 + int(m)
-
-
-class CallbacksSettings(PluginConfig):
+class CallbacksSettings(CallingWindowSettings):
     """When a caller is offered a call back, the dialogue's pace, when and how
     often the call back is tried."""
 
@@ -41,7 +32,7 @@ class CallbacksSettings(PluginConfig):
     #: Seconds from "we will call you back" to the end of the call (the prompt's length).
     hangup_after_s: Annotated[float, Field(ge=0)] = 4
     #: The calling window, in the callee's local time: [window_start, window_end)
-    #: ("00:00" to "24:00": any time).
+    #: ("00:00" to "24:00": any time; "22:00" to "06:00": overnight).
     window_start: Clock = "08:00"
     window_end: Clock = "21:00"
     #: The local hour of the "tomorrow morning" slot (the prompt says nine).
@@ -50,19 +41,7 @@ class CallbacksSettings(PluginConfig):
     #: max_attempts attempts in all; then the request ends unreached.
     retry_after_s: Annotated[float, Field(ge=0)] = 900
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
-    #: The zone of a number that has none of its own (None: the IVR's opening-hours zone).
-    default_zone: str | None = None
 
-    @model_validator(mode="after")
-    def _window(self) -> CallbacksSettings:
-        if minutes(self.window_start) >= minutes(self.window_end):
-            raise ValueError(f"window_end: {self.window_end!r} must be after window_start "
-                             f"{self.window_start!r}")
-        return self
-
-    @property
-    def window(self) -> tuple[int, int]:
-        return minutes(self.window_start), minutes(self.window_end)
 
 
 def check_settings(cfg: CallbacksSettings, gateway: Any) -> None:
@@ -72,14 +51,7 @@ def check_settings(cfg: CallbacksSettings, gateway: Any) -> None:
         if topic not in topics:
             raise SettingError("topics", f"{topic!r} is not an IVR topic "
                                          f"(expected some of {', '.join(topics)})")
-    if cfg.default_zone is not None:
-        try:
-            if not re.fullmatch(r"[A-Za-z0-9_+\-/]+", cfg.default_zone):
-                raise ValueError(cfg.default_zone)
-            ZoneInfo(cfg.default_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise SettingError("default_zone", f"{cfg.default_zone!r} is not an IANA "
-                                               "time zone") from None
+    check_zone(cfg)
 
 
 Status = Literal["scheduled", "queued", "connected", "unreached", "cancelled"]

@@ -51,8 +51,7 @@ class Callbacks:
 
     @property
     def default_zone(self) -> str:
-        hours = self.s.gateway.ivr.opening_hours
-        return self.cfg.default_zone or (hours.timezone if hours else "Europe/Amsterdam")
+        return self.cfg.zone_default(self.s.gateway)
 
     # ------------------------------------------------------------ restart
     async def resume(self) -> None:

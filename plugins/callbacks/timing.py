@@ -1,5 +1,6 @@
 """When a call back is tried: the callee's zone, the later slots offered in the
-dialogue, and the calling window. Pure functions of explicit times."""
+dialogue, and the calling window (cti.core.calling, shared with campaigns). Pure
+functions of explicit times."""
 
 from __future__ import annotations
 
@@ -9,32 +10,10 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
-from cti.core.numbers import international, zones_of
+from cti.core.calling import next_call_time, zone_for
+from cti.core.numbers import international
 
 When = Literal["asap", "hour", "tomorrow"]
-
-
-def zone_for(number: str, known: str | None, default: str) -> str:
-    """The callee's IANA zone: the one the gateway knows for the number, else the first
-    zone of its country or area (several: the US, Russia ...), else ``default``."""
-    if known:
-        return known
-    zones = zones_of(number)
-    return zones[0] if zones else default
-
-
-def next_call_time(due: float, zone: str, window: tuple[int, int]) -> float:
-    """``due`` if it falls in the calling window (minutes of the day, [start, end)) in
-    ``zone``, else the next opening of the window in that zone."""
-    tz = ZoneInfo(zone)
-    local = datetime.fromtimestamp(due, tz)
-    start, end = window
-    of_day = local.hour * 60 + local.minute + (local.second + local.microsecond / 1e6) / 60
-    if start <= of_day < end:
-        return due
-    day = local.date() if of_day < start else local.date() + timedelta(days=1)
-    opening = datetime.combine(day, time(start // 60, start % 60), tzinfo=tz)
-    return opening.timestamp()
 
 
 def later_slot(when: When, now: float, zone: str, tomorrow_hour: int = 9) -> float:

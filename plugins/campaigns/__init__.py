@@ -1,0 +1,1 @@
+"""Outbound call lists: a supervisor's campaign of numbers, called progressively."""
