@@ -1,7 +1,7 @@
 """The campaigns plugin's REST routes, under /api/v1/plugins/campaigns."""
 
 # No `from __future__ import annotations`: FastAPI must see the real types.
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
@@ -20,6 +20,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/campaigns/{campaign_id}/contacts"): "supervisor",
     ("GET", "/campaigns/{campaign_id}/export.csv"): "supervisor",
     ("POST", "/campaigns/{campaign_id}/{action}"): "supervisor",
+    ("GET", "/options"): "supervisor",
 }
 
 
@@ -34,6 +35,16 @@ def make_router(cp: Campaigns) -> APIRouter:
             return cp.campaign(campaign_id)
         except KeyError:
             raise HTTPException(404, f"no campaign {campaign_id}") from None
+
+    @router.get("/options")
+    async def campaign_options() -> dict[str, Any]:
+        """What an upload may name: the IVR's topics and languages, and the calling
+        window campaigns get unless they bring their own."""
+        ivr = cp.s.gateway.ivr
+        return {"topics": [{"code": t.code, "name": t.name} for t in ivr.topics],
+                "languages": [{"code": m.code, "name": m.name} for m in ivr.languages],
+                "default_language": ivr.default_language,
+                "window_start": cp.cfg.window_start, "window_end": cp.cfg.window_end}
 
     @router.post("/campaigns", status_code=201)
     async def create_campaign(body: CampaignIn, request: Request) -> CampaignOut:
