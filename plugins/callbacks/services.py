@@ -13,7 +13,7 @@ from typing import Any
 
 from cti.core.views import CallView
 from cti.plugins.api import ActionError, Services
-from plugins.callbacks.dialogue import Action, Commit, Dialogue, GiveUp, Play
+from plugins.callbacks.dialogue import GREETING, Action, Commit, Dialogue, GiveUp, Play
 from plugins.callbacks.schemas import CallbacksSettings
 from plugins.callbacks.storage import Request, RequestRepository
 from plugins.callbacks.timing import (
@@ -243,7 +243,7 @@ class Callbacks:
             trainings=frozenset(req.trainings), reserve=frozenset(req.reserve),
             enqueued_at=req.enqueued_at, flags={FLAG: req.callback_id},
             origin_call_id=req.origin_call_id, ivr_path=tuple(req.ivr_path),
-            dialled=req.dialled)
+            dialled=req.dialled, greeting=(GREETING,))
 
     async def _due(self, timer_id: str, payload: dict[str, Any]) -> None:
         req = self.repo.get(int(payload.get(FLAG, 0)))
