@@ -21,6 +21,7 @@ from plugins.callbacks.timing import (
     later_slot,
     next_call_time,
     normalize_number,
+    start_of_today,
     zone_for,
 )
 
@@ -339,6 +340,10 @@ class Callbacks:
 
     def mine(self, advisor: str) -> list[Request]:
         return self.repo.of_advisor(advisor)
+
+    def stats(self) -> dict[str, Any]:
+        """The wallboard's counts; "today" is since the gateway's local midnight."""
+        return self.repo.stats(start_of_today(self.s.now()))
 
     def _pending(self, callback_id: int) -> Request:
         req = self.repo.get(callback_id)
