@@ -1,6 +1,6 @@
 // The supervisors' wallboard: GET /api/v1/stats/queues, refreshed on every call or
 // advisor event from the WebSocket and every few seconds; the crisis panel is
-// wallboard-crisis.js.
+// wallboard-crisis.js, the calls back panel wallboard-callbacks.js.
 "use strict";
 
 (() => {
@@ -37,6 +37,7 @@
     clearInterval(pollTimer);
     clearInterval(tickTimer);
     CrisisPanel.stop();
+    CallbacksPanel.stop();
     CTI.logout(session);  // revokes the token (best effort) and forgets it
     show(ui.board, false);
     show(ui.login, true);
@@ -51,7 +52,7 @@
     ui.who.textContent = session.user;
     show(ui.who, true);
     socket = new CTI.Socket(session, {
-      onEvent, onHello: () => { refresh(); CrisisPanel.refresh(); },
+      onEvent, onHello: () => { refresh(); CrisisPanel.refresh(); CallbacksPanel.refresh(); },
       onStatus: (s) => CTI.renderStatus(ui.conn, s),
       onAuthFailed: (why) => { signOut(); ui.loginError.textContent = why; },
     });
@@ -60,10 +61,12 @@
     pollTimer = setInterval(refresh, POLL_MS);
     tickTimer = setInterval(renderLongest, 1000);
     CrisisPanel.start(session);
+    CallbacksPanel.start(session);
   }
 
   function onEvent(ev) {
     CrisisPanel.onEvent(ev);
+    CallbacksPanel.onEvent(ev);
     if (ev.type.startsWith("call.") || ev.type === "agent.state") {
       clearTimeout(debounce);
       debounce = setTimeout(refresh, DEBOUNCE_MS);
