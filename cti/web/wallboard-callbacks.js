@@ -12,28 +12,25 @@ const CallbacksPanel = (() => {
 
   const ui = { panel: T("callbacks-panel"), error: T("callbacks-error") };
   let session = null;
-  let timer = null;
-  let debounce = null;
   let inFlight = false;
   let again = false;
+  // A request made, an attempt's end, a call back connected or given up.
+  const refresher = new CTI.Refresher(() => refresh(),
+    (ev) => ev.type.startsWith("callback.") || ev.type === "call.ended",
+    { pollMs: POLL_MS, debounceMs: DEBOUNCE_MS });
 
   function start(s) {
     session = s;
-    refresh();
-    timer = setInterval(refresh, POLL_MS);
+    refresher.start();
   }
 
   function stop() {
-    clearInterval(timer);
-    clearTimeout(debounce);
+    refresher.stop();
     session = null;
   }
 
-  // A request made, an attempt's end, a call back connected or given up.
   function onEvent(ev) {
-    if (!session || !(ev.type.startsWith("callback.") || ev.type === "call.ended")) return;
-    clearTimeout(debounce);
-    debounce = setTimeout(refresh, DEBOUNCE_MS);
+    refresher.onEvent(ev);
   }
 
   // One request at a time; a refresh asked for meanwhile runs right after.
