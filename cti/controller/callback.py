@@ -107,8 +107,9 @@ class CallbackCall:
     def customer_play_done(self, call: Call, play_id: str) -> bool:
         if play_id != GREETING_PLAY:
             return False
-        # The customer or the advisor may have hung up while it played.
-        if call.state == "connected" and call.reached_at is not None \
+        # The customer or the advisor may have hung up while it played; an advisor
+        # who put the customer on hold meanwhile bridges when they take them back.
+        if call.state == "connected" and call.reached_at is not None and not call.held \
                 and call.customer.state != "disconnected":
             self._bridge(call, greeted=True)
         return True

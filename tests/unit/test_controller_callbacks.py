@@ -182,6 +182,32 @@ async def test_a_customer_hanging_up_during_the_greeting_ends_it_reached(h: Harn
     assert advisor_leg in [c["leg"] for c in h.link(worker).sent("hangup")]
 
 
+async def test_an_advisor_hanging_up_during_the_greeting_ends_the_call(h: Harness) -> None:
+    _greeting_prompt(h)
+    call, advisor_leg = await _reached(h, ("callbacks.greeting",))
+    worker = call.worker
+    h.leg_state(worker, advisor_leg, "disconnected", code=200)
+    await h.settle()
+    assert h.record(call.call_id).end_reason == "advisor_hangup"
+    assert call.customer.leg_id in [c["leg"] for c in h.link(worker).sent("hangup")]
+    assert not h.link(worker).sent("bridge") and not h.of_type("call.bridged")
+
+
+async def test_a_customer_put_on_hold_during_the_greeting_is_bridged_when_taken_back(
+        h: Harness) -> None:
+    _greeting_prompt(h)
+    call, advisor_leg = await _reached(h, ("callbacks.greeting",))
+    link, play = h.link(call.worker), h.link(call.worker).sent("play")[-1]
+    h.flow.control.hold_call(call.call_id, "sofia", True)
+    h.send(call.worker, event="play.done", leg=call.customer.leg_id,
+           play_id=play["play_id"])  # a late end of the greeting: no bridge while held
+    await h.settle()
+    assert not link.sent("bridge")
+    h.flow.control.hold_call(call.call_id, "sofia", False)
+    await h.settle()
+    assert link.sent("bridge") == [{"a": call.customer.leg_id, "b": advisor_leg}]
+
+
 def test_a_greeting_is_a_sequence_of_prompt_keys(h: Harness) -> None:
     with pytest.raises(ValueError, match="greeting"):
         h.flow.callbacks.callback(NUMBER, language="es", topic="visa",
