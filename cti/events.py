@@ -38,6 +38,7 @@ EVENT_TYPES = frozenset(
         "call.offered",
         "call.connected",
         "call.reached",
+        "call.bridged",
         "call.ended",
         "agent.state",
     }

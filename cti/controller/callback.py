@@ -5,10 +5,14 @@ same language, topic, priority, trainings, and its original enqueue time, so it
 keeps the caller's place. It has no worker until an advisor takes it: then
 :class:`CallbackCall` puts it on a worker with room for two legs, rings the
 advisor's phone first, and once they answer dials the customer through the edge
-(which routes numbers to the carrier trunk). The customer picking up is bridged
-to the advisor; a customer who does not (busy, no answer, failure) ends the call
-back as ``unreached``, which frees the advisor — the plugin that asked for it
-decides whether to try again (``cti_call_ended`` with that reason).
+(which routes numbers to the carrier trunk). The customer picking up
+(``call.reached``) first hears the call back's greeting, if it has one (prompt
+keys in the call's language, e.g. "the consular hotline, calling you back"), and
+is bridged to the advisor when it has played (``call.bridged``); a greeting whose
+prompt is missing is left out (a warning), never the call. A customer who does
+not pick up (busy, no answer, failure) ends the call back as ``unreached``, which
+frees the advisor — the plugin that asked for it decides whether to try again
+(``cti_call_ended`` with that reason).
 
 :class:`Callbacks` is what plugins use (``services.tasks``) to create and cancel
 them. Every log line carries the call id.
@@ -19,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cti.controller.calls import Call, Leg, call_view
@@ -35,6 +39,8 @@ log = logging.getLogger("cti.flow")
 UNREACHED = "unreached"
 #: The kinds of work that call the customer out: a caller's call back, a campaign's call.
 OUTBOUND_KINDS: tuple[WorkKind, ...] = ("callback", "outbound")
+#: The play id of a call back's greeting to the customer (its play.done bridges).
+GREETING_PLAY = "callback-greeting"
 
 
 class CallbackCall:
@@ -77,9 +83,48 @@ class CallbackCall:
         if call.advisor_leg is None or call.state != "connected":
             return
         call.reached_at = time.time()
-        self.ctx.send(call, "bridge", a=leg.leg_id, b=call.advisor_leg.leg_id)
         log.info("call back reached call_id=%s advisor=%s", call.call_id, call.advisor)
         self.ctx.publish("call.reached", call, {"number": call.caller_number})
+        if not self._greet(call):
+            self._bridge(call, greeted=False)
+
+    def _greet(self, call: Call) -> bool:
+        """Play the call's greeting to the customer; False if it has none or cannot."""
+        if not call.greeting:
+            return False
+        language = call.language or self.ctx.settings.ivr.default_language
+        refs = [(language, key) for key in call.greeting]
+        try:
+            missing = self.ctx.prompts.missing(refs)
+            if missing:
+                raise FileNotFoundError(f"no prompt {missing[0][0]}/{missing[0][1]}.wav")
+            self.ctx.play(call, GREETING_PLAY, refs, "greeting")
+        except (OSError, ValueError) as e:
+            log.warning("call back greeting left out call_id=%s: %s", call.call_id, e)
+            return False
+        log.info("call back greeting call_id=%s prompts=%s", call.call_id,
+                 ",".join(f"{lg}/{key}" for lg, key in refs))
+        return True
+
+    def customer_play_done(self, call: Call, play_id: str) -> bool:
+        if play_id != GREETING_PLAY:
+            return False
+        # The customer or the advisor may have hung up while it played; an advisor
+        # who put the customer on hold meanwhile bridges when they take them back.
+        if call.state == "connected" and call.reached_at is not None and not call.held \
+                and call.customer.state != "disconnected":
+            self._bridge(call, greeted=True)
+        return True
+
+    def _bridge(self, call: Call, greeted: bool) -> None:
+        advisor_leg = call.advisor_leg
+        if advisor_leg is None or advisor_leg.state == "disconnected":
+            return
+        self.ctx.send(call, "bridge", a=call.customer.leg_id, b=advisor_leg.leg_id)
+        log.info("call back bridged call_id=%s advisor=%s greeted=%s", call.call_id,
+                 call.advisor, greeted)
+        self.ctx.publish("call.bridged", call, {"number": call.caller_number,
+                                                "greeted": greeted})
 
     def customer_gone(self, call: Call) -> bool:
         """The customer's leg ended: True if this handler ended the call (unreached)."""
@@ -103,9 +148,11 @@ class Callbacks:
                  trainings: Iterable[str] = (), reserve: Iterable[str] = (),
                  enqueued_at: float | None = None, flags: Mapping[str, Any] | None = None,
                  origin_call_id: str | None = None, ivr_path: Iterable[str] = (),
-                 dialled: str = "", kind: WorkKind = "callback") -> str:
+                 dialled: str = "", greeting: Sequence[str] = (),
+                 kind: WorkKind = "callback") -> str:
         """Queue a call back to ``number`` (``kind`` "outbound" for a campaign's call);
-        returns its call id."""
+        returns its call id. ``greeting``: prompt keys played to the customer (in
+        ``language``) before they are bridged."""
         settings = self.ctx.settings
         if kind not in OUTBOUND_KINDS:
             raise ValueError(f"callback: kind {kind!r} is not one of {OUTBOUND_KINDS}")
@@ -113,13 +160,16 @@ class Callbacks:
             raise ValueError(f"callback: {language!r} is not an IVR language")
         if topic not in {m.code for m in settings.ivr.topics}:
             raise ValueError(f"callback: {topic!r} is not an IVR topic")
+        if isinstance(greeting, str) or not all(isinstance(k, str) and k for k in greeting):
+            raise ValueError("callback: greeting must be a sequence of prompt keys")
         now = time.time()
         customer = Leg(uuid.uuid4().hex, "", "customer", number)
         call = Call(worker="", customer=customer, caller_number=number, dialled=dialled,
                     kind=kind, state="queued", language=language, topic=topic,
                     priority=priority, trainings=set(trainings), reserve=set(reserve),
                     flags={kind: True, **(flags or {})}, ivr_path=list(ivr_path),
-                    origin_call_id=origin_call_id, queued_at=enqueued_at or now)
+                    origin_call_id=origin_call_id, queued_at=enqueued_at or now,
+                    greeting=tuple(greeting))
         self.ctx.calls.add(call)
         log.info("call back queued call_id=%s number=%s origin=%s", call.call_id, number,
                  origin_call_id)

@@ -109,6 +109,7 @@ class Call:
     # A call back: the call it was asked in, and when the customer picked up.
     origin_call_id: str | None = None
     reached_at: float | None = None
+    greeting: tuple[str, ...] = ()  # a call back: prompt keys played before the bridge
     ended_at: float | None = None
     end_reason: str | None = None
 

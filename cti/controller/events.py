@@ -59,7 +59,9 @@ class WorkerEvents:
         elif kind == "leg.dtmf" and on_customer:
             self.inbound.digit(call, str(msg.get("digit", "")), str(msg.get("method", "")))
         elif kind == "play.done" and on_customer:
-            self.inbound.play_done(call, str(msg.get("play_id", "")))
+            play_id = str(msg.get("play_id", ""))
+            if not self.offers.handlers[call.kind].customer_play_done(call, play_id):
+                self.inbound.play_done(call, play_id)
 
     def _leg_state(self, call: Call, msg: dict[str, Any]) -> None:
         state = str(msg.get("state"))

@@ -43,6 +43,11 @@ class TaskHandler(Protocol):
         call back nobody picked up); False lets the caller's hang-up end it."""
         ...
 
+    def customer_play_done(self, call: Call, play_id: str) -> bool:
+        """A play to the customer ended: True if it was the handler's own (a call
+        back's greeting); False hands it to the IVR and waiting-music logic."""
+        ...
+
 
 class InboundCall:
     """A caller waiting on a worker: dial the advisor's phone, bridge it to the caller."""
@@ -63,6 +68,9 @@ class InboundCall:
         """An inbound caller's leg is answered by the gateway: nothing to do."""
 
     def customer_gone(self, call: Call) -> bool:
+        return False
+
+    def customer_play_done(self, call: Call, play_id: str) -> bool:
         return False
 
 

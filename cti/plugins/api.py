@@ -147,13 +147,18 @@ class TasksService(Protocol):
                  trainings: frozenset[str] = frozenset(), reserve: frozenset[str] = frozenset(),
                  enqueued_at: float | None = None, flags: Mapping[str, Any] | None = None,
                  origin_call_id: str | None = None, ivr_path: Sequence[str] = (),
-                 dialled: str = "", kind: str = "callback") -> str:
+                 dialled: str = "", greeting: Sequence[str] = (),
+                 kind: str = "callback") -> str:
         """Queue a call back to ``number`` (kind "callback", or "outbound" for a
         campaign's call) with ``enqueued_at``, the original caller's place in time
         (a campaign: when it was due); returns its call id. When an advisor takes
         it their phone rings first; when they answer the number is dialled through
         the edge; ``call.reached`` when the customer picks up, else it ends
-        ``unreached`` (``cti_call_ended``: the plugin decides about a retry)."""
+        ``unreached`` (``cti_call_ended``: the plugin decides about a retry).
+        ``greeting``: prompt keys (e.g. ``"callbacks.greeting"``) played to the
+        customer in ``language`` when they pick up; they are bridged to the advisor
+        when it has played (``call.bridged``), at once without one or if a prompt is
+        missing (a warning in the log)."""
     def cancel(self, call_id: str, by: str | None = None) -> bool:
         """Withdraw a call back no advisor has taken yet (False if gone or ringing)."""
 

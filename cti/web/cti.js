@@ -221,6 +221,31 @@ const CTI = (() => {
 
   function show(node, visible) { node.hidden = !visible; }
 
+  // A panel's refreshes: on the events it cares about (one fetch per burst) and by
+  // a poll, between start() and stop().
+  class Refresher {
+    constructor(refresh, matches, { pollMs, debounceMs }) {
+      Object.assign(this, { refresh, matches, pollMs, debounceMs });
+      this.timer = null;
+      this.debounce = null;
+    }
+    start() {
+      this.stop();
+      this.refresh();
+      this.timer = setInterval(this.refresh, this.pollMs);
+    }
+    stop() {
+      clearInterval(this.timer);
+      clearTimeout(this.debounce);
+      this.timer = null;
+    }
+    onEvent(ev) {
+      if (this.timer === null || !this.matches(ev)) return;
+      clearTimeout(this.debounce);
+      this.debounce = setTimeout(this.refresh, this.debounceMs);
+    }
+  }
+
   function fmtDuration(s) {
     if (s === null || s === undefined || Number.isNaN(Number(s))) return "–";
     s = Math.max(0, Math.round(Number(s)));
@@ -291,7 +316,7 @@ const CTI = (() => {
   }
 
   return {
-    Session, Socket, ApiError, api, login, logout, $, el, show, fmtDuration, fmtTime, fmtDate,
+    Session, Socket, ApiError, Refresher, api, login, logout, $, el, show, fmtDuration, fmtTime, fmtDate,
     languageName, countryName, renderStatus, wireLogin,
   };
 })();

@@ -17,26 +17,23 @@ const CampaignsPanel = (() => {
     topic: T("campaign-form-topic"), language: T("campaign-form-language"),
   };
   let session = null;
-  let timer = null;
-  let debounce = null;
   let options = null;
+  // A campaign created, paused, resumed, stopped or done; a number's attempt.
+  const refresher = new CTI.Refresher(() => refresh(),
+    (ev) => ev.type.startsWith("campaign."), { pollMs: POLL_MS, debounceMs: DEBOUNCE_MS });
 
   function start(s) {
     session = s;
-    refresh();
-    timer = setInterval(refresh, POLL_MS);
+    refresher.start();
   }
 
   function stop() {
-    clearInterval(timer);
-    clearTimeout(debounce);
+    refresher.stop();
     session = null;
   }
 
   function onEvent(ev) {
-    if (!session || !ev.type.startsWith("campaign.")) return;
-    clearTimeout(debounce);
-    debounce = setTimeout(refresh, DEBOUNCE_MS);
+    refresher.onEvent(ev);
   }
 
   async function refresh() {

@@ -19,25 +19,21 @@ const CrisisPanel = (() => {
     end: T("crisis-end"), confirm: T("crisis-end-confirm"),
   };
   let session = null;
-  let timer = null;
-  let debounce = null;
+  const refresher = new CTI.Refresher(() => refresh(), (ev) => REFRESH_ON.includes(ev.type),
+    { pollMs: POLL_MS, debounceMs: DEBOUNCE_MS });
 
   function start(s) {
     session = s;
-    refresh();
-    timer = setInterval(refresh, POLL_MS);
+    refresher.start();
   }
 
   function stop() {
-    clearInterval(timer);
-    clearTimeout(debounce);
+    refresher.stop();
     session = null;
   }
 
   function onEvent(ev) {
-    if (!session || !REFRESH_ON.includes(ev.type)) return;
-    clearTimeout(debounce);
-    debounce = setTimeout(refresh, DEBOUNCE_MS);
+    refresher.onEvent(ev);
   }
 
   async function refresh() {

@@ -1,6 +1,7 @@
 // The supervisors' wallboard: GET /api/v1/stats/queues, refreshed on every call or
 // advisor event from the WebSocket and every few seconds; the crisis panel is
-// wallboard-crisis.js, the campaigns panel wallboard-campaigns.js.
+// wallboard-crisis.js, the calls back panel wallboard-callbacks.js, the campaigns
+// panel wallboard-campaigns.js.
 "use strict";
 
 (() => {
@@ -37,6 +38,7 @@
     clearInterval(pollTimer);
     clearInterval(tickTimer);
     CrisisPanel.stop();
+    CallbacksPanel.stop();
     CampaignsPanel.stop();
     CTI.logout(session);  // revokes the token (best effort) and forgets it
     show(ui.board, false);
@@ -52,7 +54,9 @@
     ui.who.textContent = session.user;
     show(ui.who, true);
     socket = new CTI.Socket(session, {
-      onEvent, onHello: () => { refresh(); CrisisPanel.refresh(); CampaignsPanel.refresh(); },
+      onEvent, onHello: () => {
+        refresh(); CrisisPanel.refresh(); CallbacksPanel.refresh(); CampaignsPanel.refresh();
+      },
       onStatus: (s) => CTI.renderStatus(ui.conn, s),
       onAuthFailed: (why) => { signOut(); ui.loginError.textContent = why; },
     });
@@ -61,11 +65,13 @@
     pollTimer = setInterval(refresh, POLL_MS);
     tickTimer = setInterval(renderLongest, 1000);
     CrisisPanel.start(session);
+    CallbacksPanel.start(session);
     CampaignsPanel.start(session);
   }
 
   function onEvent(ev) {
     CrisisPanel.onEvent(ev);
+    CallbacksPanel.onEvent(ev);
     CampaignsPanel.onEvent(ev);
     if (ev.type.startsWith("call.") || ev.type === "agent.state") {
       clearTimeout(debounce);

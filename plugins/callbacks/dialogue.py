@@ -32,8 +32,11 @@ OFFER, NUMBER_IS, CONFIRM, WHEN, LATER = (P + "offer", P + "number_is", P + "con
                                           P + "when", P + "later")
 DONE, INVALID, CANCELLED = P + "done", P + "invalid", P + "cancelled"
 DIGITS = tuple(f"{P}digit_{d}" for d in range(10))
-#: Every fixed prompt of the dialogue (prompts.yaml has them all, as <key> without "callbacks.").
-PROMPTS = (OFFER, NUMBER_IS, CONFIRM, WHEN, LATER, DONE, INVALID, CANCELLED, *DIGITS)
+#: What the customer of a call back hears when they pick up, before the advisor.
+GREETING = P + "greeting"
+#: Every fixed prompt of the plugin (prompts.yaml has them all, as <key> without "callbacks.").
+PROMPTS = (OFFER, NUMBER_IS, CONFIRM, WHEN, LATER, DONE, INVALID, CANCELLED, *DIGITS,
+           GREETING)
 
 State = Literal["offered", "confirm", "entry", "when", "later", "committing", "done", "over"]
 #: The states in which the caller is asked something (the no-input timer runs).

@@ -4,7 +4,7 @@
 from fastapi import APIRouter, HTTPException, Request
 
 from cti.plugins.api import ActionError, Rule, user_of
-from plugins.callbacks.schemas import CallbackOut, MoveIn
+from plugins.callbacks.schemas import CallbackOut, CallbackStats, MoveIn
 from plugins.callbacks.services import Callbacks
 
 #: Supervisors list, cancel and reorder call backs; an advisor sees those they made.
@@ -13,6 +13,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/requests/{callback_id}/cancel"): "supervisor",
     ("POST", "/requests/{callback_id}/move"): "supervisor",
     ("GET", "/mine"): "advisor",
+    ("GET", "/stats"): "supervisor",
 }
 
 
@@ -50,5 +51,11 @@ def make_router(cb: Callbacks) -> APIRouter:
     async def my_callbacks(request: Request) -> list[CallbackOut]:
         """The call backs the logged-in advisor made (or is making)."""
         return [CallbackOut(**r.out()) for r in cb.mine(user_of(request) or "")]
+
+    @router.get("/stats")
+    async def callback_stats() -> CallbackStats:
+        """Counts for the wallboard: pending now, connected / unreached / cancelled
+        today (since the gateway's local midnight), the next scheduled due time."""
+        return CallbackStats(**cb.stats())
 
     return router

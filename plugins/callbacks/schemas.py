@@ -75,6 +75,18 @@ class CallbackOut(BaseModel):
     updated_at: float
 
 
+class CallbackStats(BaseModel):
+    """GET /stats: the wallboard's counts ("today": since the gateway's local midnight)."""
+
+    pending: int  # scheduled + queued
+    scheduled: int  # waiting for their time (a later slot, a retry, the calling window)
+    queued: int  # waiting for an advisor now
+    connected_today: int
+    unreached_today: int  # given up after every attempt
+    cancelled_today: int
+    next_due_at: float | None  # the earliest due time of the scheduled ones
+
+
 class MoveIn(BaseModel):
     """POST /requests/{id}/move: put a pending call back just before another pending
     one (``before``), or after every other (``before`` null)."""

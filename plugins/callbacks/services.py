@@ -13,7 +13,7 @@ from typing import Any
 
 from cti.core.views import CallView
 from cti.plugins.api import ActionError, Services
-from plugins.callbacks.dialogue import Action, Commit, Dialogue, GiveUp, Play
+from plugins.callbacks.dialogue import GREETING, Action, Commit, Dialogue, GiveUp, Play
 from plugins.callbacks.schemas import CallbacksSettings
 from plugins.callbacks.storage import Request, RequestRepository
 from plugins.callbacks.timing import (
@@ -21,6 +21,7 @@ from plugins.callbacks.timing import (
     later_slot,
     next_call_time,
     normalize_number,
+    start_of_today,
     zone_for,
 )
 
@@ -242,7 +243,7 @@ class Callbacks:
             trainings=frozenset(req.trainings), reserve=frozenset(req.reserve),
             enqueued_at=req.enqueued_at, flags={FLAG: req.callback_id},
             origin_call_id=req.origin_call_id, ivr_path=tuple(req.ivr_path),
-            dialled=req.dialled)
+            dialled=req.dialled, greeting=(GREETING,))
 
     async def _due(self, timer_id: str, payload: dict[str, Any]) -> None:
         req = self.repo.get(int(payload.get(FLAG, 0)))
@@ -338,6 +339,10 @@ class Callbacks:
 
     def mine(self, advisor: str) -> list[Request]:
         return self.repo.of_advisor(advisor)
+
+    def stats(self) -> dict[str, Any]:
+        """The wallboard's counts; "today" is since the gateway's local midnight."""
+        return self.repo.stats(start_of_today(self.s.now()))
 
     def _pending(self, callback_id: int) -> Request:
         req = self.repo.get(callback_id)

@@ -150,6 +150,24 @@ class RequestRepository:
         return [_request(r) for r in rows]
 
 
+    def stats(self, since: float) -> dict[str, Any]:
+        """The wallboard's counts, in one pass: pending (scheduled + queued) now, those
+        finished (connected, unreached, cancelled) since ``since``, and the earliest
+        due time of the scheduled ones (None: none is scheduled)."""
+        [row] = self._store.query(
+            "SELECT COALESCE(SUM(status = 'scheduled'), 0) AS scheduled, "
+            "COALESCE(SUM(status = 'queued'), 0) AS queued, "
+            "COALESCE(SUM(status = 'connected' AND updated_at >= ?), 0) AS connected_today, "
+            "COALESCE(SUM(status = 'unreached' AND updated_at >= ?), 0) AS unreached_today, "
+            "COALESCE(SUM(status = 'cancelled' AND updated_at >= ?), 0) AS cancelled_today, "
+            "MIN(CASE WHEN status = 'scheduled' THEN due_at END) AS next_due_at "
+            f"FROM {self._t}", (since, since, since))
+        out = {k: int(row[k]) for k in ("scheduled", "queued", "connected_today",
+                                        "unreached_today", "cancelled_today")}
+        return {"pending": out["scheduled"] + out["queued"], **out,
+                "next_due_at": row["next_due_at"]}
+
+
 def _request(row: dict[str, Any]) -> Request:
     values = {c: json.loads(row[c]) if c in _JSON else row[c] for c in _COLUMNS}
     return Request(callback_id=row["callback_id"], **values)

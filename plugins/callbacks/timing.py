@@ -59,3 +59,9 @@ def spoken_digits(number: str) -> list[str]:
 
 __all__ = ["When", "later_slot", "next_call_time", "normalize_number",
            "spoken_digits", "zone_for"]
+
+
+def start_of_today(now: float) -> float:
+    """The gateway host's local midnight before ``now`` (what "today" counts from)."""
+    return datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0,
+                                               microsecond=0).timestamp()

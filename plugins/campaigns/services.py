@@ -27,6 +27,8 @@ from plugins.campaigns.schemas import CampaignIn, CampaignsSettings
 from plugins.campaigns.storage import OPEN, Campaign, CampaignRepository, Contact
 
 KIND = "outbound"
+#: What the callee hears when they pick up, before the advisor is put through.
+GREETING = ("campaigns.greeting",)
 #: Advisors who count for the share: signed in and not away.
 WORKING = ("available", "reserved", "on_call", "wrap_up")
 #: How the last attempt ended, from the callee's SIP status.
@@ -241,7 +243,7 @@ class Campaigns:
         try:
             call_id = self.s.tasks.callback(
                 k.number, language=k.language, topic=c.topic, priority=self.cfg.priority,
-                enqueued_at=now, kind=KIND,
+                enqueued_at=now, kind=KIND, greeting=GREETING,
                 flags={"campaign_id": c.campaign_id, "contact_id": k.contact_id})
         except ValueError as e:  # its language or topic left the config
             self.s.log.error("campaign %s: number on line %d cancelled: %s",

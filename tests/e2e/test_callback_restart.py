@@ -4,8 +4,8 @@ A caller waiting with no advisor free presses 1, confirms their number and hangs
 up; `cti serve` is killed with SIGKILL and started again on the same config and
 store; when the matching advisor becomes available, their phone rings first, then
 the caller's PSTN phone rings through the test carrier (which challenges the
-gateway with digest auth), tones are heard both ways, and the record links the
-call back to the original call.
+gateway with digest auth), the caller hears the plugin's greeting and is bridged,
+tones are heard both ways, and the record links the call back to the original call.
 
 The caller is one pjsua2 phone registered at the carrier as its PSTN number: it
 dials the hotline at the edge itself (its From user is the number) and later
@@ -213,6 +213,12 @@ async def test_a_call_back_survives_a_killed_serve(tmp_path: Path, short_prompts
                 await pstn.command("answer", leg=back["leg"], code=200)
                 await pstn.wait_for("leg.media", leg=back["leg"], active=True)
                 await nadia.stream.wait_for("call.reached", call_id=cb_call)
+                # The caller hears the plugin's greeting in their language, then is
+                # bridged to the advisor when it has played.
+                greeting = await nadia.prompted(cb_call, "en/callbacks.greeting")
+                assert greeting["data"]["kind"] == "greeting"
+                bridged = await nadia.stream.wait_for("call.bridged", call_id=cb_call)
+                assert bridged["data"] == {"number": NUMBER, "greeted": True}
 
                 heard_by_sofia, heard_by_pstn = await hear_each_other(
                     tmp_path, sofia.phone, adv_leg, pstn, back["leg"], "cb")

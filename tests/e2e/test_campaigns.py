@@ -18,7 +18,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.audio import tone_present, tone_seconds, write_tone
-from tests.e2e.gateway_harness import Advisor, bus_event, hear_each_other, running_gateway
+from tests.e2e.gateway_harness import (
+    REPO,
+    Advisor,
+    bus_event,
+    hear_each_other,
+    running_gateway,
+)
 from tests.e2e.test_callback_restart import Supervisor
 from tests.e2e.test_trunk import TRUNK_PASSWORD, TRUNK_USER, register_pstn, trunk
 from tests.peers.carrier import Carrier
@@ -39,7 +45,7 @@ def london_window() -> tuple[str, str]:
     return start, end
 
 
-async def test_a_campaign_of_three_numbers(tmp_path: Path) -> None:
+async def test_a_campaign_of_three_numbers(tmp_path: Path, short_prompts: Path) -> None:
     write_tone(tmp_path / "caller.wav", 1000, 30)  # the advisor plays this
     write_tone(tmp_path / "team.wav", 440, 30)  # the callee plays this
     start, end = london_window()
@@ -49,7 +55,10 @@ async def test_a_campaign_of_three_numbers(tmp_path: Path) -> None:
             Phone(name=ANSWERS) as callee, Phone(name=BUSY) as busy:
         await register_pstn(carrier, callee, ANSWERS)
         await register_pstn(carrier, busy, BUSY)
-        async with running_gateway(tmp_path, plugins=plugins, trunks=[trunk(carrier)]) as gw, \
+        prompts = {"texts": str(REPO / "config" / "prompts.yaml"),
+                   "cache_dir": str(REPO / "var" / "prompts"), "override_dir": str(short_prompts)}
+        async with running_gateway(tmp_path, plugins=plugins, trunks=[trunk(carrier)],
+                                   prompts=prompts) as gw, \
                 Supervisor(gw.settings) as nadia, Advisor(gw, "sofia") as sofia:
             auth = {"Authorization": f"Bearer {nadia.token}"}
             upload = ("number,name,language,note\n"
@@ -80,6 +89,11 @@ async def test_a_campaign_of_three_numbers(tmp_path: Path) -> None:
             await callee.command("answer", leg=back["leg"], code=200)
             await callee.wait_for("leg.media", leg=back["leg"], active=True)
             await bus_event(gw, "call.reached")
+            # The callee hears who is calling, in the row's language, then the advisor.
+            greeting = await bus_event(gw, "ivr.prompt", kind="greeting")
+            assert greeting["data"]["prompts"] == ["en/campaigns.greeting"]
+            bridged = await bus_event(gw, "call.bridged")
+            assert bridged["call_id"] == first and bridged["data"]["greeted"] is True
             heard_by_sofia, heard_by_callee = await hear_each_other(
                 tmp_path, sofia.phone, ring["leg"], callee, back["leg"], "camp")
             assert tone_present(heard_by_sofia, 440, min_seconds=1.2), \

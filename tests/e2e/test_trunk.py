@@ -94,6 +94,9 @@ async def test_call_back_goes_out_through_the_carrier(tmp_path: Path) -> None:
         reached = await bus_event(gw, "call.reached")
         assert reached["call_id"] == call_id
         assert reached["data"]["number"] == NUMBER
+        bridged = await bus_event(gw, "call.bridged")  # no greeting: at once
+        assert (bridged["call_id"], bridged["data"]) == (call_id, {"number": NUMBER,
+                                                                   "greeted": False})
         await until(lambda: retry["status"] is not None)
         assert retry["status"] == 200
 

@@ -225,7 +225,7 @@ async def test_offer_confirm_asap_stored_before_done_then_hangup_and_queued(
         "trainings": frozenset({"legal"}), "reserve": frozenset(),
         "enqueued_at": NOON - 200, "flags": {"callback_id": row["callback_id"]},
         "origin_call_id": "c1", "ivr_path": ("hours:open", "lang:es", "topic:visa"),
-        "dialled": HOTLINE}
+        "dialled": HOTLINE, "greeting": ("callbacks.greeting",)}
     kind, at, _ = s.timers.scheduled["hangup:c1"]
     assert (kind, at) == (HANGUP_T, NOON + 4)
     await s.timers.fire("hangup:c1")
