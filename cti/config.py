@@ -312,6 +312,9 @@ class RoutingSettings(_Model):
     strategy: Literal["best_match", "longest_idle", "least_talk_time", "round_robin"] = (
         "best_match")
     offer_timeout_s: float = Field(20.0, gt=0)
+    # A customer the gateway calls out (call back, campaign) who has not picked up
+    # after this long: the ringing is cancelled, the attempt ends unreached.
+    callee_ring_s: float = Field(40.0, gt=0)
     # Seconds of wrap-up after a call: one number, or per topic with a "default".
     wrap_up_s: float | dict[str, float] = 0.0
     max_missed: int = Field(1, ge=1)

@@ -20,6 +20,7 @@ them. Every log line carries the call id.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -76,8 +77,21 @@ class CallbackCall:
         async def dial() -> None:
             if not await self.ctx.dial_leg(call, customer, uri):
                 self.customer_gone(call)
+                return
+            # A phone that rings on and on (no voicemail, a carrier without a timer)
+            # must not hold the advisor: after callee_ring_s the ringing is cancelled.
+            asyncio.get_running_loop().call_later(
+                self.ctx.settings.routing.callee_ring_s, self._ring_too_long, call)
 
         self.ctx.spawn(dial(), call.call_id)
+
+    def _ring_too_long(self, call: Call) -> None:
+        if call.reached_at is not None or call.ended_at is not None or \
+                call.customer.state in ("disconnected", "confirmed"):
+            return
+        log.info("call back: the customer did not pick up within %ss call_id=%s",
+                 self.ctx.settings.routing.callee_ring_s, call.call_id)
+        self.ctx.send(call, "hangup", leg=call.customer.leg_id)
 
     def customer_answered(self, call: Call, leg: Leg) -> None:
         if call.advisor_leg is None or call.state != "connected":

@@ -4,9 +4,12 @@ up, ``unreached`` (advisor freed) when they do not."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import wave
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -71,6 +74,41 @@ async def test_a_customer_who_does_not_pick_up_ends_it_unreached_and_frees_the_a
     assert h.flow.distributor.advisor_call("sofia") is None
     ended = [v for name, v in h.hooks.seen if name == "cti_call_ended"]
     assert ended[-1].end_reason == "unreached" and ended[-1].kind == "callback"
+
+
+@pytest.fixture
+def quick_ring(tmp_path: Path) -> Iterator[Harness]:
+    """A flow whose callees ring 0.05 s at most (routing.callee_ring_s)."""
+    harness = Harness(tmp_path, routing={"callee_ring_s": 0.05})
+    yield harness
+    harness.close()
+
+
+async def test_a_customer_who_rings_on_and_on_is_hung_up_after_callee_ring_s(
+        quick_ring: Harness) -> None:
+    h = quick_ring
+    cb = callback(h)
+    call, advisor_leg = await _advisor_answered(h, cb)
+    h.leg_state(call.worker, call.customer.leg_id, "early")  # ringing
+    while not any(c["leg"] == call.customer.leg_id
+                  for c in h.link(call.worker).sent("hangup")):
+        await asyncio.sleep(0.01)  # the ring limit is the gateway's own timer
+    h.leg_state(call.worker, call.customer.leg_id, "disconnected", code=487)
+    await h.settle()
+    assert h.record(cb).end_reason == "unreached"
+    assert h.flow.distributor.advisor_call("sofia") is None
+
+
+async def test_a_customer_who_picks_up_in_time_is_not_hung_up(quick_ring: Harness) -> None:
+    h = quick_ring
+    cb = callback(h)
+    call, _ = await _advisor_answered(h, cb)
+    h.leg_state(call.worker, call.customer.leg_id, "confirmed")
+    await h.settle()
+    await asyncio.sleep(0.1)
+    assert not any(c["leg"] == call.customer.leg_id
+                   for c in h.link(call.worker).sent("hangup"))
+    assert h.call(cb).reached_at is not None
 
 
 async def test_a_waiting_call_back_is_cancelled_without_commands(h: Harness) -> None:
