@@ -1,0 +1,1 @@
+"""Recording for the conversation coaches: consent, stereo files, pause, retention, audited listens."""
