@@ -99,6 +99,8 @@ class Call:
     transfer_fallback: str = "queue"
     accepted_in_client_at: float | None = None  # "accept" pressed in a CTI client
     hold_play_id: str | None = None  # the "please hold" prompt; music follows it
+    # A plugin's announcement the bridge to the advisor waits for (recording consent).
+    bridge_after_play: str | None = None
     announcements: int = 0
     offer_id: int | None = None  # the open offer's row in the store (decision trace)
     legs: list[Leg] = field(default_factory=list)

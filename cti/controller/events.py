@@ -23,6 +23,7 @@ from cti.controller.context import FlowContext
 from cti.controller.ending import CallEnding
 from cti.controller.inbound import Inbound
 from cti.controller.offers import Offers
+from cti.controller.recorder import CallRecorder
 from cti.controller.workers import WorkerLink
 
 log = logging.getLogger("cti.flow")
@@ -32,8 +33,10 @@ CONSULT_ROLES = ("consult_advisor", "consult_target", "join")
 
 class WorkerEvents:
     def __init__(self, ctx: FlowContext, inbound: Inbound, offers: Offers,
-                 consults: Consults, ending: CallEnding, rooms: WorkerRooms) -> None:
+                 consults: Consults, ending: CallEnding, rooms: WorkerRooms,
+                 recorder: CallRecorder) -> None:
         self.ctx = ctx
+        self.recorder = recorder
         self.inbound = inbound
         self.offers = offers
         self.consults = consults
@@ -44,6 +47,9 @@ class WorkerEvents:
         kind = msg.get("event")
         if kind == "leg.incoming":
             self.inbound.incoming(link.worker_id, msg)
+            return
+        if str(kind).startswith("record.") and "rec_id" in msg:
+            self.recorder.on_worker_event(link.worker_id, msg)
             return
         call = self.ctx.calls.by_leg(link.worker_id, str(msg.get("leg")))
         if call is None:
@@ -101,6 +107,7 @@ class WorkerEvents:
         Returns the SIP Call-IDs of the advisor legs that were up, so the edge
         can send those advisors the BYE the dead worker cannot.
         """
+        self.recorder.worker_down(link.worker_id)
         calls = self.ctx.calls
         advisor_dialogs = [
             c.advisor_leg.sip_call_id for c in calls.on_worker(link.worker_id)

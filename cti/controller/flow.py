@@ -40,6 +40,7 @@ from cti.controller.inbound import Inbound, IvrSessions
 from cti.controller.offers import Delivered, Offers
 from cti.controller.plugin_actions import PluginCalls
 from cti.controller.prompts import PromptLibrary
+from cti.controller.recorder import CallRecorder
 from cti.controller.skills import SkillBook, Skills
 from cti.controller.waiting import Waiting
 from cti.controller.work import TaskHandler, inbound_only
@@ -71,8 +72,10 @@ class CallFlow:
         self.offers = Offers(ctx, self.handlers, delivered)
         self.waiting = Waiting(ctx, self.offers)
         self.ivr_sessions = IvrSessions()
-        self.ending = CallEnding(ctx, self.offers,
-                                 forget=(self.ivr_sessions.end, self.waiting.forget))
+        self.recorder = CallRecorder(ctx)
+        # (the recording is stopped first, so the worker finishes it before the hangups)
+        self.ending = CallEnding(ctx, self.offers, forget=(
+            self.recorder.stop, self.ivr_sessions.end, self.waiting.forget))
         self.offers.bind_ending(self.ending)
         callback.ending = self.ending
         self.callbacks = Callbacks(ctx, self.offers, self.ending)
@@ -82,7 +85,7 @@ class CallFlow:
         self.control = CallControl(ctx, self.offers, self.consults, self.waiting,
                                    self.inbound, self.ending)
         self.events = WorkerEvents(ctx, self.inbound, self.offers, self.consults,
-                                   self.ending, self.rooms)
+                                   self.ending, self.rooms, self.recorder)
         self.plugin_calls = PluginCalls(ctx, self.waiting, self.offers, self.control,
                                         self.inbound, self.ending)
 

@@ -82,7 +82,8 @@ class PluginCalls:
             raise ActionError(f"{what}: the call is {call.state}, not waiting")
         return call
 
-    def play_prompts(self, call_id: str, keys: Sequence[str]) -> None:
+    def play_prompts(self, call_id: str, keys: Sequence[str],
+                     before_bridge: bool = False) -> None:
         call = self._call(call_id)
         if call.state not in ("queued", "transferring"):
             raise ActionError(f"play: the call is {call.state}, not waiting")
@@ -91,9 +92,11 @@ class PluginCalls:
         if missing:
             raise ActionError(f"play: no prompt {missing[0][0]}/{missing[0][1]}.wav")
         self._plays += 1
+        play_id = f"announce-plugin-{self._plays}"
+        if before_bridge:  # the advisor is put through once it has played
+            call.bridge_after_play = play_id
         # "announce-": music again when it has played (Inbound.play_done).
-        self.ctx.play(call, f"announce-plugin-{self._plays}", [(language, k) for k in keys],
-                      "announcement")
+        self.ctx.play(call, play_id, [(language, k) for k in keys], "announcement")
 
     def set_call_flag(self, call_id: str, name: str, value: Any) -> None:
         call = self._call(call_id)

@@ -45,6 +45,7 @@ class PluginRuntime:
         source = str(s.source)
         parts = SharedParts(
             gateway_settings=s, actions=self.flow.plugin_calls, tasks=self.flow.callbacks,
+            recorder=self.flow.recorder,
             bus=self.bus, host=self.host,
             routers=self.routers, cache_dir=s.path(s.prompts.cache_dir),
             override_dir=s.path(s.prompts.override_dir),

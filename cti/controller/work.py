@@ -16,11 +16,18 @@ would reach the advisor's client only.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Protocol
 
 from cti.controller.calls import Call, Leg
 from cti.controller.context import FlowContext
 from cti.core.views import WorkKind
+
+log = logging.getLogger("cti.flow")
+
+#: The longest a bridge waits for a plugin's announcement (play ``before_bridge``).
+BRIDGE_WAIT_S = 30.0
 
 
 class TaskHandler(Protocol):
@@ -62,7 +69,20 @@ class InboundCall:
         return await self.ctx.dial_leg(call, leg, self.ctx.advisor_uri(advisor))
 
     def advisor_answered(self, call: Call, leg: Leg) -> None:
+        if call.bridge_after_play:  # a plugin's announcement first (recording consent)
+            log.info("bridge waits for the announcement call_id=%s play_id=%s",
+                     call.call_id, call.bridge_after_play)
+            # An announcement whose end never comes (replaced, a worker's hiccup) must
+            # not leave the advisor talking to silence.
+            asyncio.get_running_loop().call_later(
+                BRIDGE_WAIT_S, self.customer_play_done, call, call.bridge_after_play)
+            return
+        self._bridge(call, leg, announced=False)
+
+    def _bridge(self, call: Call, leg: Leg, announced: bool) -> None:
         self.ctx.send(call, "bridge", a=call.customer.leg_id, b=leg.leg_id)
+        self.ctx.publish("call.bridged", call, {"number": call.caller_number,
+                                                "greeted": announced})
 
     def customer_answered(self, call: Call, leg: Leg) -> None:
         """An inbound caller's leg is answered by the gateway: nothing to do."""
@@ -71,7 +91,16 @@ class InboundCall:
         return False
 
     def customer_play_done(self, call: Call, play_id: str) -> bool:
-        return False
+        """The announcement a bridge waited for has played: bridge now if the advisor
+        is on the line (else the IVR and waiting logic take the play's end)."""
+        if not play_id or play_id != call.bridge_after_play:
+            return False
+        call.bridge_after_play = None
+        leg = call.advisor_leg
+        if call.state != "connected" or leg is None or leg.state != "confirmed":
+            return False
+        self._bridge(call, leg, announced=True)
+        return True
 
 
 def inbound_only(ctx: FlowContext) -> dict[WorkKind, TaskHandler]:

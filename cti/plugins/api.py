@@ -118,9 +118,12 @@ class CallsService(Protocol):
 
     def get(self, call_id: str) -> CallView | None: ...
     def list(self) -> list[CallView]: ...
-    def play(self, call_id: str, prompts: Sequence[str]) -> None:
+    def play(self, call_id: str, prompts: Sequence[str], *,
+             before_bridge: bool = False) -> None:
         """Play prompt keys (in the call's language) to a caller waiting for an advisor
-        or for a transfer to be answered; music after."""
+        or for a transfer to be answered; music after. ``before_bridge``: an advisor
+        who answers meanwhile is put through only once it has played (a consent
+        announcement; at most ``BRIDGE_WAIT_S`` seconds)."""
     def set_flag(self, call_id: str, name: str, value: Any) -> None: ...
     def hangup(self, call_id: str, reason: str = "plugin_hangup") -> None:
         """End a call (e.g. after "we will call you back"); ``reason`` is its end reason."""
@@ -161,6 +164,20 @@ class TasksService(Protocol):
         missing (a warning in the log)."""
     def cancel(self, call_id: str, by: str | None = None) -> bool:
         """Withdraw a call back no advisor has taken yet (False if gone or ringing)."""
+
+
+class RecorderService(Protocol):
+    """Recordings of conversations (both voices, one stereo WAV, made by the call's
+    media worker); their states are the ``call.recording`` events."""
+
+    async def start(self, call_id: str, path: Path) -> str:
+        """Record a call talking to its advisor into ``path`` (absolute); returns the
+        recording's id. ActionError if the call is not talking or is recorded."""
+    def pause(self, call_id: str, by: str | None = None) -> None:
+        """The paused stretch is silence in both channels (ActionError: not recorded)."""
+    def resume(self, call_id: str, by: str | None = None) -> None: ...
+    def state(self, call_id: str) -> str | None:
+        """"recording", "paused", or None."""
 
 
 class AdvisorsService(Protocol):
@@ -260,6 +277,7 @@ class Services(Protocol):
     log: logging.Logger
     calls: CallsService
     tasks: TasksService
+    recorder: RecorderService
     advisors: AdvisorsService
     queues: QueuesService
     timers: TimersService

@@ -27,6 +27,7 @@ from cti.plugins.api import (
     AuditService,
     FlagsService,
     PluginStore,
+    RecorderService,
     Rule,
     TasksService,
     TimersService,
@@ -43,7 +44,8 @@ class PluginActions(Protocol):
     def call_view(self, call_id: str) -> CallView | None: ...
     def advisor_views(self) -> list[AdvisorView]: ...
     def waiting_views(self) -> QueueView: ...
-    def play_prompts(self, call_id: str, keys: Sequence[str]) -> None: ...
+    def play_prompts(self, call_id: str, keys: Sequence[str],
+                     before_bridge: bool = False) -> None: ...
     def set_call_flag(self, call_id: str, name: str, value: Any) -> None: ...
     def hangup_for_plugin(self, call_id: str, reason: str) -> None: ...
     def set_call_priority(self, call_id: str, priority: int) -> None: ...
@@ -63,8 +65,9 @@ class _Calls:
     def list(self) -> list[CallView]:
         return self._a.call_views()
 
-    def play(self, call_id: str, prompts: Sequence[str]) -> None:
-        self._a.play_prompts(call_id, list(prompts))
+    def play(self, call_id: str, prompts: Sequence[str], *,
+             before_bridge: bool = False) -> None:
+        self._a.play_prompts(call_id, list(prompts), before_bridge)
 
     def set_flag(self, call_id: str, name: str, value: Any) -> None:
         self._a.set_call_flag(call_id, name, value)
@@ -244,6 +247,7 @@ class Services:
     log: logging.Logger
     calls: _Calls
     tasks: TasksService
+    recorder: RecorderService
     advisors: _Advisors
     queues: _Queues
     timers: TimersService
@@ -296,6 +300,7 @@ class SharedParts:
     gateway_settings: Any
     actions: PluginActions
     tasks: TasksService
+    recorder: RecorderService
     bus: EventBus
     host: PluginHost
     routers: list[PluginRouter]
@@ -313,7 +318,7 @@ def build_services(plugin: LoadedPlugin, parts: SharedParts, *, timers: TimersSe
     return Services(
         name=plugin.name, settings=plugin.settings, gateway=parts.gateway_settings,
         log=logging.getLogger(f"cti.plugin.{plugin.name}"),
-        calls=_Calls(parts.actions), tasks=parts.tasks,
+        calls=_Calls(parts.actions), tasks=parts.tasks, recorder=parts.recorder,
         advisors=_Advisors(parts.actions),
         queues=_Queues(parts.actions), timers=timers, store=store,
         events=PluginEvents(plugin.name, parts.bus, parts.host), audit=audit, flags=flags,
