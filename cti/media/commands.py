@@ -15,7 +15,7 @@ import pjsua2 as pj
 from cti.media import protocol as P
 from cti.media.model import EngineConfig, Leg
 from cti.media.pjobjects import EngineHooks, MediaAccount, MediaCall, MediaEndpoint, MediaPlayer
-from cti.media.recording import LEFT, RIGHT, Recording, create_private
+from cti.media.recording import LEFT, RIGHT, Recording, create_private, write_silence
 
 PJ_ETOOMANY = 70010  # pj_status_t: every pjsua call slot is taken
 DIAL_SLOT_RETRIES = 20  # x 10 ms: how long a dial waits for a slot being released
@@ -44,6 +44,7 @@ class Commands(EngineHooks):
     def _stop_recorder(self, leg: Leg, call_alive: bool = True) -> None: ...
     def _untap(self, rec: Recording) -> None: ...
     def _finish_recording(self, rec: Recording) -> None: ...
+    def _drop_recorder_objects(self, rec: Recording) -> None: ...
     def _account_config(self, id_uri: str) -> pj.AccountConfig: ...
     def _check_call_rate(self) -> None: ...
     def _free_parked(self) -> None: ...
@@ -193,17 +194,27 @@ class Commands(EngineHooks):
             raise CommandError("left_leg and right_leg must differ")
         if not path.startswith("/"):
             raise CommandError("path must be absolute")
-        rec = Recording(rec_id, path, (left.id, right.id), (path + ".left.wav", path + ".right.wav"))
+        rec = Recording(rec_id, path, (left.id, right.id), (path + ".left.wav", path + ".right.wav"),
+                        silence_path=path + ".silence.wav")
         try:
             for side in (LEFT, RIGHT):
                 create_private(rec.parts[side])  # the mono parts hold voices too: 0600
                 recorder = pj.AudioMediaRecorder()
                 recorder.createRecorder(rec.parts[side])
                 rec.recorders[side] = recorder
-        except (OSError, pj.Error):
+            # A looping silent player feeds both recorders all along, so each writes
+            # one frame per bridge tick whatever its leg does (a recorder with no
+            # source writes nothing, measured): paused or missing media = silence,
+            # and both sides stay aligned on the bridge clock.
+            write_silence(rec.silence_path, rec.rate)
+            silence = pj.AudioMediaPlayer()
+            silence.createPlayer(rec.silence_path, 0)
+            rec.silence = silence
             for recorder in rec.recorders:
-                if recorder is not None:
-                    self._park(recorder)  # never connected: free in the main loop
+                silence.startTransmit(recorder)
+        except (OSError, pj.Error):
+            self._drop_recorder_objects(rec)
+            rec.remove_files()
             raise
         self.recordings[rec_id] = rec
         left.taps[rec_id], right.taps[rec_id] = LEFT, RIGHT

@@ -351,6 +351,23 @@ class Engine(Commands):
                 log.warning("rec=%s leg=%s stopTransmit(recorder) failed: %s", rec.rec_id,
                             leg_id, exc.reason)
 
+    def _drop_recorder_objects(self, rec: Recording) -> None:
+        """Disconnect the silence player, park it and both recorders (main thread)."""
+        silence, rec.silence = rec.silence, None
+        recorders, rec.recorders = rec.recorders, [None, None]
+        if silence is not None:
+            for recorder in recorders:
+                if recorder is not None:
+                    try:
+                        silence.stopTransmit(recorder)
+                    except pj.Error as exc:
+                        log.warning("rec=%s stopTransmit(silence) failed: %s", rec.rec_id,
+                                    exc.reason)
+            self._park(silence, PLAYER_GRACE_S)
+        for recorder in recorders:
+            if recorder is not None:
+                self._park(recorder)  # deleting it finalises its WAV header
+
     def _finish_recording(self, rec: Recording) -> None:
         """record_stop, or a leg of the recording ended: close both parts, then merge."""
         if self.recordings.pop(rec.rec_id, None) is None:
@@ -362,10 +379,7 @@ class Engine(Commands):
             leg = self.legs.get(leg_id)
             if leg is not None:
                 leg.taps.pop(rec.rec_id, None)
-        for side, recorder in enumerate(rec.recorders):
-            rec.recorders[side] = None
-            if recorder is not None:
-                self._park(recorder)  # deleting it finalises its WAV header
+        self._drop_recorder_objects(rec)
         log.info("record_stop rec=%s", rec.rec_id)
         # queued: runs after the main loop has freed the parked recorders
         self.call_soon(partial(
@@ -544,7 +558,7 @@ class Engine(Commands):
             leg.player = leg.recorder = leg.call = None
         self.legs.clear()
         for rec in self.recordings.values():
-            rec.recorders = [None, None]
+            rec.recorders, rec.silence = [None, None], None
         self.recordings.clear()
         self._parked.clear()
         self._local_acc = self._reg_acc = None

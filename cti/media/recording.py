@@ -7,15 +7,19 @@ final, merges them into an interleaved 16-bit stereo WAV (left = what the
 left leg's far end sends, right = the right leg's). The merge runs on a plain
 thread (``finish_in_thread``): it touches files only, never a pjsua2 object.
 
-Pause: the engine stops the transmits into both recorders. Measured (see
-docs/ipc.md): a pjsua2 recorder with no source connected writes NO frames, so
-the paused stretch is missing from both mono files; the merge inserts the
-silence at the recorded pause offsets.
+Pause: the engine stops the legs' transmits into both recorders. Measured (see
+docs/ipc.md): a pjsua2 recorder with no source connected writes NO frames. So a
+looping silent player stays connected to both recorders for the whole
+recording: each recorder then writes one frame per bridge tick whether or not
+its leg sends anything (paused, media not yet up, on hold), the paused stretch
+is silence in both files and the two sides stay aligned on the bridge clock.
+The merge only interleaves (and pads the shorter side by the odd frame).
 """
 
 from __future__ import annotations
 
 import array
+import contextlib
 import hashlib
 import logging
 import os
@@ -46,8 +50,11 @@ class Recording:
     paused_since: float | None = None  # monotonic, while paused
     pauses: list[tuple[float, float]] = field(default_factory=list)  # seconds from start
     stopped_at: float | None = None
-    # the two pjsua2 recorders (engine-owned; None once handed to the engine's park)
+    silence_path: str = ""  # a short silent WAV the silence player loops
+    # pjsua2 objects, engine-owned (None once handed to the engine's park): the
+    # two recorders and the looping silent player connected to both
     recorders: list[Any] = field(default_factory=lambda: [None, None])
+    silence: Any = None
 
     @property
     def paused(self) -> bool:
@@ -64,6 +71,12 @@ class Recording:
         self.pauses.append((self.paused_since - self.started, now - self.started))
         self.paused_since = None
 
+    def remove_files(self) -> None:
+        for name in (*self.parts, self.silence_path):
+            if name:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name)
+
     def stop(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         self.resume(now)  # a pause still open ends at the stop
@@ -76,6 +89,16 @@ def create_private(path: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # an existing file keeps its old mode otherwise
     os.close(fd)
+
+
+def write_silence(path: str, rate: int, seconds: float = 1.0) -> None:
+    """A 16-bit mono WAV of zeros (what the silence player loops)."""
+    create_private(path)
+    with open(path, "r+b") as f, wave.open(f, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(2 * int(rate * seconds)))
 
 
 def wait_header_final(path: str, timeout: float = HEADER_WAIT_S) -> None:
@@ -107,27 +130,6 @@ def read_mono(path: str, rate: int) -> array.array[int]:
     return samples
 
 
-def insert_silence(samples: array.array[int], pauses: list[tuple[float, float]],
-                   rate: int) -> array.array[int]:
-    """Put the paused stretches (seconds of the recording's timeline) back as zeros.
-
-    The recorder wrote nothing while paused, so a pause that began at t seconds
-    of wall time sits at (t - silence already inserted) of the file."""
-    out = array.array("h")
-    pos = 0  # read position in samples
-    recorded = 0.0  # seconds of audio the recorder wrote before the current pause
-    last_end = 0.0
-    for start, end in pauses:
-        recorded += max(0.0, start - last_end)
-        cut = min(len(samples), int(round(recorded * rate)))
-        out.extend(samples[pos:cut])
-        pos = max(pos, cut)
-        out.extend(array.array("h", bytes(2 * int(round((end - start) * rate)))))
-        last_end = end
-    out.extend(samples[pos:])
-    return out
-
-
 def merge(rec: Recording) -> dict[str, Any]:
     """Build the stereo WAV (mode 0600); returns the record.done fields."""
     for part in rec.parts:
@@ -137,8 +139,6 @@ def merge(rec: Recording) -> dict[str, Any]:
     paused_s = sum(e - s for s, e in rec.pauses)
     log.info("record.merge rec=%s left_s=%.3f right_s=%.3f wall_s=%.3f paused_s=%.3f",
              rec.rec_id, len(left) / rec.rate, len(right) / rec.rate, elapsed, paused_s)
-    left = insert_silence(left, rec.pauses, rec.rate)
-    right = insert_silence(right, rec.pauses, rec.rate)
     n = max(len(left), len(right))  # the sides start together; pad the shorter one
     for side in (left, right):
         side.extend(array.array("h", bytes(2 * (n - len(side)))))
@@ -159,8 +159,7 @@ def merge(rec: Recording) -> dict[str, Any]:
     with open(rec.path, "rb") as final:
         for block in iter(lambda: final.read(1 << 20), b""):
             digest.update(block)
-    for part in rec.parts:
-        os.unlink(part)
+    rec.remove_files()
     return {
         "rec_id": rec.rec_id,
         "path": rec.path,
