@@ -85,3 +85,30 @@ async def test_stereo_recording_with_pause_and_hangup(tmp_path: Path) -> None:
     data2 = path2.read_bytes()
     assert done2["size"] == len(data2) and done2["sha256"] == hashlib.sha256(data2).hexdigest()
     assert done2["paused"] == [] and stat.S_IMODE(path2.stat().st_mode) == 0o600
+
+
+async def test_engine_shutdown_while_recording_finishes_the_file(tmp_path: Path) -> None:
+    tone = write_tone(tmp_path / "400.wav", CALLER_HZ, 1.0)
+    path = tmp_path / "shut.wav"
+    async with Phone(name="alice") as a, Phone(name="carol") as c:
+        b = Phone(name="bob")
+        await b.start()
+        try:
+            b1 = (await connect(a, b, "a1"))["leg"]
+            await connect(b, c, "b2")
+            await a.command("play", leg="a1", file=str(tone), loop=True)
+            bad = await b.command("record_start", rec_id="x", left_leg=b1, right_leg=b1,
+                                  path=str(path), check=False)
+            assert bad["ok"] is False
+            missing = await b.command("record_pause", rec_id="nope", check=False)
+            assert missing["error"] == "unknown recording"
+            await b.command("record_start", rec_id="r1", left_leg=b1, right_leg="b2", path=str(path))
+            await asyncio.sleep(1.0)  # a second of audio to record
+        finally:
+            await b.stop()  # shutdown: hangs up both legs, which ends the recording
+        assert b.ready and b._proc is not None and b._proc.returncode == 0
+    done = b.received("record.done", rec_id="r1")
+    assert done, b.events[-10:]
+    assert done[0]["size"] == path.stat().st_size and stat.S_IMODE(path.stat().st_mode) == 0o600
+    left, _ = split_channels(path, tmp_path)
+    assert tone_seconds(left, CALLER_HZ) >= 0.7
