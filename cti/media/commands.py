@@ -212,9 +212,11 @@ class Commands(EngineHooks):
             rec.silence = silence
             for recorder in rec.recorders:
                 silence.startTransmit(recorder)
-        except (OSError, pj.Error):
+        except (OSError, pj.Error) as exc:
             self._drop_recorder_objects(rec)
             rec.remove_files()
+            if isinstance(exc, OSError):  # e.g. no such folder: the caller's error
+                raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
             raise
         self.recordings[rec_id] = rec
         left.taps[rec_id], right.taps[rec_id] = LEFT, RIGHT

@@ -100,6 +100,9 @@ async def test_engine_shutdown_while_recording_finishes_the_file(tmp_path: Path)
             bad = await b.command("record_start", rec_id="x", left_leg=b1, right_leg=b1,
                                   path=str(path), check=False)
             assert bad["ok"] is False
+            nowhere = await b.command("record_start", rec_id="y", left_leg=b1, right_leg="b2",
+                                      path=str(tmp_path / "no" / "such.wav"), check=False)
+            assert nowhere["ok"] is False and "cannot write" in nowhere["error"], nowhere
             missing = await b.command("record_pause", rec_id="nope", check=False)
             assert missing["error"] == "unknown recording"
             await b.command("record_start", rec_id="r1", left_leg=b1, right_leg="b2", path=str(path))
