@@ -95,3 +95,30 @@ def audio_rms(path: str | Path) -> float:
     """Root mean square of a recording (16-bit units): 0 for silence."""
     samples, _ = read_wav(path)
     return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if samples.size else 0.0
+
+
+def split_channels(path: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write the left and right channels of a 16-bit stereo WAV as two mono WAVs
+    (so tone_seconds/tone_present work per channel); returns (left, right)."""
+    with wave.open(str(path), "rb") as w:
+        if w.getnchannels() != 2 or w.getsampwidth() != 2:
+            raise ValueError(f"{path}: not a 16-bit stereo WAV")
+        rate = w.getframerate()
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    out = []
+    for ch, name in ((0, "left"), (1, "right")):
+        dest = Path(out_dir) / f"{Path(path).stem}.{name}.wav"
+        with wave.open(str(dest), "wb") as m:
+            m.setnchannels(1)
+            m.setsampwidth(2)
+            m.setframerate(rate)
+            m.writeframes(np.ascontiguousarray(data[ch::2]).tobytes())
+        out.append(dest)
+    return out[0], out[1]
+
+
+def stretch_rms(path: str | Path, start_s: float, end_s: float) -> float:
+    """RMS (16-bit units) of the first channel between start_s and end_s."""
+    samples, rate = read_wav(path)
+    win = samples[int(start_s * rate):int(end_s * rate)]
+    return float(np.sqrt(np.mean(win**2))) if win.size else 0.0

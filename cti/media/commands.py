@@ -15,6 +15,7 @@ import pjsua2 as pj
 from cti.media import protocol as P
 from cti.media.model import EngineConfig, Leg
 from cti.media.pjobjects import EngineHooks, MediaAccount, MediaCall, MediaEndpoint, MediaPlayer
+from cti.media.recording import LEFT, RIGHT, Recording, create_private, write_silence
 
 PJ_ETOOMANY = 70010  # pj_status_t: every pjsua call slot is taken
 DIAL_SLOT_RETRIES = 20  # x 10 ms: how long a dial waits for a slot being released
@@ -32,6 +33,7 @@ class Commands(EngineHooks):
     # objects made here can call the engine back)
     cfg: EngineConfig
     legs: dict[str, Leg]
+    recordings: dict[str, Recording]
     _ep: MediaEndpoint | None
     _local_acc: MediaAccount | None
     _reg_acc: MediaAccount | None
@@ -40,9 +42,13 @@ class Commands(EngineHooks):
     def _connect_media(self, leg: Leg) -> None: ...
     def _stop_player(self, leg: Leg, call_alive: bool = True) -> None: ...
     def _stop_recorder(self, leg: Leg, call_alive: bool = True) -> None: ...
+    def _untap(self, rec: Recording) -> None: ...
+    def _finish_recording(self, rec: Recording) -> None: ...
+    def _drop_recorder_objects(self, rec: Recording) -> None: ...
     def _account_config(self, id_uri: str) -> pj.AccountConfig: ...
     def _check_call_rate(self) -> None: ...
     def _free_parked(self) -> None: ...
+    def _park(self, obj: Any, delay: float = 0.0) -> None: ...
 
     def _leg(self, leg_id: Any) -> Leg:
         leg = self.legs.get(str(leg_id))
@@ -154,6 +160,9 @@ class Commands(EngineHooks):
         log.info("unbridge a=%s b=%s", a.id, b.id)
 
     def _cmd_record_start(self, msg: dict[str, Any]) -> None:
+        if "rec_id" in msg:
+            self._stereo_start(msg)
+            return
         leg = self._leg(msg["leg"])
         path = str(msg["file"])
         rec = pj.AudioMediaRecorder()
@@ -164,7 +173,73 @@ class Commands(EngineHooks):
         log.info("record_start leg=%s file=%s", leg.id, path)
 
     def _cmd_record_stop(self, msg: dict[str, Any]) -> None:
+        if "rec_id" in msg:
+            self._finish_recording(self._recording(msg))
+            return
         self._stop_recorder(self._leg(msg["leg"]))
+
+    def _recording(self, msg: dict[str, Any]) -> Recording:
+        rec = self.recordings.get(str(msg["rec_id"]))
+        if rec is None:
+            raise CommandError("unknown recording")
+        return rec
+
+    def _stereo_start(self, msg: dict[str, Any]) -> None:
+        """One stereo WAV: left = what left_leg's far end sends, right = right_leg's."""
+        rec_id, path = str(msg["rec_id"]), str(msg["path"])
+        if not rec_id or rec_id in self.recordings:
+            raise CommandError("rec_id missing or already in use")
+        left, right = self._leg(msg["left_leg"]), self._leg(msg["right_leg"])
+        if left is right:
+            raise CommandError("left_leg and right_leg must differ")
+        if not path.startswith("/"):
+            raise CommandError("path must be absolute")
+        rec = Recording(rec_id, path, (left.id, right.id), (path + ".left.wav", path + ".right.wav"),
+                        silence_path=path + ".silence.wav")
+        try:
+            for side in (LEFT, RIGHT):
+                create_private(rec.parts[side])  # the mono parts hold voices too: 0600
+                recorder = pj.AudioMediaRecorder()
+                recorder.createRecorder(rec.parts[side])
+                rec.recorders[side] = recorder
+            # A looping silent player feeds both recorders all along, so each writes
+            # one frame per bridge tick whatever its leg does (a recorder with no
+            # source writes nothing, measured): paused or missing media = silence,
+            # and both sides stay aligned on the bridge clock.
+            write_silence(rec.silence_path, rec.rate)
+            silence = pj.AudioMediaPlayer()
+            silence.createPlayer(rec.silence_path, 0)
+            rec.silence = silence
+            for recorder in rec.recorders:
+                silence.startTransmit(recorder)
+        except (OSError, pj.Error) as exc:
+            self._drop_recorder_objects(rec)
+            rec.remove_files()
+            if isinstance(exc, OSError):  # e.g. no such folder: the caller's error
+                raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise
+        self.recordings[rec_id] = rec
+        left.taps[rec_id], right.taps[rec_id] = LEFT, RIGHT
+        self._connect_media(left)
+        self._connect_media(right)
+        log.info("record_start rec=%s left=%s right=%s path=%s", rec_id, left.id, right.id, path)
+
+    def _cmd_record_pause(self, msg: dict[str, Any]) -> None:
+        rec = self._recording(msg)
+        if not rec.paused:
+            self._untap(rec)
+            rec.pause()
+        log.info("record_pause rec=%s", rec.rec_id)
+
+    def _cmd_record_resume(self, msg: dict[str, Any]) -> None:
+        rec = self._recording(msg)
+        if rec.paused:
+            rec.resume()
+            for leg_id in rec.legs:
+                leg = self.legs.get(leg_id)
+                if leg is not None:
+                    self._connect_media(leg)
+        log.info("record_resume rec=%s", rec.rec_id)
 
     def _cmd_send_dtmf(self, msg: dict[str, Any]) -> None:
         leg, call = self._leg_call(msg["leg"])

@@ -33,6 +33,7 @@ from cti.media import protocol as P
 from cti.media.commands import CommandError, Commands
 from cti.media.model import EngineConfig, Leg
 from cti.media.pjobjects import MediaAccount, MediaCall, MediaEndpoint
+from cti.media.recording import Recording, finish_in_thread
 from cti.media.sipmsg import parse_headers
 
 log = logging.getLogger("cti.media")
@@ -72,6 +73,7 @@ class Engine(Commands):
         self._local_acc: MediaAccount | None = None
         self._reg_acc: MediaAccount | None = None
         self.legs: dict[str, Leg] = {}
+        self.recordings: dict[str, Recording] = {}
         self._queue: queue.SimpleQueue[dict[str, Any] | Callable[[], None]] = queue.SimpleQueue()
         self._parked: list[tuple[float, Any]] = []  # (free-after monotonic time, pjsua2 obj)
         self._stopping = False
@@ -303,6 +305,10 @@ class Engine(Commands):
             leg.player.startTransmit(am)
         if leg.recorder is not None:
             am.startTransmit(leg.recorder)
+        for rec_id, side in leg.taps.items():
+            rec = self.recordings.get(rec_id)
+            if rec is not None and not rec.paused and rec.recorders[side] is not None:
+                am.startTransmit(rec.recorders[side])
         for peer_id in sorted(leg.bridges):
             peer = self.legs.get(peer_id)
             if peer is not None and peer.media_active and peer.call is not None:
@@ -332,6 +338,54 @@ class Engine(Commands):
             except pj.Error as exc:
                 log.warning("leg=%s stopTransmit(recorder) failed: %s", leg.id, exc.reason)
         self._park(rec)  # deleting it finalises the WAV header
+
+    def _untap(self, rec: Recording) -> None:
+        """Stop both live legs transmitting into the recording (never a dead leg's media)."""
+        for side, leg_id in enumerate(rec.legs):
+            leg, recorder = self.legs.get(leg_id), rec.recorders[side]
+            if leg is None or recorder is None or not leg.media_active or leg.call is None:
+                continue
+            try:
+                leg.audio_media().stopTransmit(recorder)
+            except pj.Error as exc:
+                log.warning("rec=%s leg=%s stopTransmit(recorder) failed: %s", rec.rec_id,
+                            leg_id, exc.reason)
+
+    def _drop_recorder_objects(self, rec: Recording) -> None:
+        """Disconnect the silence player, park it and both recorders (main thread)."""
+        silence, rec.silence = rec.silence, None
+        recorders, rec.recorders = rec.recorders, [None, None]
+        if silence is not None:
+            for recorder in recorders:
+                if recorder is not None:
+                    try:
+                        silence.stopTransmit(recorder)
+                    except pj.Error as exc:
+                        log.warning("rec=%s stopTransmit(silence) failed: %s", rec.rec_id,
+                                    exc.reason)
+            self._park(silence, PLAYER_GRACE_S)
+        for recorder in recorders:
+            if recorder is not None:
+                self._park(recorder)  # deleting it finalises its WAV header
+
+    def _finish_recording(self, rec: Recording) -> None:
+        """record_stop, or a leg of the recording ended: close both parts, then merge."""
+        if self.recordings.pop(rec.rec_id, None) is None:
+            return
+        if not rec.paused:
+            self._untap(rec)
+        rec.stop()
+        for leg_id in rec.legs:
+            leg = self.legs.get(leg_id)
+            if leg is not None:
+                leg.taps.pop(rec.rec_id, None)
+        self._drop_recorder_objects(rec)
+        log.info("record_stop rec=%s", rec.rec_id)
+        # queued: runs after the main loop has freed the parked recorders
+        self.call_soon(partial(
+            finish_in_thread, rec,
+            lambda fields: self.emit(P.EV_RECORD_DONE, **fields),
+            lambda error: self.emit(P.EV_RECORD_FAILED, rec_id=rec.rec_id, error=error)))
 
     def _player_finished(self, leg_id: str, play_id: str) -> None:
         leg = self.legs.get(leg_id)
@@ -395,6 +449,13 @@ class Engine(Commands):
             if peer is not None:
                 peer.bridges.discard(leg.id)
         leg.bridges.clear()
+        # A recording ends with either of its legs (the other, alive, is untapped;
+        # PJSIP already took the dead call's port out of the bridge).
+        for rec_id in list(leg.taps):
+            rec = self.recordings.get(rec_id)
+            if rec is not None:
+                self._finish_recording(rec)
+        leg.taps.clear()
         self._stop_player(leg, call_alive=False)
         self._stop_recorder(leg, call_alive=False)
         leg.call = None
@@ -496,6 +557,9 @@ class Engine(Commands):
         for leg in list(self.legs.values()):
             leg.player = leg.recorder = leg.call = None
         self.legs.clear()
+        for rec in self.recordings.values():
+            rec.recorders, rec.silence = [None, None], None
+        self.recordings.clear()
         self._parked.clear()
         self._local_acc = self._reg_acc = None
         # A traceback kept by the interpreter would free pjsua2 objects after libDestroy.

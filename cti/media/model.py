@@ -43,6 +43,8 @@ class Leg:
     bridges: set[str] = field(default_factory=set)
     player: MediaPlayer | None = None
     recorder: pj.AudioMediaRecorder | None = None
+    # stereo recordings this leg feeds: rec_id -> side (0 left, 1 right)
+    taps: dict[str, int] = field(default_factory=dict)
 
     def audio_media(self) -> pj.AudioMedia:
         """The leg's current conference port; only while the call is alive and active."""

@@ -24,6 +24,8 @@ CMD_BRIDGE = "bridge"
 CMD_UNBRIDGE = "unbridge"
 CMD_RECORD_START = "record_start"
 CMD_RECORD_STOP = "record_stop"
+CMD_RECORD_PAUSE = "record_pause"
+CMD_RECORD_RESUME = "record_resume"
 CMD_SEND_DTMF = "send_dtmf"
 CMD_REGISTER = "register"
 CMD_SHUTDOWN = "shutdown"
@@ -39,6 +41,8 @@ COMMANDS = frozenset(
         CMD_UNBRIDGE,
         CMD_RECORD_START,
         CMD_RECORD_STOP,
+        CMD_RECORD_PAUSE,
+        CMD_RECORD_RESUME,
         CMD_SEND_DTMF,
         CMD_REGISTER,
         CMD_SHUTDOWN,
@@ -52,6 +56,8 @@ EV_LEG_STATE = "leg.state"
 EV_LEG_MEDIA = "leg.media"
 EV_LEG_DTMF = "leg.dtmf"
 EV_PLAY_DONE = "play.done"
+EV_RECORD_DONE = "record.done"
+EV_RECORD_FAILED = "record.failed"
 EV_REG_STATE = "reg.state"
 EV_CMD_RESULT = "cmd.result"
 EV_ERROR = "error"
@@ -64,6 +70,8 @@ EVENTS = frozenset(
         EV_LEG_MEDIA,
         EV_LEG_DTMF,
         EV_PLAY_DONE,
+        EV_RECORD_DONE,
+        EV_RECORD_FAILED,
         EV_REG_STATE,
         EV_CMD_RESULT,
         EV_ERROR,
