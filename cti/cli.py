@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from cti.config import ConfigError, Settings, load_settings
 
@@ -74,10 +75,32 @@ def cmd_prompts(args: argparse.Namespace) -> int:
             "--override", str(settings.path(settings.prompts.override_dir))]
     host = PluginHost()
     host.load(settings.plugins, str(settings.source))
-    for name, plugin in host.plugins.items():
-        if plugin.manifest.prompts is not None:
-            argv += ["--plugin", f"{name}={plugin.manifest.prompts}"]
+    prompts = {name: p.manifest.prompts for name, p in host.plugins.items()}
+    if args.installed:
+        prompts |= _installed_prompts(set(host.plugins))
+    for name, path in prompts.items():
+        if path is not None:
+            argv += ["--plugin", f"{name}={path}"]
     return main_build(argv)
+
+
+def _installed_prompts(enabled: set[str]) -> dict[str, Any]:
+    """The prompt files of installed plugins that are not enabled (from their
+    manifests), so enabling one later needs no rebuild."""
+    from cti.plugins import available_plugins
+
+    out: dict[str, Any] = {}
+    for name, ep in available_plugins().items():
+        if name in enabled:
+            continue
+        try:
+            manifest = ep.load()().cti_plugin_manifest()
+        except Exception as e:  # a broken plugin does not stop the others' prompts
+            print(f"plugin {name}: no prompts built ({type(e).__name__}: {e})",
+                  file=sys.stderr)
+            continue
+        out[name] = getattr(manifest, "prompts", None)
+    return out
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -171,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("prompts", help="prompt files")
     with_config(pr)
     pr.add_argument("action", choices=["build"])
+    pr.add_argument("--installed", action="store_true",
+                    help="also the prompts of installed plugins that are not enabled")
     pr.set_defaults(fn=cmd_prompts)
 
     pl = sub.add_parser("plugins", help="list installed and enabled plugins: hooks, "

@@ -39,6 +39,7 @@ EVENT_TYPES = frozenset(
         "call.connected",
         "call.reached",
         "call.bridged",
+        "call.recording",
         "call.ended",
         "agent.state",
     }

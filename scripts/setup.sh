@@ -42,4 +42,4 @@ if [ ! -f "$hello_stamp" ] || [ "$hello/pyproject.toml" -nt "$hello_stamp" ] \
   touch "$hello_stamp"
 fi
 
-.venv/bin/cti prompts build --config "${CTI_CONFIG:-config/cti.yaml}"
+.venv/bin/cti prompts build --installed --config "${CTI_CONFIG:-config/cti.yaml}"

@@ -122,3 +122,17 @@ def stretch_rms(path: str | Path, start_s: float, end_s: float) -> float:
     samples, rate = read_wav(path)
     win = samples[int(start_s * rate):int(end_s * rate)]
     return float(np.sqrt(np.mean(win**2))) if win.size else 0.0
+
+
+def tone_first_at(path: str | Path, freq_hz: float) -> float | None:
+    """The start (seconds) of the first window whose dominant, audible tone is
+    freq_hz, None if there is none."""
+    samples, rate = read_wav(path)
+    size = int(rate * WINDOW_S)
+    for start in range(0, len(samples) - size + 1, size):
+        win = samples[start:start + size]
+        if np.sqrt(np.mean(win**2)) < RMS_FLOOR:
+            continue
+        if abs(dominant_frequency(win, rate) - freq_hz) <= freq_hz * TOLERANCE:
+            return start / rate
+    return None

@@ -195,6 +195,8 @@ class FlowContext:
     def play(self, call: Call, play_id: str, refs: list[tuple[str, str]], kind: str,
              **extra: Any) -> None:
         """Play prompts to the caller and say so on the bus (ivr.prompt)."""
+        if call.bridge_after_play:  # it replaces the play the bridge waited for
+            call.bridge_after_play = play_id
         self.send(call, "play", leg=call.customer.leg_id, loop=False, play_id=play_id,
                   file=str(self.prompts.sequence(refs)))
         self.publish("ivr.prompt", call, {"play_id": play_id, "kind": kind,
