@@ -44,10 +44,10 @@ def check_call(gw: GatewayApi, p: Principal, call_id: str) -> str | None:
     return owner
 
 
-def _run(call_id: str, what: str, fn: Any, *args: Any) -> None:
+def _run(call_id: str, what: str, fn: Any, *args: Any) -> Any:
     """Call a flow method; KeyError -> 404, a refusal (ValueError) -> 409."""
     try:
-        fn(*args)
+        return fn(*args)
     except KeyError:
         raise ActionError(404, "no such call") from None
     except ValueError as e:  # CallControlError is a ValueError
@@ -76,6 +76,17 @@ def hangup(gw: GatewayApi, p: Principal, call_id: str) -> None:
 def hold(gw: GatewayApi, p: Principal, call_id: str, on: bool) -> None:
     check_call(gw, p, call_id)
     _run(call_id, "hold", gw.flow.hold_call, call_id, p.user, on)
+
+
+def pause_recording(gw: GatewayApi, p: Principal, call_id: str, paused: bool) -> str:
+    """Pause (card numbers, passport data: silence in the file) or resume the call's
+    recording; its state after. 409 if the call is not being recorded."""
+    check_call(gw, p, call_id)
+    state: str | None = _run(call_id, "recording", gw.flow.pause_recording, call_id, p.user,
+                             paused)
+    if state is None:
+        raise ActionError(409, "the call is not being recorded")
+    return state
 
 
 def transfer(gw: GatewayApi, p: Principal, call_id: str, kind: TransferKind,

@@ -20,7 +20,13 @@ from cti.api import actions
 from cti.api.auth import Principal
 from cti.api.deps import GatewayApi
 from cti.api.roles import WS_COMMAND_ROLES, allows
-from cti.api.schemas import HoldRequest, StateRequest, TransferRequest, WrapUpRequest
+from cti.api.schemas import (
+    HoldRequest,
+    RecordingRequest,
+    StateRequest,
+    TransferRequest,
+    WrapUpRequest,
+)
 
 log = logging.getLogger("cti.ws")
 
@@ -49,6 +55,10 @@ class HoldArgs(CallArgs, HoldRequest):
     pass
 
 
+class RecordingArgs(CallArgs, RecordingRequest):
+    pass
+
+
 class TransferArgs(CallArgs, TransferRequest):
     pass
 
@@ -67,6 +77,8 @@ COMMANDS: dict[str, tuple[type[_Args], Handler]] = {
     "offer.reject": (CallArgs, lambda gw, p, a: actions.reject_offer(gw, p, a.call_id)),
     "hangup": (CallArgs, lambda gw, p, a: actions.hangup(gw, p, a.call_id)),
     "hold": (HoldArgs, lambda gw, p, a: actions.hold(gw, p, a.call_id, a.on)),
+    "recording": (RecordingArgs, lambda gw, p, a: {
+        "state": actions.pause_recording(gw, p, a.call_id, a.paused)}),
     "transfer": (TransferArgs, lambda gw, p, a: actions.transfer(
         gw, p, a.call_id, a.kind, a.target_type, a.target)),
     "consult.complete": (CallArgs, lambda gw, p, a: actions.consult_complete(gw, p, a.call_id)),

@@ -17,7 +17,13 @@ from cti.api import actions
 from cti.api.deps import GatewayApi
 from cti.api.guard import Auth
 from cti.api.roles import V1
-from cti.api.schemas import HoldRequest, TransferRequest, WrapUpRequest
+from cti.api.schemas import (
+    HoldRequest,
+    RecordingRequest,
+    RecordingState,
+    TransferRequest,
+    WrapUpRequest,
+)
 from cti.store.reports import MAX_LIMIT, RecordQuery, Reports
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
@@ -77,6 +83,17 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
     async def hold(call_id: str, body: HoldRequest, p: Auth) -> dict[str, bool]:
         """Hold (the caller hears music) or take the caller back."""
         return _do(lambda: actions.hold(gw, p, call_id, body.on))
+
+    @app.post(f"{V1}/calls/{{call_id}}/recording", responses={
+        404: _REFUSALS[404], 409: {"description": "the call is not being recorded"}})
+    async def recording(call_id: str, body: RecordingRequest, p: Auth) -> RecordingState:
+        """Pause the call's recording (card numbers, passport data: silence in the
+        file, the stretch listed in its index) or resume it."""
+        try:
+            state = actions.pause_recording(gw, p, call_id, body.paused)
+        except actions.ActionError as e:
+            raise HTTPException(e.status, e.message) from None
+        return RecordingState(state=state)
 
     @app.post(f"{V1}/calls/{{call_id}}/transfer", responses=_REFUSALS)
     async def transfer(call_id: str, body: TransferRequest, p: Auth) -> dict[str, bool]:

@@ -60,6 +60,16 @@ class HoldRequest(Strict):
     on: bool
 
 
+class RecordingRequest(Strict):
+    """Pause (true) or resume (false) the call's recording."""
+
+    paused: bool
+
+
+class RecordingState(BaseModel):
+    state: str = Field(description='"recording" or "paused"')
+
+
 class TransferRequest(Strict):
     """Blind: the call goes on at once; consult: the advisor talks to the target first."""
 

@@ -128,7 +128,7 @@ class CallFlow:
     def active_calls(self) -> list[dict[str, Any]]:
         return [
             {"call_id": c.call_id, "state": c.state, "advisor": c.advisor,
-             **self.offers.screen_pop(c)}
+             "recording": self.recorder.state(c.call_id), **self.offers.screen_pop(c)}
             for c in self.ctx.calls.all()
         ]
 
@@ -178,6 +178,17 @@ class CallFlow:
 
     def hold_call(self, call_id: str, by: str, on: bool) -> None:
         self.control.hold_call(call_id, by, on)
+
+    def pause_recording(self, call_id: str, by: str, paused: bool) -> str | None:
+        """Pause or resume the call's recording; its state after ("recording" or
+        "paused"). KeyError: no such call; ActionError (a ValueError): not recorded."""
+        if self.ctx.calls.get(call_id) is None:
+            raise KeyError(call_id)
+        if paused:
+            self.recorder.pause(call_id, by)
+        else:
+            self.recorder.resume(call_id, by)
+        return self.recorder.state(call_id)
 
     def transfer_call(self, call_id: str, by: str, kind: TransferKind, target_type: TargetType,
                       target: str) -> None:

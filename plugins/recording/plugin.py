@@ -15,7 +15,6 @@ from typing import Any
 from cti.core.views import CallView
 from cti.hookspecs import hookimpl
 from cti.plugins.api import PluginManifest, Services
-from plugins.recording.http_calls import CALL_RULES, make_call_router
 from plugins.recording.schemas import RecordingSettings, check_settings
 from plugins.recording.services import Recordings
 from plugins.recording.storage import MIGRATIONS
@@ -35,7 +34,6 @@ EVENTS: dict[str, dict[str, Any]] = {
         "properties": {"state": {"enum": ["recording", "paused", "resumed"]},
                        "by": {"type": ["string", "null"]}}},
 }
-RULES = dict(CALL_RULES)
 
 
 class RecordingPlugin:
@@ -55,14 +53,13 @@ class RecordingPlugin:
         return PluginManifest(
             description="Recording for the coaches: a consent announcement, both voices "
                         "in one stereo file, pause by the advisor, retention per topic",
-            config=RecordingSettings, events=EVENTS, migrations=MIGRATIONS, routes=RULES,
+            config=RecordingSettings, events=EVENTS, migrations=MIGRATIONS,
             check=check_settings, prompts=Path(__file__).with_name("prompts.yaml"))
 
     @hookimpl
     def cti_load(self, services: Services) -> None:
         gw = services.gateway
         self._rec = Recordings(services, gw.path(Path(services.settings.directory)))
-        services.http.include_router(make_call_router(self._rec), CALL_RULES)
         services.on_start(self._rec.start)
 
     @hookimpl

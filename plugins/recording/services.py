@@ -1,7 +1,8 @@
 """The recording plugin's logic: the consent announcement while the caller waits
 (the bridge to the advisor waits for it), a caller who declines, the recording
-started once the caller and the advisor are bridged, pause and resume by the
-advisor, the index row when the worker's file is final, and the retention purge.
+started once the caller and the advisor are bridged, its pauses by the advisor
+(core: POST /api/v1/calls/{id}/recording) marked in the index, the index row
+when the worker's file is final, and the retention purge.
 
 Hooks are synchronous; store writes run in tasks (``services.spawn``). Every time
 comes from ``services.now()``; files are written by the call's media worker under
@@ -179,19 +180,6 @@ class Recordings:
     def ended(self, call: CallView) -> None:
         self.consenting.pop(call.call_id, None)
         self.declined.discard(call.call_id)
-
-    # ------------------------------------------------------------ advisors
-    def pause(self, call_id: str, advisor: str | None, resume: bool = False) -> str:
-        call = self.s.calls.get(call_id)
-        if call is None:
-            raise KeyError(call_id)
-        if advisor is not None and call.advisor != advisor:
-            raise PermissionError("only the advisor of the call may pause its recording")
-        if resume:
-            self.s.recorder.resume(call_id, by=advisor)
-        else:
-            self.s.recorder.pause(call_id, by=advisor)
-        return self.s.recorder.state(call_id) or "stopped"
 
     # ------------------------------------------------------------ retention
     async def _purge_due(self, timer_id: str, payload: dict[str, Any]) -> None:

@@ -77,15 +77,21 @@ async def test_a_recorded_call_with_consent_and_a_pause(tmp_path: Path,
         loop = asyncio.get_running_loop()
         talk_from = loop.time()
         auth = {"Authorization": f"Bearer {sofia.token}"}
-        base = f"/api/v1/plugins/recording/calls/{call_id}"
-        assert (await sofia.http.get(base, headers=auth)).json() == {"state": "recording"}
+        base = f"/api/v1/calls/{call_id}"
+        assert (await sofia.http.get(base, headers=auth)).json()["active"]["recording"] \
+            == "recording"
         # Sleeps below: the seconds of talk (and of pause) are what is being produced.
         await asyncio.sleep(1.5)
-        r = await sofia.http.post(f"{base}/pause", headers=auth)
+        r = await sofia.http.post(f"{base}/recording", headers=auth, json={"paused": True})
         assert r.status_code == 200 and r.json() == {"state": "paused"}
+        login = await sofia.http.post("/api/v1/login", json={"username": "michel",
+                                                             "password": "demo-michel"})
+        michel = {"Authorization": f"Bearer {login.json()['token']}"}
+        r = await sofia.http.post(f"{base}/recording", headers=michel, json={"paused": False})
+        assert r.status_code == 404  # not his call: as if it did not exist
         await bus_event(gw, "recording.state", state="paused")
         await asyncio.sleep(2.0)
-        r = await sofia.http.post(f"{base}/resume", headers=auth)
+        r = await sofia.http.post(f"{base}/recording", headers=auth, json={"paused": False})
         assert r.json() == {"state": "recording"}
         await asyncio.sleep(1.5)
         await caller.command("record_stop", leg=leg)
@@ -142,6 +148,10 @@ async def test_a_caller_who_declines_is_not_recorded(tmp_path: Path,
         assert offered["data"]["flags"]["recording"] == "declined"
         await sofia.phone.command("answer", leg=ring["leg"], code=200)
         await bus_event(gw, "call.bridged")
+        r = await sofia.http.post(f"/api/v1/calls/{offered['call_id']}/recording",
+                                  headers={"Authorization": f"Bearer {sofia.token}"},
+                                  json={"paused": True})
+        assert r.status_code == 409 and r.json()["detail"] == "the call is not being recorded"
         await caller.command("hangup", leg=leg)
         await bus_event(gw, "call.ended")
         assert not [e for e in gw.bus.since(0) if e["type"] == "call.recording"]

@@ -152,7 +152,7 @@ async def test_websocket_needs_a_token_and_commands_check_roles(tmp_path: Path) 
             tokens = {u: (await login(http, u))["Authorization"].split()[1]
                       for u in ("sofia", "nadia")}
         args: dict[str, dict[str, Any]] = {
-            "state": {"state": "available"}, "hold": {"on": True},
+            "state": {"state": "available"}, "hold": {"on": True}, "recording": {"paused": True},
             "transfer": {"kind": "blind", "target_type": "queue", "target": "visa"},
             "wrap_up": {"code": "info_given", "note": ""},
         }
