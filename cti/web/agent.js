@@ -15,6 +15,7 @@
     pop: T("screen-pop"), callState: T("call-state"),
     controls: T("call-controls"), actionError: T("action-error"),
     accept: T("offer-accept"), reject: T("offer-reject"), hold: T("hold"), hangup: T("hangup"),
+    recording: T("recording"), recState: T("recording-state"), recToggle: T("recording-toggle"),
     transferForm: T("transfer-form"), transferType: T("transfer-type"),
     transferTarget: T("transfer-target"), transferTextBox: T("transfer-target-text"),
     suggestions: $("#transfer-suggestions"), directory: T("directory"),
@@ -173,6 +174,13 @@
       case "call.held":
         if (isCurrent(ev)) setCallState(d.on ? "held" : "connected");
         break;
+      case "call.recording":
+        // started/resumed: recording; paused; done/failed: not recorded any more
+        if (isCurrent(ev)) {
+          setRecording({ started: "recording", resumed: "recording", paused: "paused" }[d.state]
+            || null);
+        }
+        break;
       case "call.transferring":
         // A blind transfer releases the advisor at once; the caller hears music.
         if (isCurrent(ev) && d.kind === "blind") handOff(d);
@@ -242,7 +250,8 @@
 
   // ------------------------------------------------------------------ the card
   function setCall(id, pop, state) {
-    call = { id, pop, state, connected: state === "connected" || state === "held" };
+    call = { id, pop, state, connected: state === "connected" || state === "held",
+      recording: pop.recording || null };  // GET /calls says it after a reload
     ui.pop.dataset.callId = id;
     renderPop(pop);
     setCallState(state);
@@ -274,6 +283,22 @@
     ui.hangup.disabled = state === "ended" || state === "transferred";
     show(ui.transferForm, live);
     if (state === "ended" || state === "transferred") show(ui.controls, false);
+    renderRecording();
+  }
+
+  // The call's recording: null (not recorded), "recording" or "paused".
+  function setRecording(state) {
+    call.recording = state;
+    renderRecording();
+  }
+
+  function renderRecording() {
+    const rec = call.state === "ended" || call.state === "transferred" ? null : call.recording;
+    show(ui.recording, Boolean(rec));
+    ui.recState.textContent = rec === "paused" ? "Recording paused" : rec ? "Recording" : "";
+    ui.recState.dataset.state = rec || "";
+    ui.recToggle.textContent = rec === "paused" ? "Resume recording" : "Pause recording";
+    ui.recToggle.setAttribute("aria-pressed", String(rec === "paused"));
   }
 
   function renderPop(p) {
@@ -362,6 +387,11 @@
   });
   ui.hangup.addEventListener("click", () => act("hangup"));
   ui.hold.addEventListener("click", () => act("hold", { on: call.state !== "held" }));
+  // Card numbers, passport data: pause, then resume (the event updates the card too).
+  ui.recToggle.addEventListener("click", async () => {
+    const r = await act("recording", { paused: call.recording !== "paused" });
+    if (r && call) setRecording(r.state);
+  });
   T("consult-complete").addEventListener("click", () => act("consult.complete"));
   T("consult-cancel").addEventListener("click", () => act("consult.cancel"));
 

@@ -26,7 +26,10 @@ from cti.controller.gateway import Gateway
 
 # Every event the gateway publishes in these tests is checked against
 # docs/asyncapi.yaml too (the e2e tests' autouse fixture, shared).
-from tests.e2e.conftest import events_match_the_asyncapi_document  # noqa: F401
+from tests.e2e.conftest import (
+    events_match_the_asyncapi_document,  # noqa: F401
+    write_short_prompts,
+)
 from tests.e2e.gateway_harness import REPO, call_hotline, demo_config_data, running_gateway
 from tests.peers.phone import Phone
 
@@ -43,9 +46,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "filterwarnings", "ignore:Session-scoped fixtures defined as instance methods")
     config.addinivalue_line(
-        "markers", "gateway(crisis_team=False, **overrides): the floor fixture's gateway "
-        "settings (as for running_gateway); crisis_team: a phone in the directory as "
-        "crisis_team (Floor.team)")
+        "markers", "gateway(crisis_team=False, short_prompts=False, **overrides): the floor "
+        "fixture's gateway settings (as for running_gateway; relative paths are under the "
+        "test's tmp_path); crisis_team: a phone in the directory as crisis_team "
+        "(Floor.team); short_prompts: every prompt a 0.3 s tone (tests/e2e/conftest.py)")
 
 
 @pytest.fixture(scope="session")
@@ -155,6 +159,8 @@ def floor(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Floor]:
     marker = request.node.get_closest_marker("gateway")
     overrides = dict(marker.kwargs) if marker else {}
     want_team = overrides.pop("crisis_team", False)
+    if overrides.pop("short_prompts", False):
+        overrides["prompts__override_dir"] = str(write_short_prompts(tmp_path / "prompts"))
     loop = LoopThread()
     stack = contextlib.AsyncExitStack()
 

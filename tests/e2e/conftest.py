@@ -13,12 +13,8 @@ from tests.audio import write_tone
 from tests.e2e.gateway_harness import PROMPT_CACHE
 
 
-@pytest.fixture
-def short_prompts(tmp_path: Path) -> Path:
-    """Recorded-prompt overrides of 0.3 s for every prompt: the IVR's logic, not
-    espeak's speed, sets the pace of these tests (the override folder is the
-    product's own mechanism for recorded prompts)."""
-    root = tmp_path / "prompts"
+def write_short_prompts(root: Path) -> Path:
+    """Recorded-prompt overrides of 0.3 s (600 Hz) for every prompt, under ``root``."""
     for wav in PROMPT_CACHE.glob("*/*.wav"):
         if wav.parent.name in ("music", "_joined"):
             continue
@@ -26,6 +22,14 @@ def short_prompts(tmp_path: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         write_tone(dest, 600, 0.3)
     return root
+
+
+@pytest.fixture
+def short_prompts(tmp_path: Path) -> Path:
+    """Recorded-prompt overrides of 0.3 s for every prompt: the IVR's logic, not
+    espeak's speed, sets the pace of these tests (the override folder is the
+    product's own mechanism for recorded prompts)."""
+    return write_short_prompts(tmp_path / "prompts")
 
 
 @pytest.fixture(autouse=True)
