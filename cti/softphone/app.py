@@ -173,7 +173,8 @@ class SoftphoneApp(App[None]):
         Binding("x", "consult_cancel", "consult cancel"),
         Binding("s", "state", "state"),
         Binding("w", "wrap_up", "wrap-up"),
-        Binding("r", "reconnect", "reconnect events"),
+        Binding("r", "recording", "pause/resume recording"),
+        Binding("e", "reconnect", "reconnect events"),
         Binding("q", "quit", "quit"),
     ]
 
@@ -239,6 +240,9 @@ class SoftphoneApp(App[None]):
 
     def action_hold(self) -> None:
         self._run(self.client.hold())
+
+    def action_recording(self) -> None:
+        self._run(self.client.toggle_recording())
 
     def action_reconnect(self) -> None:
         self._run(self.client.reconnect_events())

@@ -393,6 +393,15 @@ class SoftphoneClient:
         await self.command("hold", call_id=call_id, on=on)
         self._note(f"{'hold' if on else 'unhold'} call_id={call_id}")
 
+    async def toggle_recording(self) -> None:
+        """Pause the call's recording (card numbers, passport data), or resume it; the
+        server refuses when the call is not being recorded."""
+        call = self._call()
+        call_id, paused = call.call_id, call.recording != "paused"
+        result = await self.command("recording", call_id=call_id, paused=paused)
+        call.recording = result.get("state", call.recording)
+        self._note(f"recording {call.recording} call_id={call_id}")
+
     async def transfer(self, kind: str, target_type: str, target: str) -> None:
         call_id = self._call_id()
         await self.command("transfer", call_id=call_id, kind=kind, target_type=target_type,

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# call.recording states -> what the call's recording is now (done, failed: not recorded)
+_RECORDING = {"started": "recording", "resumed": "recording", "paused": "paused"}
+
 # call.* events that only change the call's status line: type -> status text maker
 _STATUS_EVENTS = {
     "call.transferring": lambda d: f"transferring ({d.get('kind', '')}) to {d.get('target')}",
@@ -29,6 +32,7 @@ class CallView:
     pop: dict[str, Any] = field(default_factory=dict)  # the call.offered data
     status: str = "offered"  # offered, ringing, connected, ended
     held: bool = False
+    recording: str | None = None  # "recording", "paused", None: not recorded
     detail: str = ""  # last transfer / consult / end information
     leg: str | None = None  # the phone's SIP leg for this call
     consult_leg: str | None = None  # the second leg of a consult (X-CTI-Consult)
@@ -78,8 +82,10 @@ class SoftphoneState:
             call.status = "connected"
         elif typ == "call.held":
             call.held = bool(data.get("on"))
+        elif typ == "call.recording":
+            call.recording = _RECORDING.get(str(data.get("state")))
         elif typ == "call.ended":
-            call.status, call.held = "ended", False
+            call.status, call.held, call.recording = "ended", False, None
             call.detail = f"ended: {data.get('reason')}"
         elif typ == "call.wrap_up":
             call.wrap_up = {"code": data.get("code"), "note": data.get("note")}
@@ -139,6 +145,8 @@ def call_text(call: CallView | None) -> str:
         return "Idle."
     status = call.status + (" (on hold)" if call.held else "")
     parts = [f"Call {call.call_id[:8]}: {status}"]
+    if call.recording:
+        parts.append("RECORDING PAUSED" if call.recording == "paused" else "recording")
     if call.leg:
         parts.append(f"phone: {'audio' if call.media else 'no audio'}")
     if call.detail:

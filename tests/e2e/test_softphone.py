@@ -141,7 +141,7 @@ async def test_softphone_reconnects_with_its_last_seq_and_misses_nothing(tmp_pat
                 seen = await bus_event(gw, "agent.state", state="available")
                 await client.wait_until(lambda s: s.last_seq >= seen["seq"])
 
-                await pilot.press("r")  # the events connection drops
+                await pilot.press("e")  # the events connection drops
                 await client.wait_until(lambda s: not s.ws_connected)
                 since = client.state.last_seq
                 # While it is down: away for a break, through the state dialog (REST).

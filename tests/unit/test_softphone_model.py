@@ -66,3 +66,23 @@ def test_call_events_change_the_call_and_replays_apply_once() -> None:
     assert "state: wrap_up" in status_text(s)
     s.apply_event(ev(12, "call.held", "other-call", on=True))  # not this call
     assert not s.call.held and s.last_seq == 12
+
+
+def test_the_call_panel_shows_the_recording_and_its_pause() -> None:
+    s = SoftphoneState(user="sofia")
+    s.apply_event(ev(1, "call.offered", **POP))
+    s.apply_event(ev(2, "call.connected", waited_s=1))
+    assert s.call is not None and s.call.recording is None
+    assert "recording" not in call_text(s.call).lower()
+    s.apply_event(ev(3, "call.recording", state="started", rec_id="r1", path="/x.wav"))
+    assert s.call.recording == "recording" and call_text(s.call).endswith("|  recording")
+    s.apply_event(ev(4, "call.recording", state="paused", rec_id="r1", by="sofia"))
+    assert s.call.recording == "paused" and "RECORDING PAUSED" in call_text(s.call)
+    s.apply_event(ev(5, "call.recording", "other-call", state="resumed", rec_id="r2"))
+    assert s.call.recording == "paused"  # not this call
+    s.apply_event(ev(6, "call.recording", state="resumed", rec_id="r1", by="sofia"))
+    assert s.call.recording == "recording"
+    s.apply_event(ev(7, "call.ended", reason="caller_hangup"))
+    assert s.call.recording is None and "recording" not in call_text(s.call).lower()
+    s.apply_event(ev(8, "call.recording", state="done", rec_id="r1", paused=[[1.0, 3.0]]))
+    assert s.call.recording is None
