@@ -7,6 +7,7 @@ a pjsua2 worker, with the recording plugin enabled.
 2. The advisor pauses for two seconds: silence in both channels, listed in the index.
 3. A caller who presses 9 during the consent: no file; the index says declined,
    and so does the advisor's screen pop.
+4. In ``cti softphone`` the advisor pauses and resumes with ``r``; the call line says so.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from cti.softphone.app import SoftphoneApp
 from tests.audio import (
     RMS_FLOOR,
     split_channels,
@@ -34,6 +36,7 @@ from tests.e2e.gateway_harness import (
     call_hotline,
     running_gateway,
 )
+from tests.e2e.test_softphone import softphone_for, text
 from tests.peers.phone import Phone
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
@@ -160,3 +163,44 @@ async def test_a_caller_who_declines_is_not_recorded(tmp_path: Path,
     assert (row["call_id"], row["status"], row["consent"], row["path"]) == (
         call_id, "declined", "declined", None)
     assert not list((tmp_path / "recordings").rglob("*.wav"))
+
+
+async def test_the_advisor_pauses_with_r_in_the_softphone(tmp_path: Path,
+                                                          short_prompts: Path) -> None:
+    async with running_gateway(tmp_path, **settings(tmp_path, short_prompts)) as gw:
+        client = softphone_for(gw, "sofia", tmp_path)
+        app = SoftphoneApp(client)
+        try:
+            async with app.run_test(size=(120, 40)) as pilot, Phone(name=CALLER) as caller:
+                await client.wait_until(lambda s: s.registered and s.ws_connected, 30)
+                await pilot.press("s")
+                await pilot.click("#available")
+                await client.wait_until(lambda s: s.advisor_state == "available")
+                leg = await call_hotline(caller, gw, "22")
+                await client.wait_until(
+                    lambda s: s.call is not None and s.call.status == "ringing", 30)
+                await pilot.press("a")
+                started = await bus_event(gw, "call.recording", state="started")
+                await client.wait_until(
+                    lambda s: s.call is not None and s.call.recording == "recording")
+                await pilot.pause()
+                assert "|  recording  |" in text(app, "#call")
+
+                await pilot.press("r")
+                paused = await bus_event(gw, "call.recording", state="paused")
+                assert paused["data"]["by"] == "sofia"
+                await client.wait_until(
+                    lambda s: s.call is not None and s.call.recording == "paused")
+                await pilot.pause()
+                assert "RECORDING PAUSED" in text(app, "#call")
+                await pilot.press("r")
+                await bus_event(gw, "call.recording", state="resumed")
+                await client.wait_until(
+                    lambda s: s.call is not None and s.call.recording == "recording")
+
+                await caller.command("hangup", leg=leg)
+                done = await bus_event(gw, "call.recording", state="done", timeout=20)
+                assert done["data"]["rec_id"] == started["data"]["rec_id"]
+                assert len(done["data"]["paused"]) == 1
+        finally:
+            await client.aclose()
