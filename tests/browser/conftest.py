@@ -154,13 +154,20 @@ class Floor:
 def floor(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Floor]:
     marker = request.node.get_closest_marker("gateway")
     overrides = dict(marker.kwargs) if marker else {}
-    want_team = overrides.pop("crisis_team", False)
+    with floor_of(tmp_path, **overrides) as f:
+        yield f
+
+
+@contextlib.contextmanager
+def floor_of(tmp_path: Path, crisis_team: bool = False, **overrides: Any) -> Iterator[Floor]:
+    """A Floor on its own loop thread: running_gateway(tmp_path, **overrides)
+    (``extra_plugins=`` too), stopped at the end."""
     loop = LoopThread()
     stack = contextlib.AsyncExitStack()
 
     async def start() -> tuple[Gateway, Phone | None]:
         team = None
-        if want_team:  # started first: its address goes into the directory
+        if crisis_team:  # started first: its address goes into the directory
             team = await stack.enter_async_context(Phone(name="crisis"))
             directory = [d for d in demo_config_data()["directory"] if d["key"] != "crisis_team"]
             overrides["directory"] = [{"key": "crisis_team", "name": "Crisis team",
