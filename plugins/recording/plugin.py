@@ -15,6 +15,9 @@ from typing import Any
 from cti.core.views import CallView
 from cti.hookspecs import hookimpl
 from cti.plugins.api import PluginManifest, Services
+from plugins.recording.access import RecordingAccess
+from plugins.recording.http import RULES as ACCESS_RULES
+from plugins.recording.http import make_router
 from plugins.recording.http_calls import CALL_RULES, make_call_router
 from plugins.recording.schemas import RecordingSettings, check_settings
 from plugins.recording.services import Recordings
@@ -35,7 +38,7 @@ EVENTS: dict[str, dict[str, Any]] = {
         "properties": {"state": {"enum": ["recording", "paused", "resumed"]},
                        "by": {"type": ["string", "null"]}}},
 }
-RULES = dict(CALL_RULES)
+RULES = {**ACCESS_RULES, **CALL_RULES}
 
 
 class RecordingPlugin:
@@ -61,8 +64,11 @@ class RecordingPlugin:
     @hookimpl
     def cti_load(self, services: Services) -> None:
         gw = services.gateway
-        self._rec = Recordings(services, gw.path(Path(services.settings.directory)))
+        directory = gw.path(Path(services.settings.directory))
+        self._rec = Recordings(services, directory)
         services.http.include_router(make_call_router(self._rec), CALL_RULES)
+        services.http.include_router(
+            make_router(RecordingAccess(services, self._rec.repo, directory)), ACCESS_RULES)
         services.on_start(self._rec.start)
 
     @hookimpl

@@ -1,8 +1,8 @@
 """/coach in Chromium: a coach finds a recording and listens to it to the end (the
 <audio> element plays a signed link, seeking with Range); the page without the
-recording plugin; a coach refused on /agent and /wallboard. The plugin is the
-test-only RoutesOnly (plugins/recording/tests/harness.py) until plugin.py exists:
-the real routes, index and files, registered as if enabled."""
+recording plugin; a coach refused on /agent and /wallboard. The recording plugin
+is enabled; its index rows and files are put in place by the test
+(plugins/recording/tests/harness.py), without calls."""
 
 from __future__ import annotations
 
@@ -12,19 +12,18 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from plugins.recording.tests.harness import RoutesOnly, add_with_file, recording
+from plugins.recording.services import Recordings
+from plugins.recording.tests.harness import add_with_file, recording
 from tests.browser.conftest import Floor, floor_of, screenshot
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def recorded(tmp_path: Path) -> Iterator[tuple[Floor, RoutesOnly]]:
+def recorded(tmp_path: Path) -> Iterator[tuple[Floor, Recordings]]:
     directory = tmp_path / "recordings"
-    directory.mkdir()
-    plugin = RoutesOnly(directory)
-    with floor_of(tmp_path, extra_plugins={"recording": plugin}) as floor:
-        yield floor, plugin
+    with floor_of(tmp_path, plugins={"recording": {"directory": str(directory)}}) as floor:
+        yield floor, floor.gw.plugins.plugins["recording"].obj.rec
 
 
 def sign_in(page: Page, floor: Floor, path: str, user: str) -> None:
@@ -35,7 +34,7 @@ def sign_in(page: Page, floor: Floor, path: str, user: str) -> None:
 
 
 def test_a_coach_finds_a_recording_and_listens_to_the_end(
-        page: Page, recorded: tuple[Floor, RoutesOnly]) -> None:
+        page: Page, recorded: tuple[Floor, Recordings]) -> None:
     floor, plugin = recorded
     rec, _ = floor.run(add_with_file(plugin.repo, plugin.directory, "call-play",
                                      seconds=1.5, advisors=["sofia", "dalia"]))

@@ -1,7 +1,7 @@
 """The coach routes on a real gateway (real SQLite, real HTTP server): the roles,
 Range, the audit of listens and downloads, missing files, paths outside the
-directory, holds and signed audio links. The plugin is the test-only RoutesOnly
-(harness.py) until plugin.py exists."""
+directory, holds and signed audio links. The recording plugin is enabled; the
+test puts index rows and files in place itself (harness.py), without calls."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from plugins.recording.tests.harness import RoutesOnly, add_with_file, recording
+from plugins.recording.services import Recordings
+from plugins.recording.tests.harness import add_with_file, recording
 from tests.e2e.gateway_harness import running_gateway
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +28,7 @@ LISTEN = "plugin.recording.recording.listen"
 @dataclass
 class Env:
     http: httpx.AsyncClient
-    plugin: RoutesOnly
+    plugin: Recordings
     directory: Path
     users: dict[str, dict[str, str]]
 
@@ -41,9 +42,9 @@ class Env:
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     directory = tmp_path / "recordings"
-    directory.mkdir()
-    plugin = RoutesOnly(directory)
-    async with running_gateway(tmp_path, extra_plugins={"recording": plugin}) as gw:
+    async with running_gateway(tmp_path,
+                               plugins={"recording": {"directory": str(directory)}}) as gw:
+        plugin = gw.plugins.plugins["recording"].obj.rec
         base = f"http://{gw.settings.http.host}:{gw.settings.http.port}"
         async with httpx.AsyncClient(base_url=base) as http:
             users = {}

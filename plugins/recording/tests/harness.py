@@ -1,9 +1,5 @@
-"""Test-only: the recording plugin's index and coach routes on a real gateway,
-before plugin.py exists (the other half of issue 11 writes it). ``RoutesOnly`` is
-registered with ``running_gateway(tmp, extra_plugins={"recording": RoutesOnly(dir)})``
-and wires exactly what plugin.py will: the tables (MIGRATIONS), the rules
-(RULES) and ``make_router(RecordingAccess(services, repo, directory))``. It records
-nothing; tests put WAV files in ``directory`` and rows in the index themselves."""
+"""Test helpers: recordings put in place without calls — a WAV file under the
+plugin's directory and its index row — for the coach routes and page tests."""
 
 from __future__ import annotations
 
@@ -12,35 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cti.hookspecs import hookimpl
-from cti.plugins.api import PluginManifest, Services
-from plugins.recording.access import RecordingAccess
-from plugins.recording.http import RULES, make_router
-from plugins.recording.storage import MIGRATIONS, Recording, RecordingRepository
+from plugins.recording.storage import Recording, RecordingRepository
 from tests.audio import write_tone
-
-
-class RoutesOnly:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._repo: RecordingRepository | None = None
-        self.access: RecordingAccess | None = None
-
-    @property
-    def repo(self) -> RecordingRepository:
-        assert self._repo is not None, "cti_load was not called"
-        return self._repo
-
-    @hookimpl
-    def cti_plugin_manifest(self) -> PluginManifest:
-        return PluginManifest(description="test-only: the recording index and its routes",
-                              migrations=MIGRATIONS, routes=RULES)
-
-    @hookimpl
-    def cti_load(self, services: Services) -> None:
-        self._repo = RecordingRepository(services.store)
-        self.access = RecordingAccess(services, self._repo, self.directory)
-        services.http.include_router(make_router(self.access))
 
 
 def recording(call_id: str, path: str | None, **fields: Any) -> Recording:
