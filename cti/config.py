@@ -381,7 +381,9 @@ class AdvisorSettings(_Model):
     # Completed trainings with their expiry date ({crisis: 2027-06-30}); a plain
     # list, or no date, means no expiry.
     trainings: dict[str, date | None] = {}
-    role: Literal["advisor", "supervisor", "admin"] = "advisor"
+    # advisor: takes calls (needs skills); supervisor, admin: the floor, no calls;
+    # coach: listens to recordings (the recording plugin), no calls, no floor.
+    role: Literal["advisor", "supervisor", "admin", "coach"] = "advisor"
 
     @field_validator("languages", "topics", "trainings", mode="before")
     @classmethod

@@ -17,6 +17,9 @@ from cti.api.roles import allows, route_rules
 
 log = logging.getLogger("cti.api")
 
+#: Who a refused rule is for, in its 403 message.
+WHO = {"advisor": "advisors", "coach": "coaches, supervisors and admins"}
+
 bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
@@ -58,7 +61,7 @@ def make_guard(gw: GatewayApi) -> Callable[[HTTPConnection], Awaitable[None]]:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid token",
                                 headers={"WWW-Authenticate": "Bearer"})
         if not allows(rule, p.role):
-            who = "advisors" if rule == "advisor" else "supervisors and admins"
+            who = WHO.get(rule, "supervisors and admins")
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"{who} only")
         conn.state.principal = p
 

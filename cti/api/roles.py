@@ -11,6 +11,8 @@ Rules:
   (an advisor only reaches calls where ``flow.advisor_of(call)`` is themself).
 - ``advisor``: advisors only (they take calls: state, offers, history).
 - ``supervisor``: supervisors and admins.
+- ``coach``: coaches, supervisors and admins (conversation coaches listen to
+  recordings; they take no calls and see no floor).
 - ``local_or_supervisor``: /metrics: a Prometheus scraper on the same host
   without a token (a scraper cannot renew expiring tokens), else a supervisor's
   or admin's token.
@@ -21,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
-Rule = Literal["public", "user", "advisor", "supervisor", "local_or_supervisor"]
+Rule = Literal["public", "user", "advisor", "coach", "supervisor", "local_or_supervisor"]
 
 V1 = "/api/v1"
 #: Plugins' routes live under /api/v1/plugins/<plugin>.
@@ -60,6 +62,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     # The web pages themselves are public; everything they show comes from the API.
     ("GET", "/agent"): "public",
     ("GET", "/wallboard"): "public",
+    ("GET", "/coach"): "public",
     ("GET", "/web/{name}"): "public",
 }
 
@@ -97,9 +100,12 @@ def route_rules(extra: Iterable[Mapping[tuple[str, str], Rule]] = ()) -> dict[tu
 
 
 def allows(rule: Rule, role: str) -> bool:
-    """Whether a logged-in role passes a rule (public and user pass everyone)."""
+    """Whether a logged-in role passes a rule (public and user pass everyone; a
+    coach passes only ``coach``)."""
     if rule in ("public", "user"):
         return True
     if rule == "advisor":
         return role == "advisor"
+    if rule == "coach":
+        return role in ("coach", "supervisor", "admin")
     return role in ("supervisor", "admin")

@@ -76,6 +76,8 @@ class WorkerEvents:
             return
         leg.state = state
         leg.sip_call_id = leg.sip_call_id or msg.get("sip_call_id")
+        if state == "confirmed":
+            self.recorder.leg_up(call, leg)
         if state == "disconnected":
             leg.ended_at = time.time()
             leg.end_code = msg.get("code")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cti.controller.calls import Call
+from cti.controller.calls import Call, Leg
 from cti.controller.context import FlowContext
 from cti.controller.workers import WorkerCommandError
 from cti.plugins.api import ActionError
@@ -106,6 +106,19 @@ class CallRecorder:
         log.info("recording %s call_id=%s by=%s", "paused" if pause else "resumed",
                  call_id, by)
         self._publish(rec, "paused" if pause else "resumed", {"by": by})
+
+    def leg_up(self, call: Call, leg: Leg) -> None:
+        """A leg of a recorded call answered (a consulted party, a transfer's target,
+        the next advisor): its voice joins the advisor's side, if on the same worker."""
+        rec = self.by_call.get(call.call_id)
+        if rec is None or rec.stopping or leg is call.customer:
+            return
+        if leg.worker and leg.worker != rec.worker:
+            log.warning("recording: leg on another worker not recorded call_id=%s leg=%s",
+                        call.call_id, leg.leg_id)
+            return
+        self.ctx.send_to(rec.worker, call, "record_tap", rec_id=rec.rec_id, leg=leg.leg_id,
+                         side="right")
 
     def stop(self, call: Call) -> None:
         """The call ends: the worker finishes the file (record.done follows)."""

@@ -194,7 +194,7 @@ class Commands(EngineHooks):
             raise CommandError("left_leg and right_leg must differ")
         if not path.startswith("/"):
             raise CommandError("path must be absolute")
-        rec = Recording(rec_id, path, (left.id, right.id), (path + ".left.wav", path + ".right.wav"),
+        rec = Recording(rec_id, path, [left.id, right.id], (path + ".left.wav", path + ".right.wav"),
                         silence_path=path + ".silence.wav")
         try:
             for side in (LEFT, RIGHT):
@@ -223,6 +223,22 @@ class Commands(EngineHooks):
         self._connect_media(left)
         self._connect_media(right)
         log.info("record_start rec=%s left=%s right=%s path=%s", rec_id, left.id, right.id, path)
+
+    def _cmd_record_tap(self, msg: dict[str, Any]) -> None:
+        """Another leg's far end joins a side of a stereo recording (a consulted
+        party, a transfer's target, the next advisor: right)."""
+        rec = self._recording(msg)
+        leg = self._leg(msg["leg"])
+        side = {"left": LEFT, "right": RIGHT}.get(str(msg.get("side", "right")))
+        if side is None:
+            raise CommandError("side must be left or right")
+        if rec.rec_id in leg.taps:
+            return  # already feeding it
+        leg.taps[rec.rec_id] = side
+        rec.legs.append(leg.id)
+        if not rec.paused:
+            self._connect_media(leg)
+        log.info("record_tap rec=%s leg=%s side=%s", rec.rec_id, leg.id, msg.get("side"))
 
     def _cmd_record_pause(self, msg: dict[str, Any]) -> None:
         rec = self._recording(msg)

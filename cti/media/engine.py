@@ -341,8 +341,10 @@ class Engine(Commands):
 
     def _untap(self, rec: Recording) -> None:
         """Stop both live legs transmitting into the recording (never a dead leg's media)."""
-        for side, leg_id in enumerate(rec.legs):
-            leg, recorder = self.legs.get(leg_id), rec.recorders[side]
+        for leg_id in rec.legs:
+            leg = self.legs.get(leg_id)
+            side = leg.taps.get(rec.rec_id) if leg is not None else None
+            recorder = rec.recorders[side] if side is not None else None
             if leg is None or recorder is None or not leg.media_active or leg.call is None:
                 continue
             try:
@@ -449,12 +451,17 @@ class Engine(Commands):
             if peer is not None:
                 peer.bridges.discard(leg.id)
         leg.bridges.clear()
-        # A recording ends with either of its legs (the other, alive, is untapped;
-        # PJSIP already took the dead call's port out of the bridge).
+        # A recording ends with its caller's leg (the others, alive, are untapped;
+        # PJSIP already took the dead call's port out of the bridge); another leg
+        # leaving (an advisor who transferred) just stops feeding it.
         for rec_id in list(leg.taps):
             rec = self.recordings.get(rec_id)
-            if rec is not None:
+            if rec is None:
+                continue
+            if rec.legs[0] == leg.id:
                 self._finish_recording(rec)
+            elif leg.id in rec.legs:
+                rec.legs.remove(leg.id)
         leg.taps.clear()
         self._stop_player(leg, call_alive=False)
         self._stop_recorder(leg, call_alive=False)

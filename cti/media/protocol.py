@@ -26,6 +26,7 @@ CMD_RECORD_START = "record_start"
 CMD_RECORD_STOP = "record_stop"
 CMD_RECORD_PAUSE = "record_pause"
 CMD_RECORD_RESUME = "record_resume"
+CMD_RECORD_TAP = "record_tap"
 CMD_SEND_DTMF = "send_dtmf"
 CMD_REGISTER = "register"
 CMD_SHUTDOWN = "shutdown"
@@ -43,6 +44,7 @@ COMMANDS = frozenset(
         CMD_RECORD_STOP,
         CMD_RECORD_PAUSE,
         CMD_RECORD_RESUME,
+        CMD_RECORD_TAP,
         CMD_SEND_DTMF,
         CMD_REGISTER,
         CMD_SHUTDOWN,

@@ -43,7 +43,9 @@ EMPTY_WAIT_S = 0.5
 class Recording:
     rec_id: str
     path: str  # final stereo WAV
-    legs: tuple[str, str]  # (left leg id, right leg id)
+    # The legs that feed it, the caller's (left) first; more join with record_tap (a
+    # consulted party, a transfer's target, the next advisor: on the right).
+    legs: list[str]
     parts: tuple[str, str]  # the two mono WAVs PJSIP writes
     rate: int = 8000
     started: float = field(default_factory=time.monotonic)

@@ -1,4 +1,4 @@
-"""The web agent desktop (/agent) and wallboard (/wallboard): static files, no build step.
+"""The web agent desktop (/agent), wallboard (/wallboard) and coach page (/coach): static files, no build step.
 
 The pages are plain HTML, CSS and JavaScript next to this module; they talk to
 the REST API under /api/v1 and the CTI WebSocket like any other client.
@@ -28,7 +28,7 @@ def _file(name: str) -> FileResponse:
 
 
 def mount_web(app: FastAPI) -> None:
-    """Serve /agent, /wallboard and their assets under /web/."""
+    """Serve /agent, /wallboard, /coach and their assets under /web/."""
 
     @app.get("/agent", include_in_schema=False)
     async def agent_page() -> FileResponse:
@@ -37,6 +37,10 @@ def mount_web(app: FastAPI) -> None:
     @app.get("/wallboard", include_in_schema=False)
     async def wallboard_page() -> FileResponse:
         return _file("wallboard.html")
+
+    @app.get("/coach", include_in_schema=False)
+    async def coach_page() -> FileResponse:
+        return _file("coach.html")
 
     @app.get("/web/{name}", include_in_schema=False)
     async def asset(name: str) -> FileResponse:

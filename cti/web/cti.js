@@ -294,6 +294,13 @@ const CTI = (() => {
   }
 
   // Wire a login form: calls done(session) once logged in with an allowed role.
+  // ["coach", "supervisor", "admin"] -> "coaches, supervisors and admins".
+  function plural(roles) {
+    const words = roles.map((x) => (x.endsWith("ch") ? x + "es" : x + "s"));
+    return words.length < 2 ? words.join("")
+      : words.slice(0, -1).join(", ") + " and " + words[words.length - 1];
+  }
+
   function wireLogin(form, errorNode, session, roles, done) {
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
@@ -304,7 +311,7 @@ const CTI = (() => {
         if (roles && !roles.includes(r.role)) {
           // Not for this page: drop the token at once rather than leave it valid.
           logout(session);
-          errorNode.textContent = `This page is for ${roles.map((x) => x + "s").join(" and ")}; ${r.user} is ${r.role}.`;
+          errorNode.textContent = `This page is for ${plural(roles)}; ${r.user} is ${r.role}.`;
           return;
         }
         form.reset();

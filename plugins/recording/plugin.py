@@ -15,6 +15,9 @@ from typing import Any
 from cti.core.views import CallView
 from cti.hookspecs import hookimpl
 from cti.plugins.api import PluginManifest, Services
+from plugins.recording.access import RecordingAccess
+from plugins.recording.http import RULES as ACCESS_RULES
+from plugins.recording.http import make_router
 from plugins.recording.schemas import RecordingSettings, check_settings
 from plugins.recording.services import Recordings
 from plugins.recording.storage import MIGRATIONS
@@ -34,6 +37,7 @@ EVENTS: dict[str, dict[str, Any]] = {
         "properties": {"state": {"enum": ["recording", "paused", "resumed"]},
                        "by": {"type": ["string", "null"]}}},
 }
+RULES = dict(ACCESS_RULES)
 
 
 class RecordingPlugin:
@@ -53,13 +57,16 @@ class RecordingPlugin:
         return PluginManifest(
             description="Recording for the coaches: a consent announcement, both voices "
                         "in one stereo file, pause by the advisor, retention per topic",
-            config=RecordingSettings, events=EVENTS, migrations=MIGRATIONS,
+            config=RecordingSettings, events=EVENTS, migrations=MIGRATIONS, routes=RULES,
             check=check_settings, prompts=Path(__file__).with_name("prompts.yaml"))
 
     @hookimpl
     def cti_load(self, services: Services) -> None:
         gw = services.gateway
-        self._rec = Recordings(services, gw.path(Path(services.settings.directory)))
+        directory = gw.path(Path(services.settings.directory))
+        self._rec = Recordings(services, directory)
+        services.http.include_router(
+            make_router(RecordingAccess(services, self._rec.repo, directory)), ACCESS_RULES)
         services.on_start(self._rec.start)
 
     @hookimpl

@@ -75,3 +75,11 @@ class HoldIn(BaseModel):
 
     held: bool
     reason: Annotated[str, Field(max_length=500)] = ""
+
+
+class AudioLinkOut(BaseModel):
+    """POST /recordings/{id}/audio-link: a URL an <audio> element can play (and seek
+    with Range) without an Authorization header; one recording, a few minutes."""
+
+    url: str
+    expires_at: float

@@ -108,6 +108,8 @@ class Recordings:
         if kind == "call.bridged" and call_id in self.consenting \
                 and call_id not in self.declined:
             self.s.spawn(self._start(str(call_id)))
+        elif kind == "call.connected" and event.get("advisor"):
+            self.s.spawn(self._advisor_joined(str(call_id), str(event["advisor"])))
         elif kind == "call.recording":
             data = event.get("data") or {}
             if data.get("state") in ("done", "failed"):
@@ -144,6 +146,14 @@ class Recordings:
             return
         self.s.events.publish("recording.state", {"state": "recording", "by": None},
                               call_id=call_id, advisor=call.advisor)
+
+    async def _advisor_joined(self, call_id: str, advisor: str) -> None:
+        """A recorded call transferred to another advisor: they are in the index too."""
+        rec = self.repo.by_call(call_id)
+        if rec is not None and rec.status == "recording" and advisor not in rec.advisors:
+            rec.advisors.append(advisor)
+            rec.updated_at = self.s.now()
+            await self.repo.save(rec)
 
     async def _finished(self, call_id: str, data: dict[str, Any]) -> None:
         rec = self.repo.by_call(call_id)

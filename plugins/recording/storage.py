@@ -126,8 +126,10 @@ class RecordingRepository:
         where: list[str] = ["status != 'recording'"]
         args: list[Any] = []
         if q.advisor:
-            where.append("EXISTS (SELECT 1 FROM json_each(advisors) WHERE value = ?)")
-            args.append(q.advisor)
+            # Not json_each: the store's SQL fence refuses table-valued functions. A
+            # name has no quotes (NAME_RE), so its JSON string is one whole element.
+            where.append("instr(advisors, ?) > 0")
+            args.append(json.dumps(q.advisor))
         for column, value in (("topic", q.topic), ("caller_number", q.number)):
             if value:
                 where.append(f"{column} = ?")

@@ -158,15 +158,24 @@ class Floor:
 def floor(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Floor]:
     marker = request.node.get_closest_marker("gateway")
     overrides = dict(marker.kwargs) if marker else {}
-    want_team = overrides.pop("crisis_team", False)
-    if overrides.pop("short_prompts", False):
+    with floor_of(tmp_path, **overrides) as f:
+        yield f
+
+
+@contextlib.contextmanager
+def floor_of(tmp_path: Path, crisis_team: bool = False, short_prompts: bool = False,
+             **overrides: Any) -> Iterator[Floor]:
+    """A Floor on its own loop thread: running_gateway(tmp_path, **overrides)
+    (``extra_plugins=`` too), stopped at the end; short_prompts: every prompt a
+    0.3 s tone (tests/e2e/conftest.py)."""
+    if short_prompts:
         overrides["prompts__override_dir"] = str(write_short_prompts(tmp_path / "prompts"))
     loop = LoopThread()
     stack = contextlib.AsyncExitStack()
 
     async def start() -> tuple[Gateway, Phone | None]:
         team = None
-        if want_team:  # started first: its address goes into the directory
+        if crisis_team:  # started first: its address goes into the directory
             team = await stack.enter_async_context(Phone(name="crisis"))
             directory = [d for d in demo_config_data()["directory"] if d["key"] != "crisis_team"]
             overrides["directory"] = [{"key": "crisis_team", "name": "Crisis team",

@@ -204,3 +204,48 @@ async def test_the_advisor_pauses_with_r_in_the_softphone(tmp_path: Path,
                 assert len(done["data"]["paused"]) == 1
         finally:
             await client.aclose()
+
+
+TEAM_HZ = 700
+
+
+async def test_the_recording_follows_a_consult_transfer(tmp_path: Path,
+                                                        short_prompts: Path) -> None:
+    """The consulted party joins the advisor's side and stays on it once the advisor
+    has handed the caller over; the file ends with the caller's hang-up."""
+    low = write_tone(tmp_path / "400.wav", CALLER_HZ, 1.0)
+    high = write_tone(tmp_path / "1k.wav", ADVISOR_HZ, 1.0)
+    mid = write_tone(tmp_path / "700.wav", TEAM_HZ, 1.0)
+    async with Phone(name="crisis") as team, running_gateway(
+            tmp_path, directory=[{"key": "crisis_team", "name": "Crisis team",
+                                  "number": "+31703480000", "uri": team.uri("crisis")}],
+            **settings(tmp_path, short_prompts)) as gw, \
+            Advisor(gw, "sofia") as sofia, Phone(name=CALLER) as caller:
+        await sofia.set_state("available")
+        leg = await call_hotline(caller, gw, "22")
+        ring = await sofia.phone.wait_for("leg.incoming", timeout=20)
+        call_id = ring["headers"]["x-cti-call-id"]
+        await sofia.phone.command("answer", leg=ring["leg"], code=200)
+        await bus_event(gw, "call.recording", state="started")
+        await caller.command("play", leg=leg, file=str(low), loop=True)
+        await sofia.phone.command("play", leg=ring["leg"], file=str(high), loop=True)
+        await asyncio.sleep(1.0)  # a second of talk before the consult
+        gw.flow.transfer_call(call_id, "sofia", "consult", "external", "crisis_team")
+        consult = await sofia.phone.wait_for("leg.incoming", timeout=15)
+        await sofia.phone.command("answer", leg=consult["leg"], code=200)
+        team_call = await team.wait_for("leg.incoming", timeout=15)
+        await team.command("answer", leg=team_call["leg"], code=200)
+        await team.wait_for("leg.media", leg=team_call["leg"], active=True)
+        await team.command("play", leg=team_call["leg"], file=str(mid), loop=True)
+        await bus_event(gw, "call.consult", state="talking")
+        gw.flow.consult_complete(call_id, "sofia")
+        await bus_event(gw, "call.transferred")
+        await sofia.phone.wait_for("leg.state", leg=ring["leg"], state="disconnected")
+        await asyncio.sleep(2.0)  # the caller and the team talk: what is recorded
+        await caller.command("hangup", leg=leg)
+        done = await bus_event(gw, "recording.done", timeout=20)
+    path = Path(done["data"]["path"])
+    left, right = split_channels(path, tmp_path)
+    assert tone_seconds(right, TEAM_HZ) >= 1.5, tone_seconds(right, TEAM_HZ)
+    assert tone_seconds(right, ADVISOR_HZ) >= 0.5
+    assert tone_seconds(left, CALLER_HZ) >= 2.5 and tone_seconds(left, TEAM_HZ) < 0.2

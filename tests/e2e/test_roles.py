@@ -72,6 +72,7 @@ async def test_every_route_has_a_rule_and_the_rule_holds(tmp_path: Path) -> None
         base = f"http://{gw.settings.http.host}:{gw.settings.http.port}"
         async with httpx.AsyncClient(base_url=base) as http:
             sofia, nadia = await login(http, "sofia"), await login(http, "nadia")
+            ines = await login(http, "ines")  # a coach: recordings only
             checked = 0
             for method, path in routes:
                 rule = table[(method, path)]
@@ -87,12 +88,19 @@ async def test_every_route_has_a_rule_and_the_rule_holds(tmp_path: Path) -> None
                     continue  # checked below: it would end the tokens used here
                 as_sofia = await send(http, method, path, sofia)
                 as_nadia = await send(http, method, path, nadia)
+                as_ines = await send(http, method, path, ines)
                 if rule == "supervisor":
                     assert as_sofia.status_code == 403, (method, path, as_sofia.text)
+                    assert as_ines.status_code == 403, (method, path, as_ines.text)
                     assert as_nadia.status_code not in (401, 403), (method, path)
                 elif rule == "advisor":
                     assert as_nadia.status_code == 403, (method, path, as_nadia.text)
+                    assert as_ines.status_code == 403, (method, path, as_ines.text)
                     assert as_sofia.status_code not in (401, 403), (method, path)
+                elif rule == "coach":
+                    assert as_sofia.status_code == 403, (method, path, as_sofia.text)
+                    assert as_ines.status_code not in (401, 403), (method, path)
+                    assert as_nadia.status_code not in (401, 403), (method, path)
                 else:
                     assert rule == "user"
                     assert as_sofia.status_code not in (401, 403), (method, path)
@@ -131,7 +139,9 @@ async def test_metrics_from_another_host_needs_a_supervisor_token(tmp_path: Path
         async with httpx.AsyncClient(transport=transport, base_url="http://cti") as http:
             assert (await http.get("/metrics")).status_code == 401
             sofia, nadia = await login(http, "sofia"), await login(http, "nadia")
+            ines = await login(http, "ines")  # a coach: recordings only
             assert (await http.get("/metrics", headers=sofia)).status_code == 403
+            assert (await http.get("/metrics", headers=ines)).status_code == 403
             r = await http.get("/metrics", headers=nadia)
             assert r.status_code == 200 and "cti_worker_up" in r.text
 

@@ -22,7 +22,7 @@ def _mono(path: Path, samples: list[int]) -> None:
 
 def test_merge_interleaves_pads_and_reports(tmp_path: Path) -> None:
     path = tmp_path / "r.wav"
-    rec = Recording("r1", str(path), ("a", "b"), (str(path) + ".left.wav", str(path) + ".right.wav"),
+    rec = Recording("r1", str(path), ["a", "b"], (str(path) + ".left.wav", str(path) + ".right.wav"),
                     silence_path=str(path) + ".silence.wav")
     _mono(Path(rec.parts[0]), [1, 2, 3])
     _mono(Path(rec.parts[1]), [-1, -2])  # one frame short: padded with silence
