@@ -169,8 +169,11 @@ class FlowContext:
             try:
                 await link.command(cmd, **fields)
             except WorkerCommandError as e:
-                # A hang-up racing the far end's own BYE is normal, not a warning.
-                level = logging.DEBUG if "unknown leg" in str(e) else logging.WARNING
+                # A hang-up racing the far end's own BYE is normal, not a warning; so
+                # is a record_stop racing the worker's own end of the recording (the
+                # caller's leg ended it; record.done follows anyway).
+                level = logging.DEBUG if any(
+                    w in str(e) for w in ("unknown leg", "unknown recording")) else logging.WARNING
                 log.log(level, "command failed call_id=%s: %s", call.call_id, e)
 
         self.spawn(run(), call.call_id)
