@@ -184,9 +184,18 @@ class WorkerSettings(_Model):
 class HttpSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    token_ttl_s: int = Field(12 * 3600, ge=60)
-    # Failed logins allowed per minute, counted per user name and per client IP.
+    # Tests configure a few seconds to watch a token expire.
+    token_ttl_s: int = Field(12 * 3600, ge=1)
+    # Failed logins allowed per minute, counted per user name and client address
+    # together (a flood from one address does not lock the user out elsewhere),
+    # and, ten times as many, per client address.
     login_attempts_per_minute: int = Field(10, ge=1, le=10_000)
+    # Proxies whose X-Forwarded-For names the client (addresses or networks);
+    # from any other address the header is ignored.
+    trusted_proxies: list[str] = []
+    # Request bodies above this are refused (413) before they are read (4 MiB
+    # holds a campaign CSV of the default 20000 contacts).
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     # A WebSocket client gets {"type": "heartbeat"} this often.
     ws_heartbeat_s: float = Field(15.0, gt=0, le=3600)
 

@@ -13,7 +13,8 @@ from fastapi.routing import APIRoute
 from cti.api import routes_agents, routes_audit, routes_calls, routes_floor
 from cti.api.commands import Commands
 from cti.api.deps import GatewayApi
-from cti.api.guard import make_guard
+from cti.api.guard import EarlyGuard, make_guard
+from cti.api.limits import AsciiJSONResponse, BodyLimit, add_input_errors
 from cti.api.roles import PLUGIN_API_PREFIX, WS_PATH
 from cti.store.reports import Reports
 from cti.web import mount_web
@@ -38,7 +39,8 @@ def create_app(gw: GatewayApi) -> FastAPI:
                   description="CTI for advisors and supervisors. Log in with POST "
                   "/api/v1/login, then send `Authorization: Bearer <token>`. The WebSocket "
                   "protocol is in docs/asyncapi.yaml.",
-                  dependencies=[Depends(make_guard(gw))])
+                  dependencies=[Depends(make_guard(gw))],
+                  default_response_class=AsciiJSONResponse)
     reports = Reports(gw.store.path)
     for module in (routes_agents, routes_audit, routes_calls, routes_floor):
         module.register(app, gw, reports)
@@ -58,7 +60,12 @@ def create_app(gw: GatewayApi) -> FastAPI:
             await websocket.close(code=4401, reason="missing or invalid token")
             return
         await gw.hub.serve(websocket, p, since, commands=Commands(gw),
-                           heartbeat_s=gw.settings.http.ws_heartbeat_s)
+                           heartbeat_s=gw.settings.http.ws_heartbeat_s,
+                           valid=lambda: gw.auth.check(token) is not None)
 
     mount_web(app)
+    # Outermost last: the size limit, then the early access check, then the app.
+    app.add_middleware(EarlyGuard, gw=gw, routes=lambda: app.router.routes)
+    app.add_middleware(BodyLimit, max_bytes=gw.settings.http.max_body_bytes)
+    add_input_errors(app)
     return app

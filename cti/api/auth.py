@@ -1,5 +1,9 @@
-"""Logins and bearer tokens: argon2id password hashes, expiring tokens, a login
-rate limit per user name and per client IP."""
+"""Logins and bearer tokens: argon2id password hashes, expiring tokens, login rate
+limits per user name and client address together, per client address, and (ten
+times as many) per user name.
+
+A flood of wrong passwords from one address blocks that address, not the user:
+the user still logs in from anywhere else."""
 
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cti.config import Settings
 
 ROLES = ("advisor", "supervisor", "admin")
+
+#: The per-user-name limit is this many times the per-address one.
+USER_LIMIT_FACTOR = 10
 
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
 
@@ -93,16 +100,19 @@ class Authenticator:
         # The time source of token expiry (tests move it forward).
         self.clock: Callable[[], float] = time.time
         limit = settings.http.login_attempts_per_minute
-        self._by_user = SlidingWindow(limit)
+        self._by_user_ip = SlidingWindow(limit)
         self._by_ip = SlidingWindow(limit)
+        # Many addresses guessing one user's password (a botnet) still stop.
+        self._by_user = SlidingWindow(limit * USER_LIMIT_FACTOR)
         # Verified against for unknown users so timing does not reveal who exists.
         self._dummy = hash_password(secrets.token_hex(8))
 
     def check_rate(self, username: str, ip: str, now: float | None = None) -> None:
         """Raise RateLimited before the (slow) hash is even checked."""
         now = time.time() if now is None else now
-        wait = max(self._by_user.retry_after(username, now),
-                   self._by_ip.retry_after(ip, now))
+        wait = max(self._by_user_ip.retry_after(f"{username}\0{ip}", now),
+                   self._by_ip.retry_after(ip, now),
+                   self._by_user.retry_after(username, now))
         if wait:
             raise RateLimited(wait)
 
@@ -120,12 +130,14 @@ class Authenticator:
         # Count the attempt before the slow check so parallel guesses count too;
         # a successful login takes its attempt back.
         now = time.time()
-        self._by_user.hit(username, now)
-        self._by_ip.hit(ip, now)
+        windows = ((self._by_user_ip, f"{username}\0{ip}"), (self._by_ip, ip),
+                   (self._by_user, username))
+        for window, key in windows:
+            window.hit(key, now)
         if not await asyncio.to_thread(self.verify, username, password):
             return None
-        self._by_user.forget(username, now)
-        self._by_ip.forget(ip, now)
+        for window, key in windows:
+            window.forget(key, now)
         token = secrets.token_urlsafe(32)
         self._tokens[token] = Principal(username, self._users[username][1],
                                         self.clock() + self._ttl)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cti.api import actions
 from cti.api.auth import Principal
 from cti.api.deps import GatewayApi
+from cti.api.limits import find_surrogate
 from cti.api.roles import WS_COMMAND_ROLES, allows
 from cti.api.schemas import (
     HoldRequest,
@@ -115,12 +116,17 @@ class Commands:
             return reply(None, error="not JSON")
         if not isinstance(msg, dict):
             return reply(None, error='expected an object {"id": ..., "cmd": ...}')
+        if find_surrogate(msg) is not None:
+            return reply(None, error="not valid Unicode (a lone surrogate)")
         id_ = msg.pop("id", None)
-        if not isinstance(id_, (int, str)) and id_ is not None:
+        if isinstance(id_, bool) or (not isinstance(id_, (int, str)) and id_ is not None):
             return reply(None, error="id: expected a number or a string")
+        if isinstance(id_, str) and len(id_) > 64:
+            return reply(None, error="id: at most 64 characters")
         cmd = msg.pop("cmd", None)
-        if cmd not in COMMANDS:
-            return reply(id_, error=f"unknown cmd {cmd!r} (expected one of "
+        if not isinstance(cmd, str) or cmd not in COMMANDS:
+            shown = repr(cmd)[:40] if isinstance(cmd, str) else type(cmd).__name__
+            return reply(id_, error=f"unknown cmd {shown} (expected one of "
                                     f"{', '.join(COMMANDS)})")
         rule = WS_COMMAND_ROLES[cmd]
         if not allows(rule, p.role):
@@ -139,5 +145,5 @@ class Commands:
             log.exception("command %s failed user=%s call_id=%s", cmd, p.user,
                           getattr(args, "call_id", None))
             return reply(id_, error=f"internal error: {type(e).__name__}")
-        log.info("command %s by=%s call_id=%s", cmd, p.user, getattr(args, "call_id", None))
+        log.debug("command %s by=%s call_id=%s", cmd, p.user, getattr(args, "call_id", None))
         return reply(id_, result)

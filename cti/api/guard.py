@@ -8,12 +8,16 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cti.api.auth import Principal
 from cti.api.deps import GatewayApi
-from cti.api.roles import allows, route_rules
+from cti.api.roles import Rule, allows, route_rules
 
 log = logging.getLogger("cti.api")
 
@@ -37,6 +41,27 @@ def bearer_token(conn: HTTPConnection) -> str | None:
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
+def _refusal(gw: GatewayApi, rule: Rule | None, conn: HTTPConnection, method: str,
+             path: str) -> HTTPException | Principal | None:
+    """What the rule says for this request: a refusal, the caller, or None (public)."""
+    if rule is None:  # fail closed: a route nobody gave a rule
+        log.error("no role rule for %s %s: refused", method, path)
+        return HTTPException(status.HTTP_403_FORBIDDEN, "no access rule for this route")
+    if rule == "public":
+        return None
+    p = gw.auth.check(bearer_token(conn))
+    if rule == "local_or_supervisor" and p is None and is_loopback(
+            conn.client.host if conn.client else None):
+        return None
+    if p is None:
+        return HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid token",
+                             headers={"WWW-Authenticate": "Bearer"})
+    if not allows(rule, p.role):
+        who = WHO.get(rule, "supervisors and admins")
+        return HTTPException(status.HTTP_403_FORBIDDEN, f"{who} only")
+    return p
+
+
 def make_guard(gw: GatewayApi) -> Callable[[HTTPConnection], Awaitable[None]]:
     """The dependency put on the whole app: route rule, token, role."""
     rules = route_rules(r.rules for r in gw.plugin_routers)
@@ -46,26 +71,46 @@ def make_guard(gw: GatewayApi) -> Callable[[HTTPConnection], Awaitable[None]]:
             return  # the socket answers a bad token itself: close code 4401
         route = conn.scope.get("route")
         method = conn.scope["method"]
-        rule = rules.get((method, getattr(route, "path", "")))
+        path = getattr(route, "path", "")
         conn.state.principal = None
-        if rule is None:  # fail closed: a route nobody gave a rule
-            log.error("no role rule for %s %s: refused", method, getattr(route, "path", "?"))
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "no access rule for this route")
-        if rule == "public":
-            return
-        p = gw.auth.check(bearer_token(conn))
-        if rule == "local_or_supervisor" and p is None and is_loopback(
-                conn.client.host if conn.client else None):
-            return
-        if p is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid token",
-                                headers={"WWW-Authenticate": "Bearer"})
-        if not allows(rule, p.role):
-            who = WHO.get(rule, "supervisors and admins")
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{who} only")
-        conn.state.principal = p
+        outcome = _refusal(gw, rules.get((method, path)), conn, method, path or "?")
+        if isinstance(outcome, HTTPException):
+            raise outcome
+        conn.state.principal = outcome
 
     return guard
+
+
+class EarlyGuard:
+    """Pure ASGI, before the body is read: a request the guard would refuse (no
+    token, a wrong role) is answered 401/403 before its body is parsed, so an
+    unauthenticated caller never learns how its body would validate. The guard
+    dependency checks again on the route (the same rule)."""
+
+    def __init__(self, app: ASGIApp, gw: GatewayApi, routes: Callable[[], list[BaseRoute]]
+                 ) -> None:
+        self.app = app
+        self.gw = gw
+        self.routes = routes
+        self.rules = route_rules(r.rules for r in gw.plugin_routers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for route in self.routes():
+                match, child = route.matches(scope)
+                if match == Match.FULL:
+                    if isinstance(route, APIRoute):
+                        conn = HTTPConnection(scope)
+                        method = scope["method"]
+                        outcome = _refusal(self.gw, self.rules.get((method, route.path)),
+                                           conn, method, route.path)
+                        if isinstance(outcome, HTTPException):
+                            response = JSONResponse({"detail": outcome.detail},
+                                                    outcome.status_code, outcome.headers)
+                            await response(scope, receive, send)
+                            return
+                    break
+        await self.app(scope, receive, send)
 
 
 def current(request: Request, _: Credentials) -> Principal:

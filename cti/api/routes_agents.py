@@ -1,15 +1,16 @@
 """Login, the advisor's own state and history, advisors' skills (supervisors)."""
 
 # No `from __future__ import annotations`: FastAPI must see the real types.
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, HTTPException, Path, Request, status
 from fastapi.responses import JSONResponse
 
 from cti.api.actions import ActionError, set_state
 from cti.api.auth import RateLimited
 from cti.api.deps import GatewayApi
 from cti.api.guard import Auth, bearer_token
+from cti.api.limits import Vocabulary, unknown_keys
 from cti.api.roles import V1
 from cti.api.schemas import AgentView, LoginRequest, LoginResponse, SkillsRequest, StateRequest
 from cti.core.skills import Skills
@@ -21,6 +22,7 @@ def http_error(e: ActionError) -> HTTPException:
 
 
 def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
+    vocab = Vocabulary.of(gw.settings)
 
     @app.post(f"{V1}/login", response_model=LoginResponse,
             responses={401: {"description": "wrong user name or password"},
@@ -69,11 +71,23 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
     async def advisors(p: Auth) -> list[AgentView]:
         return [agent_view(gw, a.name) for a in gw.settings.advisors]
 
-    @app.put(f"{V1}/advisors/{{name}}/skills", response_model=AgentView)
-    async def set_skills(name: str, body: SkillsRequest, p: Auth,
-                         request: Request) -> AgentView:
+    @app.put(f"{V1}/advisors/{{name}}/skills", response_model=AgentView,
+             responses={404: {"description": "no such advisor"},
+                        422: {"description": "a language, topic or training the "
+                                             "config does not know"}})
+    async def set_skills(name: Annotated[str, Path(max_length=64)], body: SkillsRequest,
+                         p: Auth, request: Request) -> AgentView:
         """Live skill and training changes: they count from the next routing decision.
-        Stored (they survive a restart) and audited before this answers."""
+        Stored (they survive a restart) and audited before this answers. Languages
+        and topics are the IVR's codes, trainings those the config names."""
+        a = gw.settings.advisor(name)
+        if a is None or a.role != "advisor":
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such advisor")
+        errors = (unknown_keys("languages", body.languages, vocab.languages)
+                  + unknown_keys("topics", body.topics, vocab.topics)
+                  + unknown_keys("trainings", body.trainings, vocab.trainings))
+        if errors:
+            raise HTTPException(422, errors)
         try:
             await gw.flow.update_skills(
                 name, Skills(body.languages, body.topics, body.trainings), by=p.user,

@@ -4,14 +4,15 @@ wrap-up codes, away reasons and /metrics."""
 # No `from __future__ import annotations`: FastAPI must see the real types.
 import time
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, HTTPException, Path, Request, status
 from fastapi.responses import PlainTextResponse
 
 from cti import metrics
 from cti.api.deps import GatewayApi
 from cti.api.guard import Auth
+from cti.api.limits import Vocabulary
 from cti.api.roles import V1
 from cti.api.schemas import DirectoryItem, FlagRequest, WrapUpCodeItem
 from cti.routing import AdvisorState
@@ -40,6 +41,7 @@ def queue_stats(gw: GatewayApi, reports: Reports, now: float) -> dict[str, Any]:
 
 
 def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
+    flags = Vocabulary.of(gw.settings).flags
 
     @app.get(f"{V1}/health")
     async def health() -> dict[str, Any]:
@@ -55,11 +57,17 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
         """The gateway-wide flags IVR flows branch on (e.g. crisis)."""
         return dict(gw.flow.flags)
 
-    @app.put(f"{V1}/ivr/flags/{{name}}")
-    async def set_ivr_flag(name: str, body: FlagRequest, p: Auth,
-                           request: Request) -> dict[str, bool]:
+    @app.put(f"{V1}/ivr/flags/{{name}}",
+             responses={422: {"description": "a flag the config does not name"}})
+    async def set_ivr_flag(name: Annotated[str, Path(max_length=64)], body: FlagRequest,
+                           p: Auth, request: Request) -> dict[str, bool]:
         """Switch a flag (e.g. a crisis is on): it counts from the next caller's IVR.
-        Stored (it survives a restart) and audited before this answers."""
+        Stored (it survives a restart) and audited before this answers. Only flags
+        the config names (ivr.flags, or a flow's `flag:<name>` branch)."""
+        if name not in flags:
+            raise HTTPException(422, [{
+                "type": "value_error", "loc": ["path", "name"], "input": name,
+                "msg": f"unknown flag (expected one of {', '.join(sorted(flags))})"}])
         try:
             await gw.flow.set_flag(name, body.value, by=p.user,
                                    address=request.client.host if request.client else None)

@@ -3,18 +3,51 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from cti.api.limits import TEXT_CONTROLS, find_surrogate, text_problem
+
+
+def _name(v: str) -> str:
+    problem = text_problem(v)
+    if problem:
+        raise ValueError(problem)
+    return v
+
+
+def _text(v: str) -> str:
+    problem = text_problem(v, TEXT_CONTROLS)
+    if problem:
+        raise ValueError(problem)
+    return v
+
+
+#: One line: a user name, a code, a key (no control characters, no lone surrogates).
+Name = Annotated[str, AfterValidator(_name)]
+#: Free text (a note): tabs and line breaks allowed.
+Text = Annotated[str, AfterValidator(_text)]
+#: A skill, training or flag name (checked against the config's vocabulary).
+Key = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_name)]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_surrogates(cls, data: Any) -> Any:
+        where = find_surrogate(data)
+        if where is not None:
+            raise ValueError(f"{'.'.join(map(str, where)) or 'body'}: contains a lone "
+                             "surrogate (not valid Unicode)")
+        return data
+
 
 class LoginRequest(Strict):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
+    username: Name = Field(min_length=1, max_length=64)
+    password: Text = Field(min_length=1, max_length=256)
 
 
 class LoginResponse(BaseModel):
@@ -26,7 +59,7 @@ class LoginResponse(BaseModel):
 
 class StateRequest(Strict):
     state: Literal["available", "away", "logged_out"]
-    reason: str | None = Field(None, max_length=64)
+    reason: Name | None = Field(None, max_length=64)
 
 
 class AgentView(BaseModel):
@@ -45,9 +78,9 @@ Level = Annotated[int, Field(ge=1, le=5)]
 class SkillsRequest(Strict):
     """An advisor's skills, replaced as a whole (levels 1-5, trainings with expiry)."""
 
-    languages: dict[str, Level] = Field(min_length=1)
-    topics: dict[str, Level] = Field(min_length=1)
-    trainings: dict[str, date | None] = {}
+    languages: dict[Key, Level] = Field(min_length=1, max_length=64)
+    topics: dict[Key, Level] = Field(min_length=1, max_length=64)
+    trainings: dict[Key, date | None] = Field({}, max_length=64)
 
 
 class FlagRequest(Strict):
@@ -76,12 +109,12 @@ class TransferRequest(Strict):
     kind: Literal["blind", "consult"]
     target_type: Literal["queue", "advisor", "external"]
     # queue: a topic code; advisor: an advisor's name; external: a directory key
-    target: str = Field(min_length=1, max_length=64)
+    target: Name = Field(min_length=1, max_length=64)
 
 
 class WrapUpRequest(Strict):
-    code: str = Field(min_length=1, max_length=64)
-    note: str = Field("", max_length=2000)
+    code: Name = Field(min_length=1, max_length=64)
+    note: Text = Field("", max_length=2000)
 
 
 class DirectoryItem(BaseModel):

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,6 +24,12 @@ from cti.api.auth import Principal
 from cti.events import Event, EventBus, visible_to
 
 log = logging.getLogger("cti.ws")
+
+
+#: How often an open socket re-checks its token (logout, expiry).
+TOKEN_RECHECK_S = 1.0
+#: Put on a client's queue: its sender closes the socket with 4401.
+CLOSE_EXPIRED: dict[str, Any] = {"type": "close", "code": 4401}
 
 
 class CommandHandler(Protocol):
@@ -53,7 +60,12 @@ class Hub:
                 c.queue.put_nowait(event)
 
     async def serve(self, ws: WebSocket, principal: Principal, since: int | None,
-                    commands: CommandHandler | None = None, heartbeat_s: float = 15.0) -> None:
+                    commands: CommandHandler | None = None, heartbeat_s: float = 15.0,
+                    valid: Callable[[], bool] | None = None,
+                    recheck_s: float = TOKEN_RECHECK_S) -> None:
+        """``valid``: whether the client's token still holds (checked every
+        ``recheck_s`` and before each command); once not, the socket is closed with
+        4401 (logged out or expired)."""
         client = Client(principal, ws)
         # Register before reading the backlog so nothing falls between the two
         # (no await in between: the bus cannot publish meanwhile).
@@ -68,13 +80,18 @@ class Hub:
                  "heartbeat_s": heartbeat_s}
         sender = asyncio.create_task(self._send_loop(client, hello, backlog))
         beat = asyncio.create_task(self._heartbeat(client, heartbeat_s))
+        tasks = [sender, beat]
+        if valid is not None:
+            tasks.append(asyncio.create_task(self._recheck(client, valid, recheck_s)))
         try:
             while True:
                 msg = await ws.receive()
                 if msg["type"] == "websocket.disconnect":
                     break
                 raw = msg.get("text")
-                if raw is None:
+                if valid is not None and not valid():
+                    client.queue.put_nowait(CLOSE_EXPIRED)
+                elif raw is None:
                     client.queue.put_nowait({"type": "reply", "id": None, "ok": False,
                                              "error": "commands are JSON text frames"})
                 elif commands is not None:
@@ -83,10 +100,16 @@ class Hub:
             pass
         finally:
             self.clients.discard(client)
-            for task in (sender, beat):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    async def _recheck(self, client: Client, valid: Callable[[], bool], every_s: float
+                       ) -> None:
+        while valid():
+            await asyncio.sleep(every_s)
+        client.queue.put_nowait(CLOSE_EXPIRED)
 
     async def _heartbeat(self, client: Client, every_s: float) -> None:
         """last_seq: every event up to it that this client may see was sent before
@@ -108,6 +131,11 @@ class Hub:
                     client.sent_seq = last = ev["seq"]
             while True:
                 msg = await client.queue.get()
+                if msg is CLOSE_EXPIRED:
+                    log.info("ws closed user=%s: token logged out or expired",
+                             client.principal.user)
+                    await client.ws.close(code=4401, reason="token logged out or expired")
+                    return
                 seq = msg.get("seq")
                 if seq is not None and seq <= last:
                     continue  # already sent from the backlog

@@ -153,8 +153,12 @@ class Gateway:
             await self.pool.start()
             await self.edge.start()
             self.rpc = self.edge.rpc
+            proxies = self.settings.http.trusted_proxies
+            # X-Forwarded-For only from configured proxies (uvicorn's default trusts
+            # loopback, which let any local client pick its address for the limits).
             self._http = uvicorn.Server(uvicorn.Config(
-                create_app(self), log_level="warning", lifespan="off", access_log=False))
+                create_app(self), log_level="warning", lifespan="off", access_log=False,
+                proxy_headers=bool(proxies), forwarded_allow_ips=list(proxies) or None))
             self._http_task = asyncio.create_task(self._http.serve(sockets=[http_sock]))
             while not self._http.started:
                 if self._http_task.done():

@@ -11,7 +11,14 @@ import pytest
 import yaml
 from argon2 import PasswordHasher
 
-from cti.api.auth import Authenticator, RateLimited, SlidingWindow, hash_password, sip_ha1
+from cti.api.auth import (
+    USER_LIMIT_FACTOR,
+    Authenticator,
+    RateLimited,
+    SlidingWindow,
+    hash_password,
+    sip_ha1,
+)
 from cti.config import ConfigError, parse_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,16 +104,18 @@ def settings(**http: object):  # noqa: ANN201
     return parse_settings(demo(**http), REPO / "config" / "cti.yaml")
 
 
-async def test_login_by_user_and_by_ip_is_limited_and_success_does_not_count() -> None:
+async def test_login_by_user_and_address_is_limited_and_success_does_not_count() -> None:
     auth = Authenticator(settings(login_attempts_per_minute=3))
     for _ in range(3):  # successes are not counted
         assert await auth.login("sofia", "demo-sofia", "10.0.0.1")
     for _ in range(3):
         assert await auth.login("sofia", "wrong", "10.0.0.1") is None
     with pytest.raises(RateLimited) as limited:
-        await auth.login("sofia", "demo-sofia", "10.0.0.2")  # by user name, any IP
+        await auth.login("sofia", "demo-sofia", "10.0.0.1")  # that user from that address
     assert 1 <= limited.value.retry_after <= 60
-    # The IP is limited for every user name (password spraying).
+    # The flood from 10.0.0.1 does not lock sofia out from elsewhere.
+    assert await auth.login("sofia", "demo-sofia", "10.0.0.2")
+    # The address is limited for every user name (password spraying).
     with pytest.raises(RateLimited):
         await auth.login("michel", "demo-michel", "10.0.0.1")
     assert await auth.login("michel", "demo-michel", "10.0.0.3")
@@ -114,7 +123,16 @@ async def test_login_by_user_and_by_ip_is_limited_and_success_does_not_count() -
     for _ in range(3):
         assert await auth.login("nobody", "x", "10.0.0.4") is None
     with pytest.raises(RateLimited):
-        await auth.login("nobody", "x", "10.0.0.5")
+        await auth.login("nobody", "x", "10.0.0.4")
+    assert await auth.login("nobody", "x", "10.0.0.5") is None
+
+
+async def test_many_addresses_guessing_one_user_are_limited_by_the_user_name() -> None:
+    auth = Authenticator(settings(login_attempts_per_minute=2))
+    for i in range(2 * USER_LIMIT_FACTOR):
+        assert await auth.login("sofia", "wrong", f"10.1.0.{i}") is None
+    with pytest.raises(RateLimited):
+        await auth.login("sofia", "demo-sofia", "10.2.0.1")
 
 
 async def test_tokens_expire_and_carry_the_role() -> None:
