@@ -170,7 +170,8 @@ class AsciiJSONResponse(JSONResponse):
 
 
 def add_input_errors(app: FastAPI) -> None:
-    """422s that cannot fail to render, and text that cannot be encoded as a 422."""
+    """422s that cannot fail to render; text that cannot be encoded and numbers too
+    large for the store are a 422, not a 500."""
 
     async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -180,5 +181,10 @@ def add_input_errors(app: FastAPI) -> None:
         return AsciiJSONResponse({"detail": "text that is not valid Unicode "
                                             "(e.g. a lone surrogate)"}, 422)
 
+    async def out_of_range(request: Request, exc: Exception) -> Response:
+        # An id past what the store can hold (SQLite: 64 bits) names nothing.
+        return AsciiJSONResponse({"detail": "a number out of range"}, 422)
+
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(UnicodeError, undecodable)
+    app.add_exception_handler(OverflowError, out_of_range)

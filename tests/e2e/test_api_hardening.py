@@ -230,3 +230,48 @@ async def test_x_forwarded_for_names_the_client_behind_a_configured_proxy(
 
         assert [await attempt("198.51.100.1") for _ in range(4)] == [401] * 3 + [429]
         assert await attempt("198.51.100.2", "demo-emre") == 200
+
+
+#: Examples per operation and role: enough to hit each schema's edges, short in the suite.
+FUZZ_EXAMPLES = 8
+
+
+def fuzz(schema_doc: dict[str, Any], base_url: str, headers: dict[str, str]
+         ) -> list[str]:
+    """Schemathesis cases for every operation (logout aside: it would end the token)
+    against the running gateway; each 5xx as one line."""
+    import hypothesis
+    import schemathesis
+
+    schema = schemathesis.openapi.from_dict(schema_doc)
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        op = result.ok()
+        if op.path.endswith("/logout"):
+            continue
+
+        @hypothesis.settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
+                             phases=[hypothesis.Phase.generate],
+                             suppress_health_check=list(hypothesis.HealthCheck))
+        @hypothesis.given(case=op.as_strategy())
+        def run(case: Any) -> None:
+            r = case.call(base_url=base_url, headers=headers, timeout=30)
+            if r.status_code >= 500:
+                failures.append(f"{case.method} {case.formatted_path} {r.status_code} "
+                                f"{r.text[:200]}")
+
+        run()
+    return failures
+
+
+@pytest.mark.timeout(900)
+async def test_schemathesis_finds_no_5xx_for_any_role(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, http__login_attempts_per_minute=10_000) as gw, \
+            httpx.AsyncClient(base_url=base(gw)) as http:
+        doc = (await http.get("/openapi.json")).json()
+        roles = {"nobody": {}} | {
+            user: {"Authorization": f"Bearer {await login(http, user)}"}
+            for user in ("sofia", "nadia", "ines")}
+        for role, headers in roles.items():
+            failures = await asyncio.to_thread(fuzz, doc, base(gw), headers)
+            assert not failures, (role, failures)
