@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, status
+from fastapi import FastAPI, HTTPException, Path, Query, status
 
 from cti.api import actions
 from cti.api.deps import GatewayApi
@@ -25,6 +25,11 @@ from cti.api.schemas import (
     WrapUpRequest,
 )
 from cti.store.reports import MAX_LIMIT, RecordQuery, Reports
+
+#: Call ids are at most 64 characters (as in the WebSocket commands).
+CallIdPath = Annotated[str, Path(max_length=64)]
+#: A search term of /records.
+Term = Annotated[str | None, Query(max_length=64)]
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such call (or not yours)"},
@@ -65,7 +70,7 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
         return calls
 
     @app.get(f"{V1}/calls/{{call_id}}", responses={404: _REFUSALS[404]})
-    async def call_detail(call_id: str, p: Auth) -> dict[str, Any]:
+    async def call_detail(call_id: CallIdPath, p: Auth) -> dict[str, Any]:
         """The call (live and stored), its offers with decision traces, its wrap-up."""
         rec = gw.store.get_call(call_id)
         active = next((c for c in gw.flow.active_calls() if c["call_id"] == call_id), None)
@@ -76,17 +81,17 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
                 "offers": gw.store.offers(call_id), "wrap_up": gw.store.wrap_up(call_id)}
 
     @app.post(f"{V1}/calls/{{call_id}}/hangup", responses=_REFUSALS)
-    async def hangup(call_id: str, p: Auth) -> dict[str, bool]:
+    async def hangup(call_id: CallIdPath, p: Auth) -> dict[str, bool]:
         return _do(lambda: actions.hangup(gw, p, call_id))
 
     @app.post(f"{V1}/calls/{{call_id}}/hold", responses=_REFUSALS)
-    async def hold(call_id: str, body: HoldRequest, p: Auth) -> dict[str, bool]:
+    async def hold(call_id: CallIdPath, body: HoldRequest, p: Auth) -> dict[str, bool]:
         """Hold (the caller hears music) or take the caller back."""
         return _do(lambda: actions.hold(gw, p, call_id, body.on))
 
     @app.post(f"{V1}/calls/{{call_id}}/recording", responses={
         404: _REFUSALS[404], 409: {"description": "the call is not being recorded"}})
-    async def recording(call_id: str, body: RecordingRequest, p: Auth) -> RecordingState:
+    async def recording(call_id: CallIdPath, body: RecordingRequest, p: Auth) -> RecordingState:
         """Pause the call's recording (card numbers, passport data: silence in the
         file, the stretch listed in its index) or resume it."""
         try:
@@ -96,42 +101,44 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
         return RecordingState(state=state)
 
     @app.post(f"{V1}/calls/{{call_id}}/transfer", responses=_REFUSALS)
-    async def transfer(call_id: str, body: TransferRequest, p: Auth) -> dict[str, bool]:
+    async def transfer(call_id: CallIdPath, body: TransferRequest, p: Auth) -> dict[str, bool]:
         """Blind or consult, to a queue (topic), an advisor or a directory entry."""
         return _do(lambda: actions.transfer(gw, p, call_id, body.kind, body.target_type,
                                             body.target))
 
     @app.post(f"{V1}/calls/{{call_id}}/consult/complete", responses=_REFUSALS)
-    async def consult_complete(call_id: str, p: Auth) -> dict[str, bool]:
+    async def consult_complete(call_id: CallIdPath, p: Auth) -> dict[str, bool]:
         """The caller goes to the consulted party; the advisor leaves the call."""
         return _do(lambda: actions.consult_complete(gw, p, call_id))
 
     @app.post(f"{V1}/calls/{{call_id}}/consult/cancel", responses=_REFUSALS)
-    async def consult_cancel(call_id: str, p: Auth) -> dict[str, bool]:
+    async def consult_cancel(call_id: CallIdPath, p: Auth) -> dict[str, bool]:
         """End the consult; the advisor is back with the caller."""
         return _do(lambda: actions.consult_cancel(gw, p, call_id))
 
     @app.post(f"{V1}/calls/{{call_id}}/offer/accept", responses=_REFUSALS)
-    async def offer_accept(call_id: str, p: Auth) -> dict[str, bool]:
+    async def offer_accept(call_id: CallIdPath, p: Auth) -> dict[str, bool]:
         return _do(lambda: actions.accept_offer(gw, p, call_id))
 
     @app.post(f"{V1}/calls/{{call_id}}/offer/reject", responses=_REFUSALS)
-    async def offer_reject(call_id: str, p: Auth) -> dict[str, bool]:
+    async def offer_reject(call_id: CallIdPath, p: Auth) -> dict[str, bool]:
         """Stop the ringing; the next advisor gets the call."""
         return _do(lambda: actions.reject_offer(gw, p, call_id))
 
     @app.post(f"{V1}/calls/{{call_id}}/wrap-up",
             responses={**_REFUSALS, 422: {"description": "unknown wrap-up code"}})
-    async def wrap_up(call_id: str, body: WrapUpRequest, p: Auth) -> dict[str, bool]:
+    async def wrap_up(call_id: CallIdPath, body: WrapUpRequest, p: Auth) -> dict[str, bool]:
         """A code from GET /wrap-up-codes and a note; the advisor is available again."""
         return _do(lambda: actions.wrap_up(gw, p, call_id, body.code, body.note))
 
     @app.get(f"{V1}/records")
     async def records(
         p: Auth,
-        number: str | None = None, advisor: str | None = None, topic: str | None = None,
-        since: Annotated[str | None, Query(description="unix seconds or ISO date")] = None,
-        until: Annotated[str | None, Query(description="unix seconds or ISO date")] = None,
+        number: Term = None, advisor: Term = None, topic: Term = None,
+        since: Annotated[str | None, Query(description="unix seconds or ISO date",
+                                           max_length=64)] = None,
+        until: Annotated[str | None, Query(description="unix seconds or ISO date",
+                                           max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     ) -> list[dict[str, Any]]:
         """Ended calls, newest first (advisors: only their own)."""

@@ -71,6 +71,10 @@ async def test_malformed_skills_and_flags_get_a_4xx_and_change_nothing(tmp_path:
         for name in ("anything", "crisis%00", "%ED%A0%80", "x" * 200):
             r = await http.put(f"/api/v1/ivr/flags/{name}", json={"value": True}, headers=auth)
             assert r.status_code == 422, (name, r.status_code, r.text)
+        # Sizes: a call id, a search term.
+        assert (await http.get(f"/api/v1/calls/{'c' * 100}", headers=auth)).status_code == 422
+        assert (await http.get("/api/v1/records", params={"number": "1" * 100},
+                               headers=auth)).status_code == 422
         assert (await http.get("/api/v1/advisors", headers=auth)).json() == before
         assert (await http.get("/api/v1/ivr/flags", headers=auth)).json() == flags_before
         assert "anything" not in gw.flow.flags
