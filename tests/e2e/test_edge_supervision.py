@@ -3,6 +3,7 @@ real workers and a real advisor phone."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -12,7 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.gateway_harness import Advisor, hotline_uri, running_gateway, until
+from tests.e2e.gateway_harness import (
+    Advisor,
+    EventStream,
+    gateway_settings,
+    hotline_uri,
+    running_gateway,
+    until,
+)
+from tests.e2e.test_serve_process import _check_running, _serve, _until_gone
 from tests.peers.phone import Phone
 
 pytestmark = pytest.mark.e2e
@@ -73,3 +82,73 @@ async def test_health_is_degraded_while_the_edge_is_down(tmp_path: Path) -> None
         assert health["status"] == "degraded"
         assert "edge" in health["reason"]
         assert health["edge"]["up"] is False
+
+
+async def _available(settings, name: str) -> tuple[httpx.AsyncClient, EventStream]:  # noqa: ANN001
+    """Log in as an advisor, open the event stream, be available."""
+    s = settings
+    http = httpx.AsyncClient(base_url=f"http://{s.http.host}:{s.http.port}")
+    r = await http.post("/api/v1/login", json={"username": name, "password": f"demo-{name}"})
+    r.raise_for_status()
+    token = r.json()["token"]
+    stream = EventStream(f"ws://{s.http.host}:{s.http.port}/api/v1/ws?token={token}")
+    await stream.connect()
+    r = await http.post("/api/v1/agents/me/state", json={"state": "available"},
+                        headers={"Authorization": f"Bearer {token}"})
+    r.raise_for_status()
+    return http, stream
+
+
+async def _ring_and_answer(caller: Phone, phone: Phone, uri: str, seen: int) -> str:
+    leg = uuid.uuid4().hex
+    await caller.command("dial", leg=leg, uri=uri)
+    await caller.wait_for("leg.state", leg=leg, state="confirmed", timeout=10)
+    for d in "32":
+        await caller.command("send_dtmf", leg=leg, digits=d, method="rfc2833")
+
+    async def rung() -> dict:
+        while len(phone.received("leg.incoming")) <= seen:
+            await asyncio.sleep(0.05)
+        return phone.received("leg.incoming")[-1]
+
+    incoming = await asyncio.wait_for(rung(), 20)
+    await phone.command("answer", leg=incoming["leg"], code=200)
+    await phone.wait_for("leg.state", leg=incoming["leg"], state="confirmed", timeout=10)
+    return leg
+
+
+async def test_phone_rings_after_a_killed_serve_without_registering_again(
+    tmp_path: Path,
+) -> None:
+    """Acceptance 4, second half: the registrations live in the edge's sqlite file in
+    the runtime dir; the next `cti serve` loads them, the phone is not asked again."""
+    settings = gateway_settings(tmp_path)
+    s = settings
+    async with _serve(tmp_path, settings) as first, Phone(name="sofia") as phone, \
+            Phone(name="+34911234567") as caller:
+        await _check_running(first)
+        await phone.command("register", user="sofia", password="demo-sofia",
+                            registrar=f"sip:{s.sip.ip}:{s.sip.port}", transport="udp")
+        assert (await phone.wait_for("reg.state", timeout=10))["code"] == 200
+        http, stream = await _available(settings, "sofia")
+        await _ring_and_answer(caller, phone, f"sip:+31247247247@{s.sip.ip}:{s.sip.port}", 0)
+        await stream.close()
+        await http.aclose()
+        db = first.runtime / "edge" / "location.sqlite"
+        assert db.stat().st_mode & 0o777 == 0o600
+
+        first.proc.kill()  # during the call
+        await first.proc.wait()
+        await _until_gone(set(first.pids.values()), timeout=10)
+        registrations = len(phone.received("reg.state"))
+
+        async with _serve(tmp_path, settings) as second, Phone(name="+34911234568") as caller2:
+            await _check_running(second)
+            http, stream = await _available(settings, "sofia")
+            try:
+                await _ring_and_answer(
+                    caller2, phone, f"sip:+31247247247@{s.sip.ip}:{s.sip.port}", 1)
+                assert len(phone.received("reg.state")) == registrations
+            finally:
+                await stream.close()
+                await http.aclose()
