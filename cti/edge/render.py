@@ -98,6 +98,8 @@ class EdgeSettings:
     trunks: list[TrunkTarget] = field(default_factory=list)
     # Who besides the trunks may dial a hotline: None = anyone, else IPv4 networks.
     accept_from: list[str] | None = None
+    # Concurrent hotline calls per source IP from outside (trunks exempt); 0: no limit.
+    max_calls_per_source: int = 10
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,8 @@ def _check_settings(s: EdgeSettings) -> None:
         raise ValueError(f"invalid listen address {s.ip}:{s.port}")
     if not _REALM_RE.fullmatch(s.realm):
         raise ValueError(f"invalid realm {s.realm!r}")
+    if s.max_calls_per_source < 0:
+        raise ValueError("max_calls_per_source must be >= 0")
     if s.children < 1:
         raise ValueError("children must be >= 1")
     if not _SECRET_RE.fullmatch(s.edge_secret):
@@ -374,6 +378,7 @@ def render(settings: EdgeSettings) -> RenderedEdge:
             "FROM_TRUNK_CONDITION": from_trunk_condition(settings.trunks),
             "TO_TRUNK_ADDRESS_CONDITION": to_trunk_address_condition(settings.trunks),
             "ACCEPT_FROM_CONDITION": accept_from_condition(settings.accept_from),
+            "MAX_CALLS_PER_SOURCE": str(settings.max_calls_per_source),
             "REGISTERED_CONTACT_CONDITION": registered_contact_condition(settings.trunks),
             "REGISTER_MODULES": register_modules(edge, settings.ip, settings.port,
                                                  uacreg is not None),
