@@ -206,9 +206,8 @@ class Engine(Commands):
         tc.boundAddress = self.cfg.ip  # else RTP leaves from the outside address
         if self.cfg.session_expires_s > 0:
             # RFC 4028 on every call, whether the peer supports it or not: when it
-            # does not refresh, we do (re-INVITE/UPDATE at half the interval) and a
-            # refresh that times out or gets 481 ends the call -- a peer that
-            # vanished without a BYE holds its slot at most this long.
+            # does not, we refresh (re-INVITE/UPDATE at half the interval); PJSIP
+            # ends a session that is not refreshed in time (README "Dead calls").
             cc = acfg.callConfig
             cc.timerUse = pj.PJSUA_SIP_TIMER_ALWAYS
             cc.timerSessExpiresSec = self.cfg.session_expires_s

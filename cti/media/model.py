@@ -37,7 +37,7 @@ class EngineConfig:
     # "rtp_timeout"). Legs on hold (sendonly/inactive) are exempt. 0: off.
     rtp_timeout_s: float = 0.0
     # RFC 4028 session timers on every call (pjsua "always": we refresh when the
-    # peer does not; a refresh that times out or gets 481 ends the call). 0: off.
+    # peer does not; PJSIP ends a session not refreshed in time). 0: off.
     session_expires_s: int = 0
 
 
