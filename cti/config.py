@@ -55,6 +55,9 @@ class SipSettings(_Model):
     # Concurrent hotline calls from one source IP (trunks exempt: they have their
     # own max_calls); more get 486 from the edge. 0: no limit.
     max_calls_per_source: int = Field(10, ge=0)
+    # Hotline INVITEs from one source IP per minute (trunks exempt); more get 503
+    # with Retry-After. 0: no limit.
+    call_attempts_per_source_per_minute: int = Field(60, ge=0)
 
     @field_validator("accept_from")
     @classmethod

@@ -138,6 +138,7 @@ class Gateway:
                 for t in s.trunks],
             accept_from=None if s.sip.accept_from == "any" else list(s.sip.accept_from),
             max_calls_per_source=s.sip.max_calls_per_source,
+            call_attempts_per_source_per_minute=s.sip.call_attempts_per_source_per_minute,
         )
 
     # ------------------------------------------------------------ lifecycle

@@ -100,6 +100,8 @@ class EdgeSettings:
     accept_from: list[str] | None = None
     # Concurrent hotline calls per source IP from outside (trunks exempt); 0: no limit.
     max_calls_per_source: int = 10
+    # Hotline INVITEs per source IP per minute from outside (trunks exempt); 0: no limit.
+    call_attempts_per_source_per_minute: int = 60
 
 
 @dataclass(frozen=True)
@@ -320,8 +322,9 @@ def _check_settings(s: EdgeSettings) -> None:
         raise ValueError(f"invalid listen address {s.ip}:{s.port}")
     if not _REALM_RE.fullmatch(s.realm):
         raise ValueError(f"invalid realm {s.realm!r}")
-    if s.max_calls_per_source < 0:
-        raise ValueError("max_calls_per_source must be >= 0")
+    if s.max_calls_per_source < 0 or s.call_attempts_per_source_per_minute < 0:
+        raise ValueError("max_calls_per_source and call_attempts_per_source_per_minute "
+                         "must be >= 0")
     if s.children < 1:
         raise ValueError("children must be >= 1")
     if not _SECRET_RE.fullmatch(s.edge_secret):
@@ -379,6 +382,7 @@ def render(settings: EdgeSettings) -> RenderedEdge:
             "TO_TRUNK_ADDRESS_CONDITION": to_trunk_address_condition(settings.trunks),
             "ACCEPT_FROM_CONDITION": accept_from_condition(settings.accept_from),
             "MAX_CALLS_PER_SOURCE": str(settings.max_calls_per_source),
+            "CALL_ATTEMPTS_PER_SOURCE": str(settings.call_attempts_per_source_per_minute),
             "REGISTERED_CONTACT_CONDITION": registered_contact_condition(settings.trunks),
             "REGISTER_MODULES": register_modules(edge, settings.ip, settings.port,
                                                  uacreg is not None),

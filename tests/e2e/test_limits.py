@@ -27,6 +27,7 @@ pytestmark = pytest.mark.e2e
 # the test phones, idle, survive an 8 s timeout and are cut by a 3 s one).
 RTP_TIMEOUT_S = 7
 PER_SOURCE = 2
+ATTEMPTS_PER_MINUTE = 5
 
 
 def _ended(gw: Gateway, reason: str) -> list[dict[str, Any]]:
@@ -69,7 +70,8 @@ async def _outcome(caller: Phone, leg: str, timeout: float = 15) -> dict[str, An
 
 async def test_silent_callers_time_out_and_one_address_is_limited(tmp_path: Path) -> None:
     async with running_gateway(tmp_path, workers=2, workers__rtp_timeout_s=RTP_TIMEOUT_S,
-                               sip__max_calls_per_source=PER_SOURCE) as gw, \
+                               sip__max_calls_per_source=PER_SOURCE,
+                               sip__call_attempts_per_source_per_minute=ATTEMPTS_PER_MINUTE) as gw, \
             contextlib.AsyncExitStack() as st:
         edge = (gw.settings.sip.ip, gw.settings.sip.port)
         # 1. Four callers from four addresses take every customer slot and go silent.
@@ -97,11 +99,18 @@ async def test_silent_callers_time_out_and_one_address_is_limited(tmp_path: Path
             assert answered["state"] == "confirmed"
 
             # 3. Per source: a second call from 127.0.0.1 is answered, a third is
-            # refused by the edge; a caller from 127.0.0.2 is answered.
+            # refused by the edge, and so are attempts beyond the limit a minute;
+            # a caller from 127.0.0.2 is answered.
             second = await _outcome(caller, await _dial(caller, gw))
             assert second["state"] == "confirmed"
             third = await _outcome(caller, await _dial(caller, gw))
             assert (third["state"], third["code"]) == ("disconnected", 486)
+            # Attempts: that was the 4th INVITE from 127.0.0.1 this minute, the 5th
+            # is still only busy, the 6th is over the attempt limit.
+            fifth = await _outcome(caller, await _dial(caller, gw))
+            assert (fifth["state"], fifth["code"]) == ("disconnected", 486)
+            sixth = await _outcome(caller, await _dial(caller, gw))
+            assert (sixth["state"], sixth["code"]) == ("disconnected", 503)
             async with Phone(name="+442079460002", ip="127.0.0.2") as other:
                 theirs = await _outcome(other, await _dial(other, gw))
                 assert theirs["state"] == "confirmed"
