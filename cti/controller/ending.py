@@ -60,8 +60,15 @@ class CallEnding:
                                          "duration_s": round(now - call.started_at, 1)})
         self.offers.apply(actions)
 
-    def customer_gone(self, call: Call) -> None:
-        """The caller hung up: while talking, or before anyone answered."""
+    def customer_gone(self, call: Call, cause: str = "") -> None:
+        """The caller hung up: while talking, or before anyone answered.
+
+        A cause from the worker (``rtp_timeout``: the caller's audio stopped and
+        the worker hung up) is the call's end reason instead.
+        """
+        if cause:
+            self.end_call(call, cause)
+            return
         talking = call.state in ("connected", "transferred")
         self.end_call(call, "caller_hangup" if talking else "caller_abandoned")
 

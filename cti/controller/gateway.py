@@ -51,6 +51,7 @@ def worker_specs(settings: Settings) -> list[WorkerSpec]:
             worker_id=f"w{i + 1}", ip=w.ip, sip_port=w.sip_port_base + i,
             rtp_port=w.rtp_port_base + i * w.rtp_ports_per_worker,
             rtp_range=w.rtp_ports_per_worker, outbound_proxy=edge,
+            rtp_timeout_s=w.rtp_timeout_s, session_expires_s=w.session_expires_s,
         )
         for i in range(w.count)
     ]
@@ -143,6 +144,8 @@ class Gateway:
                 register=t.register_)
                 for t in s.trunks],
             accept_from=None if s.sip.accept_from == "any" else list(s.sip.accept_from),
+            max_calls_per_source=s.sip.max_calls_per_source,
+            call_attempts_per_source_per_minute=s.sip.call_attempts_per_source_per_minute,
         )
 
     # ------------------------------------------------------------ lifecycle

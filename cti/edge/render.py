@@ -103,6 +103,10 @@ class EdgeSettings:
     # IP lock that user out from that IP (only) for auth_lockout_s seconds.
     auth_lockout_failures: int = 10
     auth_lockout_s: int = 300
+    # Concurrent hotline calls per source IP from outside (trunks exempt); 0: no limit.
+    max_calls_per_source: int = 10
+    # Hotline INVITEs per source IP per minute from outside (trunks exempt); 0: no limit.
+    call_attempts_per_source_per_minute: int = 60
 
 
 @dataclass(frozen=True)
@@ -378,6 +382,9 @@ def _check_settings(s: EdgeSettings) -> None:
         raise ValueError(f"invalid listen address {s.ip}:{s.port}")
     if not _REALM_RE.fullmatch(s.realm):
         raise ValueError(f"invalid realm {s.realm!r}")
+    if s.max_calls_per_source < 0 or s.call_attempts_per_source_per_minute < 0:
+        raise ValueError("max_calls_per_source and call_attempts_per_source_per_minute "
+                         "must be >= 0")
     if s.children < 1:
         raise ValueError("children must be >= 1")
     if s.auth_lockout_failures < 1 or s.auth_lockout_s < 1:
@@ -437,6 +444,8 @@ def render(settings: EdgeSettings) -> RenderedEdge:
             "FROM_TRUNK_CONDITION": from_trunk_condition(settings.trunks),
             "TO_TRUNK_ADDRESS_CONDITION": to_trunk_address_condition(settings.trunks),
             "ACCEPT_FROM_CONDITION": accept_from_condition(settings.accept_from),
+            "MAX_CALLS_PER_SOURCE": str(settings.max_calls_per_source),
+            "CALL_ATTEMPTS_PER_SOURCE": str(settings.call_attempts_per_source_per_minute),
             "REGISTERED_CONTACT_CONDITION": registered_contact_condition(settings.trunks),
             "LOCATION_DB": str(edge.location_db),
             "AUTH_LOCKOUT_FAILURES": str(settings.auth_lockout_failures),
