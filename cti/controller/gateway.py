@@ -18,6 +18,7 @@ from cti.api.auth import Authenticator
 from cti.api.ws import Hub
 from cti.config import ConfigError, Settings, ivr_flows
 from cti.controller.flow import CallFlow
+from cti.controller.loopwatch import DEGRADED_LAG_MS, LoopWatch
 from cti.controller.plugin_runtime import PluginRuntime
 from cti.controller.prompts import PromptLibrary
 from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
@@ -118,6 +119,7 @@ class Gateway:
         self._lock: IO[str] | None = None
         self._rotation_tasks: set[asyncio.Task[None]] = set()
         self.started_at = time.time()
+        self.loop_watch = LoopWatch()
 
     def _edge_settings(self, specs: list[WorkerSpec]) -> EdgeSettings:
         s = self.settings
@@ -144,12 +146,19 @@ class Gateway:
         self._lock = _lock_runtime_dir(self.runtime_dir)
         http_sock = _bind_tcp(self.settings.http.host, self.settings.http.port)
         try:
+            self.loop_watch.start()
+            # Calls the last run died during (their row has no end) end now.
+            closed = self.store.close_unended(time.time())
+            if closed:
+                log.warning("%d calls in flight when the gateway last stopped recorded "
+                            "as ended (gateway_restart): %s", len(closed), ", ".join(closed))
             # Plugins are loaded and started before the edge takes a call.
             self.plugin_runtime.load()
             await self.plugin_runtime.start()
             # Who ran the hotline when: the audit has every start (and clean stop).
             await self.store.audit.record("gateway.start", None, {
-                "pid": os.getpid(), "plugins": list(self.plugins.plugins)})
+                "pid": os.getpid(), "plugins": list(self.plugins.plugins),
+                "calls_ended_by_restart": closed})
             await self.pool.start()
             await self.edge.start()
             self.rpc = self.edge.rpc
@@ -177,6 +186,7 @@ class Gateway:
         if self._lock is not None:  # it had started
             await self.store.audit.record("gateway.stop", None, {"pid": os.getpid()})
         self.store.close()
+        await self.loop_watch.stop()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -204,8 +214,20 @@ class Gateway:
 
     def health(self) -> dict[str, Any]:
         errors = self.plugins.error_counts()
+        reasons: list[str] = []
+        down = [w.worker_id for w in self.pool.links.values() if not w.up]
+        if down:
+            reasons.append(f"media workers down: {', '.join(down)}")
+        store = self.store.spool.status()
+        if not store["ok"]:
+            reasons.append(f"store: {store['pending']} writes not written"
+                           + (f" ({store['error']})" if store["error"] else ""))
+        loop = self.loop_watch.status()
+        if loop["lag_ms"] > DEGRADED_LAG_MS:
+            reasons.append(f"event loop lag {loop['lag_ms']:.0f} ms")
         return {
-            "status": "ok" if all(w.up for w in self.pool.links.values()) else "degraded",
+            "status": "degraded" if reasons else "ok",
+            "reasons": reasons,
             "uptime_s": round(time.time() - self.started_at, 1),
             "active_calls": len(self.flow.calls),
             "workers": {w.worker_id: {"up": w.up, "restarts": w.restarts,
@@ -214,6 +236,9 @@ class Gateway:
             # A plugin that raises does not stop calls, but it shows here.
             "plugins": {name: {"errors": sum(n for (p, _), n in errors.items() if p == name)}
                         for name in self.plugins.plugins},
+            # A failed write never strands a call: it is queued (cti/store/spool.py).
+            "store": store,
+            "event_loop": loop,
         }
 
     # ------------------------------------------------------------- workers

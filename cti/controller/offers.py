@@ -120,7 +120,8 @@ class Offers:
     def close_offer(self, call: Call, outcome: str) -> None:
         """Record how the open offer ended (its decision trace row)."""
         if call.offer_id is not None:
-            self.ctx.store.set_offer_outcome(call.offer_id, outcome, time.time())
+            self.ctx.store.set_offer_outcome(call.offer_id, outcome, time.time(),
+                                              call.call_id)
             call.offer_id = None
 
     def offer(self, call_id: str, advisor: str, trace: dict[str, Any]) -> None:

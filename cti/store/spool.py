@@ -1,0 +1,178 @@
+"""The call path's writes: they never raise into call handling.
+
+A call's record, its offers' decision traces and its wrap-ups are written through
+the :class:`Spool`. While the store writes, a write is committed before the method
+returns (as every store write is). When a write fails (``database or disk is
+full``, a read-only file, an I/O error: any ``sqlite3`` error), it is kept in a
+bounded in-memory queue, in order, and so is every write after it; a thread
+retries the queue with backoff and writes it all in one transaction once the store
+takes writes again. The failure is loud: one error log line when it starts (with
+the call id), one when it is over, and :meth:`Spool.status` for ``/health`` and
+``/metrics``.
+
+A write is SQL and its parameters, so a queued write is exactly what would have
+been written. Past ``max_pending`` the oldest queued write is dropped (counted in
+``dropped``, logged): memory stays bounded whatever the outage lasts.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cti.store.writer import StoreClosed, Writer
+
+log = logging.getLogger("cti.store")
+
+MAX_PENDING = 10_000
+RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 5.0
+
+
+@dataclass(frozen=True)
+class Write:
+    call_id: str
+    what: str  # "call", "offer", "offer_outcome", "wrap_up": for the log
+    sql: str
+    params: tuple[Any, ...]
+
+
+class Spool:
+    def __init__(self, writer: Writer, max_pending: int = MAX_PENDING,
+                 retry_first_s: float = RETRY_FIRST_S, retry_max_s: float = RETRY_MAX_S) -> None:
+        self._writer = writer
+        self._max = max_pending
+        self._first = retry_first_s
+        self._max_delay = retry_max_s
+        self._pending: collections.deque[Write] = collections.deque()
+        self._lock = threading.Lock()  # held while writing: the order of writes is kept
+        self._wake = threading.Event()  # something was queued
+        self._stop = threading.Event()
+        self._closed = False
+        self.failures = 0  # writes that failed (each retry of the queue counts one)
+        self.dropped = 0  # queued writes dropped past max_pending
+        self.written = 0  # writes committed
+        self.last_error: str | None = None
+        self.failing_since: float | None = None
+        self.last_ok_at: float | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ writes
+    def write(self, w: Write) -> bool:
+        """Commit ``w`` now (True), or queue it behind a failed write (False)."""
+        with self._lock:
+            if self._pending or self._closed:
+                self._queue(w)
+                return False
+            try:
+                self._writer.call(lambda c: c.execute(w.sql, w.params))
+            except (sqlite3.Error, StoreClosed) as e:
+                self._failed(e, w)
+                self._queue(w)
+                return False
+            self.written += 1
+            self.last_ok_at = time.time()
+            return True
+
+    def _queue(self, w: Write) -> None:
+        self._pending.append(w)
+        while len(self._pending) > self._max:
+            gone = self._pending.popleft()
+            self.dropped += 1
+            log.error("store: queue of unwritten writes full (%d): dropped the %s of "
+                      "call_id=%s", self._max, gone.what, gone.call_id)
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(target=self._retry_loop, name="cti-store-spool",
+                                            daemon=True)
+            self._thread.start()
+        self._wake.set()
+
+    def _failed(self, e: BaseException, w: Write | None) -> None:
+        self.failures += 1
+        self.last_error = f"{type(e).__name__}: {e}"
+        if self.failing_since is None:
+            self.failing_since = time.time()
+            log.error("store write failed (%s of call_id=%s): %s; call handling goes on, "
+                      "writes are queued in memory (up to %d) until the store takes writes "
+                      "again", w.what if w else "?", w.call_id if w else "?",
+                      self.last_error, self._max)
+
+    # ------------------------------------------------------------ retries
+    def flush(self) -> bool:
+        """Write every queued write in one transaction; True when nothing is left."""
+        with self._lock:
+            return self._flush_locked()
+
+    def _flush_locked(self) -> bool:
+        if not self._pending:
+            return True
+        batch = list(self._pending)
+
+        def job(c: sqlite3.Connection) -> None:
+            for w in batch:
+                c.execute(w.sql, w.params)
+
+        try:
+            self._writer.call(job)
+        except (sqlite3.Error, StoreClosed) as e:
+            self._failed(e, batch[0])
+            return False
+        for _ in batch:
+            self._pending.popleft()
+        self.written += len(batch)
+        self.last_ok_at = time.time()
+        if self.failing_since is not None:
+            log.error("store writes again: %d queued writes written after %.1f s of "
+                      "failures (%d dropped)", len(batch), self.last_ok_at - self.failing_since,
+                      self.dropped)
+        self.failing_since = None
+        self.last_error = None
+        return True
+
+    def _retry_loop(self) -> None:
+        delay = self._first
+        while not self._closed:
+            if not self._pending:  # until something is queued
+                self._wake.wait()
+                self._wake.clear()
+                delay = self._first
+                continue
+            if self._stop.wait(delay):
+                return
+            ok = self.flush()
+            delay = self._first if ok else min(delay * 2, self._max_delay)
+
+    def close(self) -> None:
+        """A last try; what is still queued is logged as lost."""
+        with self._lock:
+            self._flush_locked()
+            self._closed = True
+            left = list(self._pending)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for w in left:
+            log.error("store closed with the %s of call_id=%s unwritten", w.what, w.call_id)
+
+    # ------------------------------------------------------------ health
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "ok": self.failing_since is None and not self._pending,
+            "last_write_ok": self.failing_since is None,
+            "error": self.last_error,
+            "failing_since": self.failing_since,
+            "pending": len(self._pending),
+            "dropped": self.dropped,
+            "failures": self.failures,
+            "last_ok_at": self.last_ok_at,
+        }

@@ -1,0 +1,87 @@
+"""A store that cannot write never strands a call (issue 12, acceptance 1).
+
+During a call the store's writer connection starts refusing writes the way SQLite
+does for a read-only database (tests/store_faults.py: the real sqlite3 error, on
+the real store). The call ends normally and leaves the active list, /health says
+"degraded" with the reason, the next caller still reaches the advisor; once the
+store writes again, both calls have their record, offers and wrap-up.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.gateway_harness import Advisor, call_hotline, running_gateway, until
+from tests.peers.phone import Phone
+from tests.store_faults import make_read_only, make_writable
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+
+async def _answered(emre: Advisor) -> str:
+    offered = await emre.stream.wait_for("call.offered", timeout=20)
+    call_id = str(offered["call_id"])
+    incoming = await emre.phone.wait_for("leg.incoming", timeout=15)
+    await emre.phone.command("answer", leg=incoming["leg"], code=200)
+    await emre.stream.wait_for("call.connected", call_id=call_id)
+    return call_id
+
+
+async def _health(emre: Advisor) -> dict[str, Any]:
+    r = await emre.http.get("/api/v1/health")
+    r.raise_for_status()
+    return dict(r.json())
+
+
+async def test_calls_go_on_while_the_store_cannot_write(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path) as gw, Advisor(gw, "emre") as emre, \
+            Phone(name="+905321234567") as first, Phone(name="+905321234568") as second:
+        await emre.set_state("available")
+        assert (await _health(emre))["store"]["ok"] is True
+        leg = await call_hotline(first, gw, "42")  # Türkçe, visa
+        call_1 = await _answered(emre)
+
+        make_read_only(gw.store)  # mid-call: nothing can be written from now on
+        await first.command("hangup", leg=leg)
+        ended = await emre.stream.wait_for("call.ended", call_id=call_1)
+        assert ended["data"]["reason"] == "caller_hangup"
+        assert gw.flow.calls.get(call_1) is None  # not stuck in the active list
+        health = await _health(emre)
+        assert health["status"] == "degraded"
+        assert health["store"]["ok"] is False and health["store"]["pending"] >= 1
+        assert "readonly" in health["store"]["error"]
+        assert any(r.startswith("store:") for r in health["reasons"])
+        metrics = (await emre.http.get("/metrics")).text
+        assert "cti_store_ok 0" in metrics
+
+        # The next caller still reaches the advisor (the offer's trace is queued).
+        await until(lambda: gw.flow.distributor.advisor_state("emre").value == "available", 15)
+        leg2 = await call_hotline(second, gw, "42")
+        call_2 = await _answered(emre)
+        await second.command("hangup", leg=leg2)
+        await emre.stream.wait_for("call.ended", call_id=call_2)
+        assert len(gw.flow.calls) == 0
+        rec = gw.store.get_call(call_1)  # its row from the start, its end not yet
+        assert rec is not None and rec.ended_at is None
+
+        # The store writes again: the queue is written, /health is ok again.
+        make_writable(gw.store)
+        await until(lambda: gw.store.spool.status()["ok"], 20)
+        health = await _health(emre)
+        assert health["store"]["ok"] is True and not any(
+            r.startswith("store:") for r in health["reasons"])
+        db = sqlite3.connect(gw.store.path)
+        try:
+            for call_id in (call_1, call_2):
+                row = db.execute("SELECT advisor, end_reason, ended_at FROM calls "
+                                 "WHERE call_id = ?", (call_id,)).fetchone()
+                assert row is not None and row[:2] == ("emre", "caller_hangup") and row[2]
+                offers = db.execute("SELECT outcome FROM offers WHERE call_id = ?",
+                                    (call_id,)).fetchall()
+                assert offers == [("accepted",)]
+        finally:
+            db.close()
