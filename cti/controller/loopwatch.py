@@ -9,7 +9,7 @@ import contextlib
 import time
 
 #: Lag above this makes /health "degraded".
-DEGRADED_LAG_MS = 500.0
+DEGRADED_LAG_MS = 1000.0
 
 
 class LoopWatch:

@@ -187,6 +187,7 @@ class Offers:
         ctx = self.ctx
         call.state, call.answered_at = "connected", time.time()
         self.close_offer(call, "accepted")
+        ctx.store.save_call(call.to_record())  # a restart's record knows who talked
         self.handlers[call.kind].advisor_answered(call, leg)
         self.apply(ctx.distributor.offer_accepted(call.call_id, time.time()))
         log.info("connected call_id=%s advisor=%s waited_s=%s", call.call_id, call.advisor,

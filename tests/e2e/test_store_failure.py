@@ -9,21 +9,34 @@ store writes again, both calls have their record, offers and wrap-up.
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
-from tests.e2e.gateway_harness import Advisor, call_hotline, running_gateway, until
+from cti.store.db import RESTART_END_REASON
+from tests.e2e.gateway_harness import (
+    Advisor,
+    call_hotline,
+    gateway_settings,
+    running_gateway,
+    until,
+)
+from tests.e2e.test_serve_process import _descendants, _serve, _until_gone
 from tests.peers.phone import Phone
 from tests.store_faults import make_read_only, make_writable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
-async def _answered(emre: Advisor) -> str:
-    offered = await emre.stream.wait_for("call.offered", timeout=20)
+async def _answered(emre: Advisor, caller: Phone) -> str:
+    """The call of ``caller`` offered to emre, answered."""
+    offered = await emre.stream.wait_for(
+        "call.offered", timeout=20,
+        where=lambda e: e["data"]["caller"]["number"] == caller.name)
     call_id = str(offered["call_id"])
     incoming = await emre.phone.wait_for("leg.incoming", timeout=15)
     await emre.phone.command("answer", leg=incoming["leg"], code=200)
@@ -43,7 +56,7 @@ async def test_calls_go_on_while_the_store_cannot_write(tmp_path: Path) -> None:
         await emre.set_state("available")
         assert (await _health(emre))["store"]["ok"] is True
         leg = await call_hotline(first, gw, "42")  # Türkçe, visa
-        call_1 = await _answered(emre)
+        call_1 = await _answered(emre, first)
 
         make_read_only(gw.store)  # mid-call: nothing can be written from now on
         await first.command("hangup", leg=leg)
@@ -61,7 +74,8 @@ async def test_calls_go_on_while_the_store_cannot_write(tmp_path: Path) -> None:
         # The next caller still reaches the advisor (the offer's trace is queued).
         await until(lambda: gw.flow.distributor.advisor_state("emre").value == "available", 15)
         leg2 = await call_hotline(second, gw, "42")
-        call_2 = await _answered(emre)
+        call_2 = await _answered(emre, second)
+        assert call_2 != call_1
         await second.command("hangup", leg=leg2)
         await emre.stream.wait_for("call.ended", call_id=call_2)
         assert len(gw.flow.calls) == 0
@@ -85,3 +99,43 @@ async def test_calls_go_on_while_the_store_cannot_write(tmp_path: Path) -> None:
                 assert offers == [("accepted",)]
         finally:
             db.close()
+
+
+async def test_a_call_in_flight_when_serve_is_killed_is_recorded_as_ended_by_the_restart(
+        tmp_path: Path) -> None:
+    """Acceptance 4 (the record): the call's row exists from its first second; the
+    next start ends it with end_reason gateway_restart."""
+    settings = gateway_settings(tmp_path)
+    db = settings.path(settings.store.path)
+    gw = cast(Any, SimpleNamespace(settings=settings))
+    async with _serve(tmp_path, settings) as served, Advisor(gw, "emre") as emre, \
+            Phone(name="+905321234567") as caller:
+        await emre.set_state("available")
+        await call_hotline(caller, gw, "42")
+        call_id = await _answered(emre, caller)
+        row = _row(db, call_id)  # written when the call started, no end yet
+        assert row is not None and row["ended_at"] is None and row["started_at"]
+        assert row["advisor"] == "emre"
+
+        children = _descendants(served.proc.pid)
+        served.proc.kill()
+        assert await served.proc.wait() == -signal.SIGKILL
+        await _until_gone(children, timeout=10)
+        row = _row(db, call_id)
+        assert row is not None and row["ended_at"] is None  # nobody could end it
+
+    async with _serve(tmp_path, settings):
+        row = _row(db, call_id)
+        assert row is not None and row["end_reason"] == RESTART_END_REASON
+        assert row["ended_at"] >= row["started_at"]
+        assert row["advisor"] == "emre" and row["answered_at"]  # saved when it connected
+
+
+def _row(db: Path, call_id: str) -> dict[str, Any] | None:
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        row = con.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+    finally:
+        con.close()
+    return None if row is None else dict(row)
