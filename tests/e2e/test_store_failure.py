@@ -70,6 +70,14 @@ async def test_calls_go_on_while_the_store_cannot_write(tmp_path: Path) -> None:
         assert any(r.startswith("store:") for r in health["reasons"])
         metrics = (await emre.http.get("/metrics")).text
         assert "cti_store_ok 0" in metrics
+        # A durable action is not acknowledged: a clear 503, the flag stays as it was.
+        r = await emre.http.post("/api/v1/login",
+                                 json={"username": "nadia", "password": "demo-nadia"})
+        nadia = {"Authorization": f"Bearer {r.json()['token']}"}
+        r = await emre.http.put("/api/v1/ivr/flags/crisis", json={"value": True},
+                                headers=nadia)
+        assert r.status_code == 503 and "readonly" in r.json()["detail"], r.text
+        assert not gw.flow.flags.get("crisis")
 
         # The next caller still reaches the advisor (the offer's trace is queued).
         await until(lambda: gw.flow.distributor.advisor_state("emre").value == "available", 15)
