@@ -243,12 +243,13 @@ class Store:
 
     def earlier_contacts(self, number: str, limit: int = 5,
                          before: float | None = None) -> list[dict[str, Any]]:
-        """The number's last calls, newest first, with their wrap-up (for the screen pop)."""
+        """The number's last ended calls, newest first, with their wrap-up (for the
+        screen pop)."""
         rows = self._db.execute(
             "SELECT c.call_id, c.started_at, c.topic, c.language, c.advisor, c.end_reason, "
             "w.code AS wrap_up_code, w.note FROM calls c "
             "LEFT JOIN last_wrap_ups w ON w.call_id = c.call_id "
-            "WHERE c.caller_number = ? AND c.started_at < ? "
+            "WHERE c.caller_number = ? AND c.started_at < ? AND c.ended_at IS NOT NULL "
             "ORDER BY c.started_at DESC LIMIT ?",
             (number, before if before is not None else float("inf"), limit))
         return [dict(r) for r in rows]

@@ -50,7 +50,8 @@ class Spool:
         self._first = retry_first_s
         self._max_delay = retry_max_s
         self._pending: collections.deque[Write] = collections.deque()
-        self._lock = threading.Lock()  # held while writing: the order of writes is kept
+        self._lock = threading.Lock()  # the queue and the figures
+        self._flushing = threading.Lock()  # one flush at a time
         self._wake = threading.Event()  # something was queued
         self._stop = threading.Event()
         self._closed = False
@@ -64,20 +65,24 @@ class Spool:
 
     # ------------------------------------------------------------ writes
     def write(self, w: Write) -> bool:
-        """Commit ``w`` now (True), or queue it behind a failed write (False)."""
+        """Commit ``w`` now (True), or queue it behind a failed write (False).
+
+        From the event loop (the call path's one thread): once something is
+        queued, a write only joins the queue, it never waits for a retry."""
         with self._lock:
             if self._pending or self._closed:
                 self._queue(w)
                 return False
-            try:
-                self._writer.call(lambda c: c.execute(w.sql, w.params))
-            except (sqlite3.Error, StoreClosed) as e:
+        try:
+            self._writer.call(lambda c: c.execute(w.sql, w.params))
+        except (sqlite3.Error, StoreClosed) as e:
+            with self._lock:
                 self._failed(e, w)
                 self._queue(w)
-                return False
-            self.written += 1
-            self.last_ok_at = time.time()
-            return True
+            return False
+        self.written += 1
+        self.last_ok_at = time.time()
+        return True
 
     def _queue(self, w: Write) -> None:
         self._pending.append(w)
@@ -104,35 +109,39 @@ class Spool:
 
     # ------------------------------------------------------------ retries
     def flush(self) -> bool:
-        """Write every queued write in one transaction; True when nothing is left."""
-        with self._lock:
-            return self._flush_locked()
+        """Write every queued write in one transaction; True when nothing is left.
+        The queue's lock is not held while writing: the loop goes on queueing."""
+        with self._flushing:
+            with self._lock:
+                batch = list(self._pending)
+            if not batch:
+                return True
 
-    def _flush_locked(self) -> bool:
-        if not self._pending:
-            return True
-        batch = list(self._pending)
+            def job(c: sqlite3.Connection) -> None:
+                for w in batch:
+                    c.execute(w.sql, w.params)
 
-        def job(c: sqlite3.Connection) -> None:
-            for w in batch:
-                c.execute(w.sql, w.params)
-
-        try:
-            self._writer.call(job)
-        except (sqlite3.Error, StoreClosed) as e:
-            self._failed(e, batch[0])
-            return False
-        for _ in batch:
-            self._pending.popleft()
-        self.written += len(batch)
-        self.last_ok_at = time.time()
-        if self.failing_since is not None:
-            log.error("store writes again: %d queued writes written after %.1f s of "
-                      "failures (%d dropped)", len(batch), self.last_ok_at - self.failing_since,
-                      self.dropped)
-        self.failing_since = None
-        self.last_error = None
-        return True
+            try:
+                self._writer.call(job)
+            except (sqlite3.Error, StoreClosed) as e:
+                with self._lock:
+                    self._failed(e, batch[0])
+                return False
+            with self._lock:
+                # Only appended to since: the batch is still at the front, unless some
+                # of it was dropped past max_pending meanwhile.
+                for w in batch:
+                    if self._pending and self._pending[0] is w:
+                        self._pending.popleft()
+                self.written += len(batch)
+                self.last_ok_at = time.time()
+                if self.failing_since is not None:
+                    log.error("store writes again: %d queued writes written after %.1f s "
+                              "of failures (%d dropped)", len(batch),
+                              self.last_ok_at - self.failing_since, self.dropped)
+                self.failing_since = None
+                self.last_error = None
+                return not self._pending
 
     def _retry_loop(self) -> None:
         delay = self._first
@@ -149,8 +158,8 @@ class Spool:
 
     def close(self) -> None:
         """A last try; what is still queued is logged as lost."""
+        self.flush()
         with self._lock:
-            self._flush_locked()
             self._closed = True
             left = list(self._pending)
         self._stop.set()
