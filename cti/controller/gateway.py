@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import socket
+import sqlite3
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -184,7 +185,10 @@ class Gateway:
         # Calls end first (plugins see their cti_call_ended), plugins stop last.
         await self.plugin_runtime.stop()
         if self._lock is not None:  # it had started
-            await self.store.audit.record("gateway.stop", None, {"pid": os.getpid()})
+            try:
+                await self.store.audit.record("gateway.stop", None, {"pid": os.getpid()})
+            except sqlite3.Error as e:  # the store cannot write: stop all the same
+                log.error("gateway.stop not audited: the store cannot write: %s", e)
         self.store.close()
         await self.loop_watch.stop()
         if self._lock is not None:
