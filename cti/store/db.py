@@ -18,7 +18,7 @@ from cti.store.audit import AuditLog
 from cti.store.flags import FlagsRepo
 from cti.store.migrations import STATE_SCHEMA, Migration, migrate_core
 from cti.store.skills import SkillsRepo
-from cti.store.spool import Spool, Write
+from cti.store.spool import Spool, Write, replay_journal
 from cti.store.sql_fence import guarded
 from cti.store.timers import TimersRepo
 from cti.store.writer import Writer
@@ -129,10 +129,12 @@ class Store:
         conn = _connect(path)
         conn.execute("PRAGMA journal_mode=WAL")
         migrate_core(conn, MIGRATIONS)
+        journal = path.with_name(path.name + ".unwritten.jsonl")
+        replay_journal(conn, journal)  # what the last run could not write
         self.writer = Writer(conn)
         # The call path's writes (records, offers, wrap-ups): queued, never raised,
         # while the store cannot write (cti/store/spool.py).
-        self.spool = Spool(self.writer)
+        self.spool = Spool(self.writer, journal=journal)
         # Reads: their own connection (WAL: they never wait for the writer).
         self._db = _connect(path)
         self._db.execute("PRAGMA query_only = ON")

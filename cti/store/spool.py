@@ -11,18 +11,24 @@ the call id), one when it is over, and :meth:`Spool.status` for ``/health`` and
 ``/metrics``.
 
 A write is SQL and its parameters, so a queued write is exactly what would have
-been written. Past ``max_pending`` the oldest queued write is dropped (counted in
-``dropped``, logged): memory stays bounded whatever the outage lasts.
+been written. Past ``max_pending`` the oldest queued write goes to the fallback
+journal (``journal``: JSON lines next to the store file), and so does what is
+still queued when the store closes; the next start writes the journal into the
+store first (:func:`replay_journal`). A write neither the store nor the journal
+took is counted in ``dropped`` and logged: memory stays bounded whatever the
+outage lasts.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from cti.store.writer import StoreClosed, Writer
@@ -44,8 +50,12 @@ class Write:
 
 class Spool:
     def __init__(self, writer: Writer, max_pending: int = MAX_PENDING,
-                 retry_first_s: float = RETRY_FIRST_S, retry_max_s: float = RETRY_MAX_S) -> None:
+                 retry_first_s: float = RETRY_FIRST_S, retry_max_s: float = RETRY_MAX_S,
+                 journal: Path | None = None) -> None:
         self._writer = writer
+        self.journal = journal
+        self.journaled = 0  # writes put in the fallback journal
+        self._journal_pending = False  # this run put writes there not written since
         self._max = max_pending
         self._first = retry_first_s
         self._max_delay = retry_max_s
@@ -56,7 +66,7 @@ class Spool:
         self._stop = threading.Event()
         self._closed = False
         self.failures = 0  # writes that failed (each retry of the queue counts one)
-        self.dropped = 0  # queued writes dropped past max_pending
+        self.dropped = 0  # writes neither the store nor the journal took
         self.written = 0  # writes committed
         self.last_error: str | None = None
         self.failing_since: float | None = None
@@ -86,11 +96,9 @@ class Spool:
 
     def _queue(self, w: Write) -> None:
         self._pending.append(w)
-        while len(self._pending) > self._max:
+        if len(self._pending) > self._max:
             gone = self._pending.popleft()
-            self.dropped += 1
-            log.error("store: queue of unwritten writes full (%d): dropped the %s of "
-                      "call_id=%s", self._max, gone.what, gone.call_id)
+            self._to_journal([gone], f"the queue of unwritten writes is full ({self._max})")
         if self._thread is None and not self._closed:
             self._thread = threading.Thread(target=self._retry_loop, name="cti-store-spool",
                                             daemon=True)
@@ -114,30 +122,36 @@ class Spool:
         with self._flushing:
             with self._lock:
                 batch = list(self._pending)
-            if not batch:
+                journaled = self._journal_pending
+            if not batch and not journaled:
                 return True
+            # The journal's writes are older than the queue's: they go first.
+            older = read_journal(self.journal) if journaled and self.journal else []
 
             def job(c: sqlite3.Connection) -> None:
-                for w in batch:
-                    c.execute(w.sql, w.params)
+                for w in [*older, *batch]:
+                    c.execute(w.sql, tuple(w.params))
 
             try:
                 self._writer.call(job)
             except (sqlite3.Error, StoreClosed) as e:
                 with self._lock:
-                    self._failed(e, batch[0])
+                    self._failed(e, (batch or older)[0])
                 return False
+            if older and self.journal is not None:
+                self.journal.unlink(missing_ok=True)
             with self._lock:
+                self._journal_pending = False
                 # Only appended to since: the batch is still at the front, unless some
                 # of it was dropped past max_pending meanwhile.
                 for w in batch:
                     if self._pending and self._pending[0] is w:
                         self._pending.popleft()
-                self.written += len(batch)
+                self.written += len(batch) + len(older)
                 self.last_ok_at = time.time()
                 if self.failing_since is not None:
                     log.error("store writes again: %d queued writes written after %.1f s "
-                              "of failures (%d dropped)", len(batch),
+                              "of failures (%d dropped)", len(batch) + len(older),
                               self.last_ok_at - self.failing_since, self.dropped)
                 self.failing_since = None
                 self.last_error = None
@@ -166,8 +180,27 @@ class Spool:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        for w in left:
-            log.error("store closed with the %s of call_id=%s unwritten", w.what, w.call_id)
+        if left:
+            self._to_journal(left, "the store closed with writes unwritten")
+
+    def _to_journal(self, writes: list[Write], why: str) -> None:
+        if self.journal is not None:
+            try:
+                with self.journal.open("a", encoding="utf-8") as f:
+                    for w in writes:
+                        f.write(json.dumps(asdict(w)) + "\n")
+                    f.flush()
+            except (OSError, TypeError, ValueError) as e:
+                log.error("store: %s, and the journal %s failed: %s", why, self.journal, e)
+            else:
+                self.journaled += len(writes)
+                self._journal_pending = True
+                log.error("store: %s: %d writes (call_id=%s...) put in %s, written at the "
+                          "next start", why, len(writes), writes[0].call_id, self.journal)
+                return
+        self.dropped += len(writes)
+        for w in writes:
+            log.error("store: %s: the %s of call_id=%s is lost", why, w.what, w.call_id)
 
     # ------------------------------------------------------------ health
     @property
@@ -181,7 +214,36 @@ class Spool:
             "error": self.last_error,
             "failing_since": self.failing_since,
             "pending": len(self._pending),
+            "journaled": self.journaled,
             "dropped": self.dropped,
             "failures": self.failures,
             "last_ok_at": self.last_ok_at,
         }
+
+
+def read_journal(journal: Path) -> list[Write]:
+    if not journal.exists():
+        return []
+    lines = journal.read_text(encoding="utf-8").splitlines()
+    return [Write(**json.loads(line)) for line in lines if line.strip()]
+
+
+def replay_journal(conn: sqlite3.Connection, journal: Path) -> int:
+    """At start, before anything else writes: the journal's writes, in order, in one
+    transaction; the journal is removed once they are committed. Returns how many."""
+    writes = read_journal(journal)
+    if not writes:
+        journal.unlink(missing_ok=True)
+        return 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for w in writes:
+            conn.execute(w.sql, tuple(w.params))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    journal.unlink()
+    log.warning("store: %d writes of the fallback journal %s written", len(writes), journal)
+    return len(writes)

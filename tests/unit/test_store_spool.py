@@ -3,7 +3,6 @@ order, bounded, retried, and loud in its status."""
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -60,21 +59,58 @@ def test_offer_ids_go_on_after_a_restart(tmp_path: Path) -> None:
     store.close()
 
 
-def test_the_queue_is_bounded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def _insert(call_id: str) -> Write:
+    return Write(call_id, "call", "INSERT OR REPLACE INTO calls (call_id, started_at, "
+                 "end_reason) VALUES (?, 1, ?)", (call_id, call_id))
+
+
+def test_past_the_bound_the_oldest_writes_go_to_the_journal(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     make_read_only(store)
-    spool = Spool(store.writer, max_pending=3, retry_first_s=60)
+    journal = tmp_path / "j.jsonl"
+    spool = Spool(store.writer, max_pending=3, retry_first_s=60, journal=journal)
     for i in range(5):
-        assert spool.write(Write(f"c{i}", "call", "INSERT INTO calls (call_id, started_at) "
-                                 "VALUES (?, 1)", (f"c{i}",))) is False
-    assert spool.status()["pending"] == 3 and spool.dropped == 2
+        assert spool.write(_insert(f"c{i}")) is False
+    assert spool.status()["pending"] == 3 and spool.journaled == 2 and spool.dropped == 0
     assert "readonly" in (spool.last_error or "")
-    with caplog.at_level(logging.ERROR):
-        make_writable(store)
-        assert spool.flush()
+    assert len(journal.read_text().splitlines()) == 2
+    make_writable(store)
+    assert spool.flush()
+    assert not journal.exists()
     assert [r["call_id"] for r in store.read("SELECT call_id FROM calls ORDER BY 1")] == [
-        "c2", "c3", "c4"]
+        f"c{i}" for i in range(5)]
     spool.close()
+    store.close()
+
+
+def test_without_a_journal_past_the_bound_is_lost_loudly(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = Store(tmp_path / "s.db")
+    make_read_only(store)
+    spool = Spool(store.writer, max_pending=2, retry_first_s=60)
+    for i in range(3):
+        spool.write(_insert(f"c{i}"))
+    assert spool.dropped == 1 and any("c0 is lost" in m for m in caplog.messages)
+    make_writable(store)
+    spool.close()
+    store.close()
+
+
+def test_what_is_unwritten_at_close_is_written_at_the_next_start(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.save_call(CallRecord("c", 1.0))  # its start
+    make_read_only(store)
+    store.save_call(CallRecord("c", 1.0, ended_at=2.0, end_reason="caller_hangup"))
+    offer = store.add_offer("c", "emre", 1.5, {"why": "best"})
+    store.close()  # still read-only: the journal keeps them
+    assert (tmp_path / "s.db.unwritten.jsonl").exists()
+    store = Store(tmp_path / "s.db")
+    assert not (tmp_path / "s.db.unwritten.jsonl").exists()
+    rec = store.get_call("c")
+    assert rec is not None and rec.end_reason == "caller_hangup"
+    assert store.close_unended(9.0) == []  # its end came from the journal first
+    assert [o["offer_id"] for o in store.offers("c")] == [offer]
+    assert store.add_offer("c", "emre", 3.0, {}) == offer + 1
     store.close()
 
 
