@@ -36,6 +36,11 @@ from cti.store.db import Store
 log = logging.getLogger("cti.gateway")
 
 CUSTOMERS_PER_WORKER = 2  # 4 pjsua calls per process, 2 per bridged customer call
+# Waits between attempts to start a dead edge again: the first at once (a killed
+# Kamailio leaves nothing behind to wait for), then longer while it keeps failing.
+EDGE_RESTART_BACKOFF_S = (0.0, 0.5, 1.0, 2.0, 5.0)
+# An edge that ran this long before it died starts over at the shortest wait.
+EDGE_STABLE_S = 30.0
 
 
 def worker_specs(settings: Settings) -> list[WorkerSpec]:
@@ -119,6 +124,8 @@ class Gateway:
         self._http_task: asyncio.Task[Any] | None = None
         self._lock: IO[str] | None = None
         self._rotation_tasks: set[asyncio.Task[None]] = set()
+        self._edge_task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.started_at = time.time()
         self.loop_watch = LoopWatch()
 
@@ -163,6 +170,7 @@ class Gateway:
             await self.pool.start()
             await self.edge.start()
             self.rpc = self.edge.rpc
+            self._edge_task = asyncio.create_task(self._supervise_edge())
             self._http = uvicorn.Server(uvicorn.Config(
                 create_app(self), log_level="warning", lifespan="off", access_log=False))
             self._http_task = asyncio.create_task(self._http.serve(sockets=[http_sock]))
@@ -175,6 +183,10 @@ class Gateway:
             raise
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._edge_task is not None:
+            self._edge_task.cancel()
+            await asyncio.gather(self._edge_task, return_exceptions=True)
         if self._http is not None:
             self._http.should_exit = True
             if self._http_task is not None:
@@ -219,6 +231,9 @@ class Gateway:
     def health(self) -> dict[str, Any]:
         errors = self.plugins.error_counts()
         reasons: list[str] = []
+        edge_up = self.edge.alive
+        if not edge_up:
+            reasons.append("the SIP edge (Kamailio) is down")
         down = [w.worker_id for w in self.pool.links.values() if not w.up]
         if down:
             reasons.append(f"media workers down: {', '.join(down)}")
@@ -231,7 +246,10 @@ class Gateway:
             reasons.append(f"event loop lag {loop['lag_ms']:.0f} ms")
         return {
             "status": "degraded" if reasons else "ok",
+            # "reason": the first of "reasons" (every one), while degraded.
+            **({"reason": reasons[0]} if reasons else {}),
             "reasons": reasons,
+            "edge": {"up": edge_up, "restarts": self.edge.restarts, "pid": self.edge.pid},
             "uptime_s": round(time.time() - self.started_at, 1),
             "active_calls": len(self.flow.calls),
             "workers": {w.worker_id: {"up": w.up, "restarts": w.restarts,
@@ -244,6 +262,45 @@ class Gateway:
             "store": store,
             "event_loop": loop,
         }
+
+    # ---------------------------------------------------------------- edge
+    async def _supervise_edge(self) -> None:
+        """Like the workers: when Kamailio exits (or is killed, its whole group or
+        only its main process), say so, start it again, give it back our state."""
+        attempt = 0
+        while not self._stopping:
+            started = time.monotonic()
+            code = await self.edge.wait()
+            if self._stopping:
+                return
+            log.error("SIP edge (kamailio) exited pid=%s code=%s: calls cannot reach the "
+                      "gateway until it is back; restarting it", self.edge.pid, code)
+            if time.monotonic() - started > EDGE_STABLE_S:
+                attempt = 0
+            while not self._stopping:
+                delay = EDGE_RESTART_BACKOFF_S[min(attempt, len(EDGE_RESTART_BACKOFF_S) - 1)]
+                attempt += 1
+                await asyncio.sleep(delay)
+                try:
+                    await self.edge.stop()  # children that outlived the main process
+                    await self.edge.start()
+                except Exception as e:
+                    log.error("SIP edge restart %d failed: %s", attempt, e)
+                    continue
+                break
+            self.edge.restarts += 1
+            await self._edge_restored()
+            log.warning("SIP edge restarted pid=%s restarts=%d", self.edge.pid,
+                        self.edge.restarts)
+
+    async def _edge_restored(self) -> None:
+        """A new Kamailio knows only its rendered files: the registrations it loads
+        from its database, the trunks it registers with from its uac_reg table; the
+        dispatcher's view of the workers is ours to give it again."""
+        rooms = self.flow.rooms
+        for link in self.pool.links.values():
+            await self._set_dispatch(
+                link, link.up and link.worker_id not in rooms.out_of_rotation)
 
     # ------------------------------------------------------------- workers
     def _on_worker_event(self, link: WorkerLink, msg: dict[str, Any]) -> None:
