@@ -51,7 +51,12 @@ class CallEnding:
             actions = ctx.distributor.call_ended(call.call_id, now)
         else:
             actions = ctx.distributor.remove_call(call.call_id, now)
-        ctx.store.save_call(call.to_record())
+        # Never raises: while the store cannot write, the record is queued (and the
+        # failure shows in /health); the call still leaves the active list.
+        try:
+            ctx.store.save_call(call.to_record())
+        except Exception:
+            log.exception("call record not saved call_id=%s", call.call_id)
         log.info("call ended call_id=%s reason=%s advisor=%s", call.call_id, reason,
                  call.advisor)
         ctx.calls.remove(call)

@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import socket
+import sqlite3
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +19,7 @@ from cti.api.auth import Authenticator
 from cti.api.ws import Hub
 from cti.config import ConfigError, Settings, ivr_flows
 from cti.controller.flow import CallFlow
+from cti.controller.loopwatch import DEGRADED_LAG_MS, LoopWatch
 from cti.controller.plugin_runtime import PluginRuntime
 from cti.controller.prompts import PromptLibrary
 from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
@@ -126,6 +128,7 @@ class Gateway:
         self._edge_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.started_at = time.time()
+        self.loop_watch = LoopWatch()
 
     def _edge_settings(self, specs: list[WorkerSpec]) -> EdgeSettings:
         s = self.settings
@@ -154,12 +157,19 @@ class Gateway:
         self._lock = _lock_runtime_dir(self.runtime_dir)
         http_sock = _bind_tcp(self.settings.http.host, self.settings.http.port)
         try:
+            self.loop_watch.start()
+            # Calls the last run died during (their row has no end) end now.
+            closed = self.store.close_unended(time.time())
+            if closed:
+                log.warning("%d calls in flight when the gateway last stopped recorded "
+                            "as ended (gateway_restart): %s", len(closed), ", ".join(closed))
             # Plugins are loaded and started before the edge takes a call.
             self.plugin_runtime.load()
             await self.plugin_runtime.start()
             # Who ran the hotline when: the audit has every start (and clean stop).
             await self.store.audit.record("gateway.start", None, {
-                "pid": os.getpid(), "plugins": list(self.plugins.plugins)})
+                "pid": os.getpid(), "plugins": list(self.plugins.plugins),
+                "calls_ended_by_restart": closed})
             await self.pool.start()
             await self.edge.start()
             self.rpc = self.edge.rpc
@@ -190,8 +200,12 @@ class Gateway:
         # Calls end first (plugins see their cti_call_ended), plugins stop last.
         await self.plugin_runtime.stop()
         if self._lock is not None:  # it had started
-            await self.store.audit.record("gateway.stop", None, {"pid": os.getpid()})
+            try:
+                await self.store.audit.record("gateway.stop", None, {"pid": os.getpid()})
+            except sqlite3.Error as e:  # the store cannot write: stop all the same
+                log.error("gateway.stop not audited: the store cannot write: %s", e)
         self.store.close()
+        await self.loop_watch.stop()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -219,11 +233,25 @@ class Gateway:
 
     def health(self) -> dict[str, Any]:
         errors = self.plugins.error_counts()
+        reasons: list[str] = []
         edge_up = self.edge.alive
+        if not edge_up:
+            reasons.append("the SIP edge (Kamailio) is down")
+        down = [w.worker_id for w in self.pool.links.values() if not w.up]
+        if down:
+            reasons.append(f"media workers down: {', '.join(down)}")
+        store = self.store.spool.status()
+        if not store["ok"]:
+            reasons.append(f"store: {store['pending']} writes not written"
+                           + (f" ({store['error']})" if store["error"] else ""))
+        loop = self.loop_watch.status()
+        if loop["lag_ms"] > DEGRADED_LAG_MS:
+            reasons.append(f"event loop lag {loop['lag_ms']:.0f} ms")
         return {
-            "status": "ok" if edge_up and all(w.up for w in self.pool.links.values())
-            else "degraded",
-            **({} if edge_up else {"reason": "the SIP edge (Kamailio) is down"}),
+            "status": "degraded" if reasons else "ok",
+            # "reason": the first of "reasons" (every one), while degraded.
+            **({"reason": reasons[0]} if reasons else {}),
+            "reasons": reasons,
             "edge": {"up": edge_up, "restarts": self.edge.restarts, "pid": self.edge.pid},
             "uptime_s": round(time.time() - self.started_at, 1),
             "active_calls": len(self.flow.calls),
@@ -233,6 +261,9 @@ class Gateway:
             # A plugin that raises does not stop calls, but it shows here.
             "plugins": {name: {"errors": sum(n for (p, _), n in errors.items() if p == name)}
                         for name in self.plugins.plugins},
+            # A failed write never strands a call: it is queued (cti/store/spool.py).
+            "store": store,
+            "event_loop": loop,
         }
 
     # ---------------------------------------------------------------- edge
