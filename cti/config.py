@@ -52,6 +52,12 @@ class SipSettings(_Model):
     # Who may dial a hotline besides the trunks: "any", or a list of IPv4
     # addresses / networks ("127.0.0.0/8"); [] means the trunks only.
     accept_from: Literal["any"] | list[str] = "any"
+    # Concurrent hotline calls from one source IP (trunks exempt: they have their
+    # own max_calls); more get 486 from the edge. 0: no limit.
+    max_calls_per_source: int = Field(10, ge=0)
+    # Hotline INVITEs from one source IP per minute (trunks exempt); more get 503
+    # with Retry-After. 0: no limit.
+    call_attempts_per_source_per_minute: int = Field(60, ge=0)
 
     @field_validator("accept_from")
     @classmethod
@@ -179,6 +185,19 @@ class WorkerSettings(_Model):
     rtp_port_base: int = Field(20000, ge=1024, le=64000)
     rtp_ports_per_worker: int = Field(40, ge=8, le=1000)
     restart_delay_s: float = Field(0.2, ge=0)
+    # A call that received no RTP for this long is ended (reason rtp_timeout);
+    # calls on hold are exempt. 0 turns it off.
+    rtp_timeout_s: float = Field(30, ge=0)
+    # RFC 4028 session timers on every call: a peer that neither refreshes nor
+    # answers our refresh is hung up after at most this long. 0 turns them off.
+    session_expires_s: int = Field(1800, ge=0)
+
+    @field_validator("session_expires_s")
+    @classmethod
+    def _session_expires(cls, v: int) -> int:
+        if 0 < v < 90:
+            raise ValueError("session_expires_s must be 0 (off) or >= 90 (RFC 4028 minimum)")
+        return v
 
 
 class HttpSettings(_Model):

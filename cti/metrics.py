@@ -90,6 +90,24 @@ def render(gw: GatewayApi, reports: Reports) -> str:
         for name, (help_, values) in sorted(m.counters.items()):
             w.family(f"cti_plugin_{m.plugin}_{name}", "counter", help_,
                      [(dict(labels), v) for labels, v in sorted(values.items())])
+    health = gw.health()
+    store = health["store"]
+    w.family("cti_store_ok", "gauge",
+             "1 when the store writes (0: call-path writes are queued in memory).",
+             [({}, 1 if store["ok"] else 0)])
+    w.family("cti_store_pending_writes", "gauge",
+             "Call-path writes queued because the store could not write.",
+             [({}, store["pending"])])
+    w.family("cti_store_write_failures", "counter", "Store writes that failed.",
+             [({}, store["failures"])])
+    w.family("cti_store_dropped_writes", "counter",
+             "Queued writes dropped because the queue was full (records lost).",
+             [({}, store["dropped"])])
+    w.family("cti_event_loop_lag_seconds", "gauge",
+             "How late the controller's event loop last woke up.",
+             [({}, health["event_loop"]["lag_ms"] / 1000)])
+    w.family("cti_degraded", "gauge", "1 when /health says degraded.",
+             [({}, 1 if health["status"] != "ok" else 0)])
     w.family("cti_uptime_seconds", "gauge", "Seconds since the gateway started.",
              [({}, round(now - gw.started_at, 1))])
     return w.text()

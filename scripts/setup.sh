@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# kamailio-sqlite-modules: db_sqlite, where the edge keeps the registrations (usrloc)
 # chromium: Debian's browser for the /agent and /wallboard tests (Playwright drives it)
-APT_PACKAGES=(kamailio espeak-ng sox baresip-core sip-tester python3-venv chromium)
+APT_PACKAGES=(kamailio kamailio-sqlite-modules espeak-ng sox baresip-core sip-tester python3-venv chromium)
 PYTHON=${PYTHON:-python3}
 
 missing=()

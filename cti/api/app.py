@@ -5,9 +5,11 @@ cti/api/roles.py for that route; a route without a rule is refused.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the real types.
+import sqlite3
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Query, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, WebSocket
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from cti.api import routes_agents, routes_audit, routes_calls, routes_floor
@@ -46,6 +48,12 @@ def create_app(gw: GatewayApi) -> FastAPI:
         module.register(app, gw, reports)
     for plugin in gw.plugin_routers:  # each route has its rule (checked at cti_load)
         mount_plugin_routes(app, plugin.plugin, plugin.router)
+
+    @app.exception_handler(sqlite3.Error)
+    async def store_cannot_write(_request: Request, exc: sqlite3.Error) -> JSONResponse:
+        # A durable action (a flag, skills, a plugin's write) is not acknowledged.
+        return JSONResponse(status_code=503, headers={"Retry-After": "5"},
+                            content={"detail": f"the store cannot write: {exc}"})
 
     @app.websocket(WS_PATH)
     async def ws(websocket: WebSocket, token: str | None = None,

@@ -185,6 +185,7 @@ class Callbacks:
                     origin_call_id=origin_call_id, queued_at=enqueued_at or now,
                     greeting=tuple(greeting))
         self.ctx.calls.add(call)
+        self.ctx.store.save_call(call.to_record())  # the row from the first second
         log.info("call back queued call_id=%s number=%s origin=%s", call.call_id, number,
                  origin_call_id)
         self.ctx.plugins.call("cti_call_queued", call_id=call.call_id, call=call_view(call))

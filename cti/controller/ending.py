@@ -51,7 +51,12 @@ class CallEnding:
             actions = ctx.distributor.call_ended(call.call_id, now)
         else:
             actions = ctx.distributor.remove_call(call.call_id, now)
-        ctx.store.save_call(call.to_record())
+        # Never raises: while the store cannot write, the record is queued (and the
+        # failure shows in /health); the call still leaves the active list.
+        try:
+            ctx.store.save_call(call.to_record())
+        except Exception:
+            log.exception("call record not saved call_id=%s", call.call_id)
         log.info("call ended call_id=%s reason=%s advisor=%s", call.call_id, reason,
                  call.advisor)
         ctx.calls.remove(call)
@@ -60,8 +65,15 @@ class CallEnding:
                                          "duration_s": round(now - call.started_at, 1)})
         self.offers.apply(actions)
 
-    def customer_gone(self, call: Call) -> None:
-        """The caller hung up: while talking, or before anyone answered."""
+    def customer_gone(self, call: Call, cause: str = "") -> None:
+        """The caller hung up: while talking, or before anyone answered.
+
+        A cause from the worker (``rtp_timeout``: the caller's audio stopped and
+        the worker hung up) is the call's end reason instead.
+        """
+        if cause:
+            self.end_call(call, cause)
+            return
         talking = call.state in ("connected", "transferred")
         self.end_call(call, "caller_hangup" if talking else "caller_abandoned")
 

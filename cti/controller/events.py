@@ -81,11 +81,15 @@ class WorkerEvents:
         if state == "disconnected":
             leg.ended_at = time.time()
             leg.end_code = msg.get("code")
+            cause = str(msg.get("cause") or "")
+            if cause:  # the worker ended the leg itself (docs/ipc.md: leg.state cause)
+                log.warning("leg ended by its worker call_id=%s leg=%s role=%s cause=%s",
+                            call.call_id, leg.leg_id, leg.role, cause)
             if self.rooms.out_of_rotation:  # after this event's effects on the legs
                 asyncio.get_running_loop().call_soon(self.rooms.recheck_rotation)
             if leg is call.customer:
                 if not self.offers.handlers[call.kind].customer_gone(call):
-                    self.ending.customer_gone(call)
+                    self.ending.customer_gone(call, cause)
             elif leg is call.advisor_leg and call.consult is not None \
                     and call.consult.state == "talking":
                 # The advisor hung up the held call while consulting: hand it over.

@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import socket
+import sqlite3
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +19,7 @@ from cti.api.auth import Authenticator
 from cti.api.ws import Hub
 from cti.config import ConfigError, Settings, ivr_flows
 from cti.controller.flow import CallFlow
+from cti.controller.loopwatch import DEGRADED_LAG_MS, LoopWatch
 from cti.controller.plugin_runtime import PluginRuntime
 from cti.controller.prompts import PromptLibrary
 from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
@@ -34,6 +36,11 @@ from cti.store.db import Store
 log = logging.getLogger("cti.gateway")
 
 CUSTOMERS_PER_WORKER = 2  # 4 pjsua calls per process, 2 per bridged customer call
+# Waits between attempts to start a dead edge again: the first at once (a killed
+# Kamailio leaves nothing behind to wait for), then longer while it keeps failing.
+EDGE_RESTART_BACKOFF_S = (0.0, 0.5, 1.0, 2.0, 5.0)
+# An edge that ran this long before it died starts over at the shortest wait.
+EDGE_STABLE_S = 30.0
 
 
 def worker_specs(settings: Settings) -> list[WorkerSpec]:
@@ -46,6 +53,7 @@ def worker_specs(settings: Settings) -> list[WorkerSpec]:
             worker_id=f"w{i + 1}", ip=w.ip, sip_port=w.sip_port_base + i,
             rtp_port=w.rtp_port_base + i * w.rtp_ports_per_worker,
             rtp_range=w.rtp_ports_per_worker, outbound_proxy=edge,
+            rtp_timeout_s=w.rtp_timeout_s, session_expires_s=w.session_expires_s,
         )
         for i in range(w.count)
     ]
@@ -117,7 +125,10 @@ class Gateway:
         self._http_task: asyncio.Task[Any] | None = None
         self._lock: IO[str] | None = None
         self._rotation_tasks: set[asyncio.Task[None]] = set()
+        self._edge_task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.started_at = time.time()
+        self.loop_watch = LoopWatch()
 
     def _edge_settings(self, specs: list[WorkerSpec]) -> EdgeSettings:
         s = self.settings
@@ -136,6 +147,8 @@ class Gateway:
                 register=t.register_)
                 for t in s.trunks],
             accept_from=None if s.sip.accept_from == "any" else list(s.sip.accept_from),
+            max_calls_per_source=s.sip.max_calls_per_source,
+            call_attempts_per_source_per_minute=s.sip.call_attempts_per_source_per_minute,
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -144,15 +157,23 @@ class Gateway:
         self._lock = _lock_runtime_dir(self.runtime_dir)
         http_sock = _bind_tcp(self.settings.http.host, self.settings.http.port)
         try:
+            self.loop_watch.start()
+            # Calls the last run died during (their row has no end) end now.
+            closed = self.store.close_unended(time.time())
+            if closed:
+                log.warning("%d calls in flight when the gateway last stopped recorded "
+                            "as ended (gateway_restart): %s", len(closed), ", ".join(closed))
             # Plugins are loaded and started before the edge takes a call.
             self.plugin_runtime.load()
             await self.plugin_runtime.start()
             # Who ran the hotline when: the audit has every start (and clean stop).
             await self.store.audit.record("gateway.start", None, {
-                "pid": os.getpid(), "plugins": list(self.plugins.plugins)})
+                "pid": os.getpid(), "plugins": list(self.plugins.plugins),
+                "calls_ended_by_restart": closed})
             await self.pool.start()
             await self.edge.start()
             self.rpc = self.edge.rpc
+            self._edge_task = asyncio.create_task(self._supervise_edge())
             proxies = self.settings.http.trusted_proxies
             # X-Forwarded-For only from configured proxies (uvicorn's default trusts
             # loopback, which let any local client pick its address for the limits).
@@ -169,6 +190,10 @@ class Gateway:
             raise
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._edge_task is not None:
+            self._edge_task.cancel()
+            await asyncio.gather(self._edge_task, return_exceptions=True)
         if self._http is not None:
             self._http.should_exit = True
             if self._http_task is not None:
@@ -179,8 +204,12 @@ class Gateway:
         # Calls end first (plugins see their cti_call_ended), plugins stop last.
         await self.plugin_runtime.stop()
         if self._lock is not None:  # it had started
-            await self.store.audit.record("gateway.stop", None, {"pid": os.getpid()})
+            try:
+                await self.store.audit.record("gateway.stop", None, {"pid": os.getpid()})
+            except sqlite3.Error as e:  # the store cannot write: stop all the same
+                log.error("gateway.stop not audited: the store cannot write: %s", e)
         self.store.close()
+        await self.loop_watch.stop()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -208,8 +237,26 @@ class Gateway:
 
     def health(self) -> dict[str, Any]:
         errors = self.plugins.error_counts()
+        reasons: list[str] = []
+        edge_up = self.edge.alive
+        if not edge_up:
+            reasons.append("the SIP edge (Kamailio) is down")
+        down = [w.worker_id for w in self.pool.links.values() if not w.up]
+        if down:
+            reasons.append(f"media workers down: {', '.join(down)}")
+        store = self.store.spool.status()
+        if not store["ok"]:
+            reasons.append(f"store: {store['pending']} writes not written"
+                           + (f" ({store['error']})" if store["error"] else ""))
+        loop = self.loop_watch.status()
+        if loop["lag_ms"] > DEGRADED_LAG_MS:
+            reasons.append(f"event loop lag {loop['lag_ms']:.0f} ms")
         return {
-            "status": "ok" if all(w.up for w in self.pool.links.values()) else "degraded",
+            "status": "degraded" if reasons else "ok",
+            # "reason": the first of "reasons" (every one), while degraded.
+            **({"reason": reasons[0]} if reasons else {}),
+            "reasons": reasons,
+            "edge": {"up": edge_up, "restarts": self.edge.restarts, "pid": self.edge.pid},
             "uptime_s": round(time.time() - self.started_at, 1),
             "active_calls": len(self.flow.calls),
             "workers": {w.worker_id: {"up": w.up, "restarts": w.restarts,
@@ -218,7 +265,49 @@ class Gateway:
             # A plugin that raises does not stop calls, but it shows here.
             "plugins": {name: {"errors": sum(n for (p, _), n in errors.items() if p == name)}
                         for name in self.plugins.plugins},
+            # A failed write never strands a call: it is queued (cti/store/spool.py).
+            "store": store,
+            "event_loop": loop,
         }
+
+    # ---------------------------------------------------------------- edge
+    async def _supervise_edge(self) -> None:
+        """Like the workers: when Kamailio exits (or is killed, its whole group or
+        only its main process), say so, start it again, give it back our state."""
+        attempt = 0
+        while not self._stopping:
+            started = time.monotonic()
+            code = await self.edge.wait()
+            if self._stopping:
+                return
+            log.error("SIP edge (kamailio) exited pid=%s code=%s: calls cannot reach the "
+                      "gateway until it is back; restarting it", self.edge.pid, code)
+            if time.monotonic() - started > EDGE_STABLE_S:
+                attempt = 0
+            while not self._stopping:
+                delay = EDGE_RESTART_BACKOFF_S[min(attempt, len(EDGE_RESTART_BACKOFF_S) - 1)]
+                attempt += 1
+                await asyncio.sleep(delay)
+                try:
+                    await self.edge.stop()  # children that outlived the main process
+                    await self.edge.start()
+                except Exception as e:
+                    log.error("SIP edge restart %d failed: %s", attempt, e)
+                    continue
+                break
+            self.edge.restarts += 1
+            await self._edge_restored()
+            log.warning("SIP edge restarted pid=%s restarts=%d", self.edge.pid,
+                        self.edge.restarts)
+
+    async def _edge_restored(self) -> None:
+        """A new Kamailio knows only its rendered files: the registrations it loads
+        from its database, the trunks it registers with from its uac_reg table; the
+        dispatcher's view of the workers is ours to give it again."""
+        rooms = self.flow.rooms
+        for link in self.pool.links.values():
+            await self._set_dispatch(
+                link, link.up and link.worker_id not in rooms.out_of_rotation)
 
     # ------------------------------------------------------------- workers
     def _on_worker_event(self, link: WorkerLink, msg: dict[str, Any]) -> None:

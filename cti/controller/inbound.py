@@ -85,6 +85,7 @@ class Inbound:
                   sip_call_id=msg.get("sip_call_id"))
         call = Call(worker=worker, customer=leg, caller_number=leg.peer, dialled=dialled)
         ctx.calls.add(call)
+        ctx.store.save_call(call.to_record())  # the row from the first second (restarts)
         log.info("call incoming call_id=%s from=%s country=%s worker=%s leg=%s",
                  call.call_id, call.caller_number, call.caller_country, worker, leg.leg_id)
         ctx.plugins.call("cti_call_incoming", call_id=call.call_id, call=call_view(call))

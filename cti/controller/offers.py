@@ -120,7 +120,8 @@ class Offers:
     def close_offer(self, call: Call, outcome: str) -> None:
         """Record how the open offer ended (its decision trace row)."""
         if call.offer_id is not None:
-            self.ctx.store.set_offer_outcome(call.offer_id, outcome, time.time())
+            self.ctx.store.set_offer_outcome(call.offer_id, outcome, time.time(),
+                                              call.call_id)
             call.offer_id = None
 
     def offer(self, call_id: str, advisor: str, trace: dict[str, Any]) -> None:
@@ -186,6 +187,7 @@ class Offers:
         ctx = self.ctx
         call.state, call.answered_at = "connected", time.time()
         self.close_offer(call, "accepted")
+        ctx.store.save_call(call.to_record())  # a restart's record knows who talked
         self.handlers[call.kind].advisor_answered(call, leg)
         self.apply(ctx.distributor.offer_accepted(call.call_id, time.time()))
         log.info("connected call_id=%s advisor=%s waited_s=%s", call.call_id, call.advisor,

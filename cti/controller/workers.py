@@ -41,6 +41,8 @@ class WorkerSpec:
     # The edge, as every dialled leg's outbound proxy ("sip:<ip>:<port>"); empty:
     # the worker dials its targets directly.
     outbound_proxy: str = ""
+    rtp_timeout_s: float = 0.0  # hang up a leg that received no RTP this long (0: off)
+    session_expires_s: int = 0  # RFC 4028 session timers on every call (0: off)
 
 
 @dataclass
@@ -170,6 +172,9 @@ class WorkerPool:
             "--ip", spec.ip, "--sip-port", str(spec.sip_port),
             "--rtp-port", str(spec.rtp_port), "--rtp-range", str(spec.rtp_range),
             *(["--outbound-proxy", spec.outbound_proxy] if spec.outbound_proxy else []),
+            *(["--rtp-timeout", str(spec.rtp_timeout_s)] if spec.rtp_timeout_s > 0 else []),
+            *(["--session-expires", str(spec.session_expires_s)]
+              if spec.session_expires_s > 0 else []),
         ]
 
     def _env(self) -> dict[str, str] | None:

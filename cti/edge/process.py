@@ -42,6 +42,7 @@ class KamailioEdge:
         self._pgid: int | None = None
         self._log_offset = 0
         self._exit_task: asyncio.Future[int] | None = None
+        self.restarts = 0  # counted by the supervisor (cti.controller.gateway)
 
     @property
     def pid(self) -> int | None:
@@ -164,7 +165,8 @@ class KamailioEdge:
             await asyncio.sleep(0.02)
 
     async def wait(self) -> int:
-        """Wait for Kamailio to exit (for supervision); returns its exit code."""
-        if self._proc is None:
+        """Wait for Kamailio's main process to exit (for supervision); its exit code.
+        Its children may still be serving then: stop() sweeps the process group."""
+        if self._exit_task is None:
             raise RuntimeError("KamailioEdge was not started")
-        return await self._proc.wait()
+        return await asyncio.shield(self._exit_task)

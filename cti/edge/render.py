@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import re
 import secrets
+import sqlite3
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -98,6 +99,14 @@ class EdgeSettings:
     trunks: list[TrunkTarget] = field(default_factory=list)
     # Who besides the trunks may dial a hotline: None = anyone, else IPv4 networks.
     accept_from: list[str] | None = None
+    # Digest brute force: this many wrong passwords for one user from one source
+    # IP lock that user out from that IP (only) for auth_lockout_s seconds.
+    auth_lockout_failures: int = 10
+    auth_lockout_s: int = 300
+    # Concurrent hotline calls per source IP from outside (trunks exempt); 0: no limit.
+    max_calls_per_source: int = 10
+    # Hotline INVITEs per source IP per minute from outside (trunks exempt); 0: no limit.
+    call_attempts_per_source_per_minute: int = 60
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,7 @@ class RenderedEdge:
     pid_file: Path
     log_file: Path
     db_dir: Path  # db_text tables (uac_reg's uacreg) when a trunk registers
+    location_db: Path  # usrloc's sqlite database: registrations outlive a restart
 
 
 def ha1(user: str, realm: str, password: str) -> str:
@@ -304,6 +314,60 @@ def users_text(advisors: dict[str, str], realm: str,
     return "\n".join(lines) + "\n"
 
 
+# usrloc's table (schema version 9, Kamailio 5.6: utils/kamctl/db_sqlite/usrloc-create.sql).
+_LOCATION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS version (
+    table_name VARCHAR(32) NOT NULL,
+    table_version INTEGER DEFAULT 0 NOT NULL,
+    CONSTRAINT version_table_name_idx UNIQUE (table_name)
+);
+CREATE TABLE IF NOT EXISTS location (
+    id INTEGER PRIMARY KEY NOT NULL,
+    ruid VARCHAR(64) DEFAULT '' NOT NULL,
+    username VARCHAR(64) DEFAULT '' NOT NULL,
+    domain VARCHAR(64) DEFAULT NULL,
+    contact VARCHAR(512) DEFAULT '' NOT NULL,
+    received VARCHAR(128) DEFAULT NULL,
+    path VARCHAR(512) DEFAULT NULL,
+    expires TIMESTAMP WITHOUT TIME ZONE DEFAULT '2030-05-28 21:32:15' NOT NULL,
+    q REAL DEFAULT 1.0 NOT NULL,
+    callid VARCHAR(255) DEFAULT 'Default-Call-ID' NOT NULL,
+    cseq INTEGER DEFAULT 1 NOT NULL,
+    last_modified TIMESTAMP WITHOUT TIME ZONE DEFAULT '2000-01-01 00:00:01' NOT NULL,
+    flags INTEGER DEFAULT 0 NOT NULL,
+    cflags INTEGER DEFAULT 0 NOT NULL,
+    user_agent VARCHAR(255) DEFAULT '' NOT NULL,
+    socket VARCHAR(64) DEFAULT NULL,
+    methods INTEGER DEFAULT NULL,
+    instance VARCHAR(255) DEFAULT NULL,
+    reg_id INTEGER DEFAULT 0 NOT NULL,
+    server_id INTEGER DEFAULT 0 NOT NULL,
+    connection_id INTEGER DEFAULT 0 NOT NULL,
+    keepalive INTEGER DEFAULT 0 NOT NULL,
+    partition INTEGER DEFAULT 0 NOT NULL,
+    CONSTRAINT location_ruid_idx UNIQUE (ruid)
+);
+CREATE INDEX IF NOT EXISTS location_account_contact_idx ON location (username, domain, contact);
+CREATE INDEX IF NOT EXISTS location_expires_idx ON location (expires);
+INSERT OR IGNORE INTO version (table_name, table_version) VALUES ('version', 1);
+INSERT OR IGNORE INTO version (table_name, table_version) VALUES ('location', 9);
+"""
+
+
+def ensure_location_db(path: Path) -> None:
+    """The advisors' registrations (usrloc, write-through): kept across restarts of
+    the edge and of cti serve, so phones registered before one still ring. 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(_LOCATION_SCHEMA)
+        db.commit()
+    finally:
+        db.close()
+
+
 def _fill(template: str, values: dict[str, str]) -> str:
     def sub(match: re.Match[str]) -> str:
         return values[match.group(1)]  # KeyError = template/renderer mismatch
@@ -318,8 +382,13 @@ def _check_settings(s: EdgeSettings) -> None:
         raise ValueError(f"invalid listen address {s.ip}:{s.port}")
     if not _REALM_RE.fullmatch(s.realm):
         raise ValueError(f"invalid realm {s.realm!r}")
+    if s.max_calls_per_source < 0 or s.call_attempts_per_source_per_minute < 0:
+        raise ValueError("max_calls_per_source and call_attempts_per_source_per_minute "
+                         "must be >= 0")
     if s.children < 1:
         raise ValueError("children must be >= 1")
+    if s.auth_lockout_failures < 1 or s.auth_lockout_s < 1:
+        raise ValueError("auth_lockout_failures and auth_lockout_s must be >= 1")
     if not _SECRET_RE.fullmatch(s.edge_secret):
         raise ValueError("invalid edge_secret: 16-128 letters, digits, '-' or '_'")
 
@@ -336,6 +405,7 @@ def paths_for(runtime_dir: Path) -> RenderedEdge:
         pid_file=d / "kamailio.pid",
         log_file=d / "kamailio.log",
         db_dir=d / "db",
+        location_db=d / "location.sqlite",
     )
     for sock in (edge.ctl_socket, edge.jsonrpc_socket):
         if len(str(sock).encode()) > _MAX_SOCKET_PATH:
@@ -374,7 +444,12 @@ def render(settings: EdgeSettings) -> RenderedEdge:
             "FROM_TRUNK_CONDITION": from_trunk_condition(settings.trunks),
             "TO_TRUNK_ADDRESS_CONDITION": to_trunk_address_condition(settings.trunks),
             "ACCEPT_FROM_CONDITION": accept_from_condition(settings.accept_from),
+            "MAX_CALLS_PER_SOURCE": str(settings.max_calls_per_source),
+            "CALL_ATTEMPTS_PER_SOURCE": str(settings.call_attempts_per_source_per_minute),
             "REGISTERED_CONTACT_CONDITION": registered_contact_condition(settings.trunks),
+            "LOCATION_DB": str(edge.location_db),
+            "AUTH_LOCKOUT_FAILURES": str(settings.auth_lockout_failures),
+            "AUTH_LOCKOUT_S": str(settings.auth_lockout_s),
             "REGISTER_MODULES": register_modules(edge, settings.ip, settings.port,
                                                  uacreg is not None),
         },
@@ -395,6 +470,7 @@ def render(settings: EdgeSettings) -> RenderedEdge:
     else:
         # A trunk that no longer registers leaves no password behind.
         (edge.db_dir / "uacreg").unlink(missing_ok=True)
+    ensure_location_db(edge.location_db)
     # The config holds the edge's secret: readable by the gateway's user only.
     edge.config.touch(mode=0o600)
     edge.config.chmod(0o600)

@@ -47,6 +47,8 @@ DOORBELL = b"\r\n\r\n"
 # out is an assert (process abort), not an error: cap call starts per window.
 CALL_RATE_WINDOW_S = 0.6
 MAX_CALL_STARTS = 20
+RTP_CHECK_S = 1.0  # how often confirmed legs' rx packet counts are looked at
+CAUSE_RTP_TIMEOUT = "rtp_timeout"
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -79,6 +81,7 @@ class Engine(Commands):
         self._stopping = False
         self._call_starts: deque[float] = deque()  # monotonic times of dials/incoming
         self._udp_transport = -1  # pjsua transport id of our SIP UDP socket
+        self._last_rtp_check = 0.0
         self._bell = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._bell_addr = ("127.0.0.1" if cfg.ip in ("0.0.0.0", "") else cfg.ip, cfg.sip_port)
 
@@ -147,6 +150,7 @@ class Engine(Commands):
                 self._free_parked()
                 self._drain()
                 self._free_parked()
+                self._check_rtp()
                 if time.monotonic() - last_gc > 30:
                     gc.collect()
                     last_gc = time.monotonic()
@@ -200,6 +204,14 @@ class Engine(Commands):
         tc.port = self.cfg.rtp_port
         tc.portRange = self.cfg.rtp_range
         tc.boundAddress = self.cfg.ip  # else RTP leaves from the outside address
+        if self.cfg.session_expires_s > 0:
+            # RFC 4028 on every call, whether the peer supports it or not: when it
+            # does not, we refresh (re-INVITE/UPDATE at half the interval); PJSIP
+            # ends a session that is not refreshed in time (README "Dead calls").
+            cc = acfg.callConfig
+            cc.timerUse = pj.PJSUA_SIP_TIMER_ALWAYS
+            cc.timerSessExpiresSec = self.cfg.session_expires_s
+            cc.timerMinSESec = min(90, self.cfg.session_expires_s)
         return acfg
 
     def _create_local_account(self) -> MediaAccount:
@@ -220,10 +232,48 @@ class Engine(Commands):
     def _poll_ms(self) -> int:
         if not self._queue.empty():
             return 0
+        limit = POLL_MS
+        if self._watching_rtp():
+            limit = int(RTP_CHECK_S * 1000)
         if not self._parked:
-            return POLL_MS
+            return limit
         due = min(t for t, _ in self._parked) - time.monotonic()
-        return max(1, min(POLL_MS, int(due * 1000) + 1))
+        return max(1, min(limit, int(due * 1000) + 1))
+
+    def _watching_rtp(self) -> bool:
+        return self.cfg.rtp_timeout_s > 0 and any(leg.rx_expected for leg in self.legs.values())
+
+    def _check_rtp(self) -> None:
+        """Hang up legs that received no RTP for cfg.rtp_timeout_s (main thread).
+
+        PJSIP has no RTP inactivity timeout of its own: once a second look at each
+        receiving leg's rx packet count. A leg on hold (sendonly/inactive: no
+        audio expected) is not watched; its clock restarts when audio resumes.
+        """
+        now = time.monotonic()
+        if not self._watching_rtp() or now - self._last_rtp_check < RTP_CHECK_S:
+            return
+        self._last_rtp_check = now
+        for leg in list(self.legs.values()):
+            call = leg.call
+            if not leg.rx_expected or call is None or leg.end_cause or not call.isActive():
+                continue
+            try:
+                packets = int(call.getStreamStat(leg.media_index).rtcp.rxStat.pkt)
+            except pj.Error:
+                continue  # no stream (being rebuilt): next time
+            if packets != leg.rx_packets:
+                leg.rx_packets, leg.rx_seen_at = packets, now
+                continue
+            if now - leg.rx_seen_at < self.cfg.rtp_timeout_s:
+                continue
+            log.warning("leg=%s no RTP for %.0fs (%d packets in all): hanging up", leg.id,
+                        now - leg.rx_seen_at, packets)
+            leg.end_cause = CAUSE_RTP_TIMEOUT
+            try:
+                call.hangup(self._op(0))
+            except pj.Error as exc:
+                log.warning("leg=%s hangup after RTP timeout failed: %s", leg.id, exc.reason)
 
     def _drain(self) -> None:
         while True:
@@ -432,10 +482,12 @@ class Engine(Commands):
         state = _STATES.get(ci.state, str(ci.stateText).lower())
         log.info("leg.state leg=%s state=%s code=%s reason=%s", call.leg_id, state,
                  ci.lastStatusCode, ci.lastReason)
-        if call.leg_id not in self.legs:
+        leg = self.legs.get(call.leg_id)
+        if leg is None:
             return  # refused in on_incoming_call (already parked): never announced
+        extra = {"cause": leg.end_cause} if leg.end_cause else {}
         self.emit(P.EV_LEG_STATE, leg=call.leg_id, state=state, code=ci.lastStatusCode,
-                  reason=ci.lastReason, sip_call_id=ci.callIdString)
+                  reason=ci.lastReason, sip_call_id=ci.callIdString, **extra)
         if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self._leg_gone(call)
 
@@ -481,6 +533,11 @@ class Engine(Commands):
                 break
         was_active = leg.media_active
         leg.media_active, leg.media_index = index >= 0, index
+        # A new stream starts counting at 0; on hold nothing need arrive.
+        mi = ci.media[index] if index >= 0 else None
+        leg.rx_expected = bool(mi is not None and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+                               and mi.dir & pj.PJMEDIA_DIR_DECODING)
+        leg.rx_packets, leg.rx_seen_at = 0, time.monotonic()
         self._connect_media(leg)
         if was_active != leg.media_active:
             log.info("leg.media leg=%s active=%s", leg.id, leg.media_active)

@@ -32,6 +32,13 @@ class EngineConfig:
     # Outbound proxy for every call this engine dials ("sip:<edge ip>:<port>"):
     # each leg then passes the edge, record-routed and dialog-tracked there.
     outbound_proxy: str = ""
+    # A confirmed leg whose active, receiving audio stream got no RTP packet for
+    # this many seconds is hung up (leg.state disconnected with cause
+    # "rtp_timeout"). Legs on hold (sendonly/inactive) are exempt. 0: off.
+    rtp_timeout_s: float = 0.0
+    # RFC 4028 session timers on every call (pjsua "always": we refresh when the
+    # peer does not; PJSIP ends a session not refreshed in time). 0: off.
+    session_expires_s: int = 0
 
 
 @dataclass
@@ -45,6 +52,11 @@ class Leg:
     recorder: pj.AudioMediaRecorder | None = None
     # stereo recordings this leg feeds: rec_id -> side (0 left, 1 right)
     taps: dict[str, int] = field(default_factory=dict)
+    # RTP inactivity (Engine._check_rtp): last rx packet count and when it changed.
+    rx_packets: int = -1
+    rx_seen_at: float = 0.0
+    rx_expected: bool = False  # audio active and we are meant to receive (not on hold)
+    end_cause: str = ""  # why the engine itself ended the leg ("rtp_timeout")
 
     def audio_media(self) -> pj.AudioMedia:
         """The leg's current conference port; only while the call is alive and active."""

@@ -39,6 +39,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--controller", required=True, help="controller unix socket path")
     parser.add_argument("--outbound-proxy", default="",
                         help="route every dialled call through this SIP proxy (the edge)")
+    parser.add_argument("--rtp-timeout", type=float, default=0.0,
+                        help="hang up a call that received no RTP for this many seconds "
+                             "(default 0: off; calls on hold are exempt)")
+    parser.add_argument("--session-expires", type=int, default=0,
+                        help="RFC 4028 session timer interval in seconds on every call "
+                             "(default 0: off)")
     add_engine_options(parser)
     return parser.parse_args(argv)
 
@@ -58,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = EngineConfig(ident=args.id, ip=args.ip, sip_port=args.sip_port, rtp_port=args.rtp_port,
                        rtp_range=args.rtp_range, user=args.id, pj_log_level=args.pj_log_level,
                        snd_auto_close_s=1, edge_secret=os.environ.get(P.EDGE_SECRET_ENV, ""),
-                       outbound_proxy=args.outbound_proxy)
+                       outbound_proxy=args.outbound_proxy, rtp_timeout_s=args.rtp_timeout,
+                       session_expires_s=args.session_expires)
     if not cfg.edge_secret:
         log.warning("%s not set: INVITEs from anyone are taken", P.EDGE_SECRET_ENV)
     engine: Engine | None = None

@@ -6,6 +6,7 @@ before its method returns. Reads use their own connection on the caller's thread
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -17,6 +18,7 @@ from cti.store.audit import AuditLog
 from cti.store.flags import FlagsRepo
 from cti.store.migrations import STATE_SCHEMA, Migration, migrate_core
 from cti.store.skills import SkillsRepo
+from cti.store.spool import Spool, Write, replay_journal
 from cti.store.sql_fence import guarded
 from cti.store.timers import TimersRepo
 from cti.store.writer import Writer
@@ -78,7 +80,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE calls ADD COLUMN origin_call_id TEXT;
         CREATE INDEX IF NOT EXISTS calls_origin ON calls(origin_call_id);
     """),
+    # A call's row is written when it starts: the ones a restart finds without an
+    # end (the controller died during them) are closed at start (close_unended).
+    Migration(4, """
+        CREATE INDEX IF NOT EXISTS calls_unended ON calls(call_id) WHERE ended_at IS NULL;
+    """),
 )
+
+#: The end_reason of a call the controller died during (closed at the next start).
+RESTART_END_REASON = "gateway_restart"
 
 
 @dataclass
@@ -119,7 +129,12 @@ class Store:
         conn = _connect(path)
         conn.execute("PRAGMA journal_mode=WAL")
         migrate_core(conn, MIGRATIONS)
+        journal = path.with_name(path.name + ".unwritten.jsonl")
+        replay_journal(conn, journal)  # what the last run could not write
         self.writer = Writer(conn)
+        # The call path's writes (records, offers, wrap-ups): queued, never raised,
+        # while the store cannot write (cti/store/spool.py).
+        self.spool = Spool(self.writer, journal=journal)
         # Reads: their own connection (WAL: they never wait for the writer).
         self._db = _connect(path)
         self._db.execute("PRAGMA query_only = ON")
@@ -128,9 +143,14 @@ class Store:
         self.skills = SkillsRepo(self.writer, self._db)
         self.audit = AuditLog(self.writer, self._db)
         self.timers = TimersRepo(self.writer, self._db)
+        # Offer ids are given here, not by SQLite: an offer queued while the store
+        # cannot write has its id at once (its outcome is queued behind it).
+        row = self._db.execute("SELECT MAX(offer_id) FROM offers").fetchone()
+        self._offer_ids = itertools.count(int(row[0] or 0) + 1)
 
     def close(self) -> None:
         """Waits for the writes submitted so far to be committed."""
+        self.spool.close()
         self.writer.close()
         self._db.close()
 
@@ -141,27 +161,45 @@ class Store:
         with self._read_lock:
             return guarded(self._db, guard, lambda c: c.execute(sql, params).fetchall())
 
-    def save_call(self, rec: CallRecord) -> None:
-        """Insert or replace the record of one customer call."""
+    def save_call(self, rec: CallRecord) -> bool:
+        """Insert or replace the record of one customer call: at its start, and at
+        its end. Never raises: False when the write is queued (the store cannot
+        write now, see :class:`cti.store.spool.Spool`)."""
         values = []
         for col in _COLUMNS:
             v = getattr(rec, col)
             values.append(json.dumps(v) if col in _JSON_COLUMNS else v)
         marks = ",".join("?" * len(_COLUMNS))
         sql = f"INSERT OR REPLACE INTO calls ({','.join(_COLUMNS)}) VALUES ({marks})"
-        self.writer.call(lambda c: c.execute(sql, values))
+        return self.spool.write(Write(rec.call_id, "call", sql, tuple(values)))
+
+    def close_unended(self, at: float, reason: str = RESTART_END_REASON) -> list[str]:
+        """At start: the calls whose row has no end (the controller died during
+        them) end now with ``reason``; returns their ids. Durable: raises if the
+        store cannot write."""
+        def job(c: sqlite3.Connection) -> list[str]:
+            ids = [r[0] for r in c.execute("SELECT call_id FROM calls WHERE ended_at IS NULL")]
+            c.execute("UPDATE calls SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL",
+                      (at, reason))
+            return ids
+        return self.writer.call(job)
 
     def add_offer(self, call_id: str, advisor: str, at: float, trace: dict[str, Any]) -> int:
-        """Store an offer with its decision trace before the advisor's phone rings."""
-        args = (call_id, advisor, at, json.dumps(trace))
-        return self.writer.call(lambda c: int(c.execute(
-            "INSERT INTO offers (call_id, advisor, offered_at, trace) VALUES (?, ?, ?, ?)",
-            args).lastrowid or 0))
+        """Store an offer with its decision trace before the advisor's phone rings
+        (queued, never raised, while the store cannot write)."""
+        offer_id = next(self._offer_ids)
+        self.spool.write(Write(
+            call_id, "offer",
+            "INSERT INTO offers (offer_id, call_id, advisor, offered_at, trace) "
+            "VALUES (?, ?, ?, ?, ?)", (offer_id, call_id, advisor, at, json.dumps(trace))))
+        return offer_id
 
-    def set_offer_outcome(self, offer_id: int, outcome: str, at: float) -> None:
-        self.writer.call(lambda c: c.execute(
-            "UPDATE offers SET outcome = ?, outcome_at = ? WHERE offer_id = ? AND outcome IS NULL",
-            (outcome, at, offer_id)))
+    def set_offer_outcome(self, offer_id: int, outcome: str, at: float,
+                          call_id: str = "?") -> None:
+        self.spool.write(Write(
+            call_id, "offer_outcome",
+            "UPDATE offers SET outcome = ?, outcome_at = ? WHERE offer_id = ? "
+            "AND outcome IS NULL", (outcome, at, offer_id)))
 
     def offers(self, call_id: str) -> list[dict[str, Any]]:
         """Every offer of a call, oldest first, with its decision trace."""
@@ -186,8 +224,10 @@ class Store:
         return [_to_record(r) for r in rows]
 
     def save_wrap_up(self, call_id: str, advisor: str, code: str, note: str, at: float) -> None:
-        """The advisor's after-call work: a code from config and a free note (last wins)."""
-        self.writer.call(lambda c: c.execute(
+        """The advisor's after-call work: a code from config and a free note (last
+        wins). Queued, never raised, while the store cannot write."""
+        self.spool.write(Write(
+            call_id, "wrap_up",
             "INSERT OR REPLACE INTO wrap_ups (call_id, advisor, code, note, at) "
             "VALUES (?, ?, ?, ?, ?)", (call_id, advisor, code, note, at)))
 
@@ -205,12 +245,13 @@ class Store:
 
     def earlier_contacts(self, number: str, limit: int = 5,
                          before: float | None = None) -> list[dict[str, Any]]:
-        """The number's last calls, newest first, with their wrap-up (for the screen pop)."""
+        """The number's last ended calls, newest first, with their wrap-up (for the
+        screen pop)."""
         rows = self._db.execute(
             "SELECT c.call_id, c.started_at, c.topic, c.language, c.advisor, c.end_reason, "
             "w.code AS wrap_up_code, w.note FROM calls c "
             "LEFT JOIN last_wrap_ups w ON w.call_id = c.call_id "
-            "WHERE c.caller_number = ? AND c.started_at < ? "
+            "WHERE c.caller_number = ? AND c.started_at < ? AND c.ended_at IS NOT NULL "
             "ORDER BY c.started_at DESC LIMIT ?",
             (number, before if before is not None else float("inf"), limit))
         return [dict(r) for r in rows]

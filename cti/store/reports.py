@@ -61,7 +61,7 @@ class Reports:
 
     def records(self, q: RecordQuery) -> list[dict[str, Any]]:
         """Ended calls matching every given filter, newest first."""
-        where: list[str] = []
+        where: list[str] = ["c.ended_at IS NOT NULL"]  # a row exists from a call's start
         args: dict[str, Any] = {"me": q.own}
         if q.own is not None:
             where.append(_OWN)
@@ -73,7 +73,7 @@ class Reports:
                 where.append(f"{col} {op} :{key}")
                 args[key] = value
         args["limit"] = max(1, min(q.limit, MAX_LIMIT))
-        sql = (_SELECT + (" WHERE " + " AND ".join(where) if where else "")
+        sql = (_SELECT + " WHERE " + " AND ".join(where)
                + " ORDER BY c.started_at DESC LIMIT :limit")
         return [dict(r) for r in self._rows(sql, args)]
 
@@ -84,7 +84,8 @@ class Reports:
     def queue_times(self, since: float) -> list[tuple[float, float | None, str | None]]:
         """(queued_at, answered_at, end_reason) of the ended calls queued since."""
         rows = self._rows(
-            "SELECT queued_at, answered_at, end_reason FROM calls WHERE queued_at >= ?",
+            "SELECT queued_at, answered_at, end_reason FROM calls WHERE queued_at >= ? "
+            "AND ended_at IS NOT NULL",
             (since,))
         return [(r[0], r[1], r[2]) for r in rows]
 

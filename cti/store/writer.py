@@ -136,6 +136,10 @@ class Writer:
                 try:
                     value = fn(conn)
                 except BaseException as e:  # the job's own error goes to its caller
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back (SQLITE_FULL, an I/O
+                        # error): every job of the batch fails, with this error.
+                        raise
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     results.append((fut, None, e))
@@ -145,7 +149,11 @@ class Writer:
             conn.execute("COMMIT")
             self.commits += 1
         except BaseException as e:  # the commit itself failed: nobody's write is in
-            log.exception("store commit failed (%d writes lost)", len(batch))
+            if isinstance(e, sqlite3.Error):  # the disk: the callers see it (and log it)
+                log.warning("store commit failed (%d writes not committed): %s",
+                            len(batch), e)
+            else:
+                log.exception("store commit failed (%d writes not committed)", len(batch))
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             for _fn, fut, _ in batch:

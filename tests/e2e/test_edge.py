@@ -827,3 +827,43 @@ async def test_early_dialog_prack_and_update_pass_the_dialog_check(
     update = worker_ua.recv(2.0, lambda m: m.method == "UPDATE" and not m.is_response)
     worker_ua.send(worker_ua.response_to(update, 200, "OK"))
     assert advisor.final_response(dialog.call_id, "UPDATE").status == 200
+
+
+# ---------------------------------------------------------------- (i) issue 12
+
+
+async def test_registrations_survive_a_killed_edge(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA]
+) -> None:
+    """usrloc writes through to a sqlite file in the run dir (0600) and loads it back."""
+    edge = await make_edge()
+    assert ua_factory().register("alice", ADVISORS["alice"]).status == 200
+    assert edge.pid is not None and edge.files is not None
+    os.killpg(edge.pid, 9)
+    await asyncio.wait_for(edge.wait(), 5)
+    await edge.stop()
+
+    again = await make_edge()
+    assert await again.rpc.registered("alice")
+    assert not await again.rpc.registered("bob")
+    assert again.files is not None
+    assert again.files.location_db.stat().st_mode & 0o777 == 0o600
+
+
+async def test_digest_guessing_locks_that_user_out_from_that_address_only(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA]
+) -> None:
+    """100 wrong passwords from 127.0.0.2: the guesser is locked out (403, even with
+    the right password); the advisor's own phone at 127.0.0.1 still registers."""
+    edge = await make_edge()
+    guesser = ua_factory(local=("127.0.0.2", 0))
+    replies = [guesser.register("alice", f"guess-{i}").status for i in range(100)]
+    lockout = edge.settings.auth_lockout_failures
+    assert replies[: lockout - 1] == [401] * (lockout - 1)
+    assert set(replies[lockout - 1:]) == {403}
+    assert guesser.register("alice", ADVISORS["alice"]).status == 403
+    assert not await edge.rpc.registered("alice")
+    # Other users from that address are not locked, nor alice from her phone's.
+    assert guesser.register("bob", ADVISORS["bob"]).status == 200
+    assert ua_factory().register("alice", ADVISORS["alice"]).status == 200
+    assert await edge.rpc.registered("alice")

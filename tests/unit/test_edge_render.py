@@ -171,3 +171,11 @@ def test_a_registering_trunk_gets_a_uacreg_row_only_its_owner_reads(tmp_path: Pa
                        "127.0.0.1\\:5070:")
     assert (edge.db_dir / "uacreg").stat().st_mode & 0o077 == 0
     assert "uacreg:5" in (edge.db_dir / "version").read_text()
+
+
+def test_per_source_limits_are_rendered_and_checked(tmp_path: Path) -> None:
+    cfg = render(settings(tmp_path, max_calls_per_source=3,
+                          call_attempts_per_source_per_minute=7)).config.read_text()
+    assert "$var(src_calls) >= 3" in cfg and "$var(src_attempts) > 7" in cfg
+    with pytest.raises(ValueError, match="max_calls_per_source"):
+        render(settings(tmp_path, max_calls_per_source=-1))

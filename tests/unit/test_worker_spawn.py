@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cti.config import parse_settings
+import pytest
+
+from cti.config import ConfigError, parse_settings
 from cti.controller.gateway import worker_specs
 from cti.controller.workers import WorkerPool, WorkerSpec
 from cti.media.protocol import EDGE_SECRET_ENV
@@ -38,3 +40,23 @@ def test_no_secret_no_proxy_nothing_added(tmp_path: Path) -> None:
                       on_up=_nothing, on_down=_nothing)
     assert "--outbound-proxy" not in pool._argv(spec)
     assert pool._env() is None
+
+
+def test_rtp_timeout_and_session_timers_reach_the_worker(tmp_path: Path) -> None:
+    data = demo_config_data()
+    data["workers"].update(rtp_timeout_s=12.5, session_expires_s=600)
+    spec = worker_specs(parse_settings(data, DEMO_CONFIG))[0]
+    pool = WorkerPool([spec], tmp_path / "w.sock", tmp_path, on_event=lambda *_: None,
+                      on_up=_nothing, on_down=_nothing)
+    argv = pool._argv(spec)
+    assert argv[argv.index("--rtp-timeout") + 1] == "12.5"
+    assert argv[argv.index("--session-expires") + 1] == "600"
+    off = WorkerSpec("w1", "127.0.0.1", 5071, 20000, 40)  # 0: neither option at all
+    assert not {"--rtp-timeout", "--session-expires"} & set(pool._argv(off))
+
+
+def test_a_session_interval_under_the_rfc_minimum_is_a_config_error() -> None:
+    data = demo_config_data()
+    data["workers"]["session_expires_s"] = 30
+    with pytest.raises(ConfigError, match="session_expires_s"):
+        parse_settings(data, DEMO_CONFIG)
