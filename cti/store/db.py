@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -125,6 +126,13 @@ _JSON_COLUMNS = {"ivr_path", "legs"}
 class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Callers' numbers, audits, recordings' index: readable by cti only. SQLite
+        # gives the -wal and -shm files the database file's mode.
+        path.touch(mode=0o600, exist_ok=True)
+        os.chmod(path, 0o600)
+        for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if extra.exists():
+                os.chmod(extra, 0o600)
         self.path = path
         conn = _connect(path)
         conn.execute("PRAGMA journal_mode=WAL")

@@ -226,3 +226,17 @@ def test_a_write_that_returned_survives_a_process_killed_right_after(tmp_path: P
     assert store.flags.values() == {"crisis": True} and store.get_call("c9") is not None
     assert [x.action for x in store.audit.lines()] == ["flag.set"]
     store.close()
+
+
+def test_the_store_files_are_readable_by_cti_only(tmp_path: Path) -> None:
+    import stat
+
+    from cti.store.db import Store
+
+    store = Store(tmp_path / "var" / "cti.sqlite3")  # its migrations have written
+    try:
+        assert len(list((tmp_path / "var").iterdir())) >= 2  # the file and its WAL
+        for f in (tmp_path / "var").iterdir():
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    finally:
+        store.close()
