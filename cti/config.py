@@ -550,6 +550,23 @@ class Settings(_Model):
         ivr_flows(self)
         return self
 
+    @model_validator(mode="after")
+    def _ports_do_not_clash(self) -> Settings:
+        # Caught here, a clash names its keys; at start it is "kamailio exited 255".
+        w = self.workers
+        spans = [
+            ("sip.port", self.sip.ip, self.sip.port, self.sip.port),
+            ("http.port", self.http.host, self.http.port, self.http.port),
+            ("workers.sip_port_base", w.ip, w.sip_port_base, w.sip_port_base + w.count - 1),
+        ]  # (RTP ports: the media engine skips a port in use and takes the next)
+        for i, (key, ip, lo, hi) in enumerate(spans):
+            for other, ip2, lo2, hi2 in spans[i + 1:]:
+                same_host = ip == ip2 or "0.0.0.0" in (ip, ip2)
+                if same_host and lo <= hi2 and lo2 <= hi:
+                    raise ValueError(f"{other}: ports {lo2}-{hi2} on {ip2} overlap {key} "
+                                     f"({lo}-{hi} on {ip})")
+        return self
+
     def path(self, p: Path) -> Path:
         """Resolve a path from the config against the config file's folder."""
         return p if p.is_absolute() else (self.source.parent / p).resolve()

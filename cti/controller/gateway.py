@@ -59,9 +59,28 @@ def worker_specs(settings: Settings) -> list[WorkerSpec]:
     ]
 
 
+def _unusable_dir(path: Path) -> str | None:
+    """Why a directory cti must create or write cannot be (None: it can)."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return None
+
+
 def prepare(settings: Settings) -> tuple[PluginHost, PromptLibrary]:
     """Everything that can fail on config, checked before anything starts."""
     source = str(settings.source)
+    for key, path in (("store.path", settings.path(settings.store.path).parent),
+                      ("runtime_dir", settings.path(settings.runtime_dir))):
+        problem = _unusable_dir(path)
+        if problem:
+            raise ConfigError(f"{source}: {key}: {path}: {problem}")
     plugins = PluginHost()
     plugins.load(settings.plugins, source, gateway=settings)
     override = settings.path(settings.prompts.override_dir)

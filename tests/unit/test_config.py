@@ -112,3 +112,35 @@ def test_max_wait_action_must_name_an_ivr_topic() -> None:
     data["routing"]["max_wait_action"] = "hangup"
     with pytest.raises(ConfigError, match=r"routing\.max_wait_action"):
         parse_settings(data, Path("cti.yaml"))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"workers": {"sip_port_base": 5060}},
+     r"workers\.sip_port_base: ports 5060-5061 on 127\.0\.0\.1 overlap sip\.port"),
+    ({"http": {"port": 5060}}, r"http\.port: ports 5060-5060 on 127\.0\.0\.1 overlap sip\.port"),
+])
+def test_port_clashes_name_their_keys(tmp_path: Path, change: dict[str, Any],
+                                      message: str) -> None:
+    data = yaml.safe_load(DEMO.read_text())
+    for section, values in change.items():
+        data[section].update(values)
+    cfg = tmp_path / "cti.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=message):
+        load_settings(cfg)
+
+
+def test_a_store_path_that_cannot_be_a_directory_is_named(tmp_path: Path) -> None:
+    from cti.controller.gateway import prepare
+
+    data = yaml.safe_load(DEMO.read_text())
+    data["store"] = {"path": "/dev/null/cti.sqlite3"}
+    data["prompts"]["texts"] = str(DEMO.parents[1] / "config" / "prompts.yaml")
+    data["prompts"]["cache_dir"] = str(DEMO.parents[1] / "var" / "prompts")
+    data["prompts"]["override_dir"] = str(DEMO.parents[1] / "config" / "prompts")
+    data["runtime_dir"] = str(tmp_path / "run")
+    cfg = tmp_path / "cti.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"store\.path: /dev/null: /dev/null is not a "
+                                          r"directory"):
+        prepare(load_settings(cfg))
