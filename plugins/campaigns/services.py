@@ -222,24 +222,25 @@ class Campaigns:
             if any(lv.campaign_id == c.campaign_id and self._waiting(call_id)
                    for call_id, lv in self.live.items()):
                 continue  # one waiting for an advisor at a time
-            await self._next(c, now)
-            await self._maybe_done(c)
+            if not await self._next(c, now):  # (a campaign that just dialled is not done)
+                await self._maybe_done(c)
 
     def _waiting(self, call_id: str) -> bool:
         call = self.s.calls.get(call_id)
         return call is not None and call.state in ("queued", "offered")
 
-    async def _next(self, c: Campaign, now: float) -> None:
+    async def _next(self, c: Campaign, now: float) -> bool:
+        """Queue the campaign's next due number; True if one was queued."""
         window = window_of(c.window_start, c.window_end)
         for k in self.repo.due(c.campaign_id, now, limit=20):
             if not in_window(now, k.zone, window):  # the window closed since
                 k.due_at, k.updated_at = next_call_time(now, k.zone, window), now
                 await self.repo.save_contact(k)
                 continue
-            await self._dial(c, k, now)
-            return
+            return await self._dial(c, k, now)
+        return False
 
-    async def _dial(self, c: Campaign, k: Contact, now: float) -> None:
+    async def _dial(self, c: Campaign, k: Contact, now: float) -> bool:
         try:
             call_id = self.s.tasks.callback(
                 k.number, language=k.language, topic=c.topic, priority=self.cfg.priority,
@@ -250,7 +251,7 @@ class Campaigns:
                              c.campaign_id, k.line, e)
             k.status, k.last_reason, k.updated_at = "cancelled", str(e)[:200], now
             await self.repo.save_contact(k)
-            return
+            return False
         self.live[call_id] = Live(k.contact_id, c.campaign_id)
         k.status, k.call_id, k.advisor, k.updated_at = "queued", call_id, None, now
         await self.repo.save_contact(k)
@@ -258,6 +259,7 @@ class Campaigns:
                         c.campaign_id, k.line, call_id, k.attempts + 1)
         self.s.metrics.inc("dialled", "Campaign numbers queued for an advisor.")
         self._progress(c)
+        return True
 
     async def _maybe_done(self, c: Campaign) -> None:
         counts = self.repo.counts(c.campaign_id)
