@@ -106,8 +106,15 @@ def render(gw: GatewayApi, reports: Reports) -> str:
     w.family("cti_event_loop_lag_seconds", "gauge",
              "How late the controller's event loop last woke up.",
              [({}, health["event_loop"]["lag_ms"] / 1000)])
-    w.family("cti_degraded", "gauge", "1 when /health says degraded.",
+    w.family("cti_degraded", "gauge", "1 when /health says degraded or down.",
              [({}, 1 if health["status"] != "ok" else 0)])
+    w.family("cti_down", "gauge", "1 when /health says down (no call can be answered).",
+             [({}, 1 if health["status"] == "down" else 0)])
+    edge = health["edge"]
+    w.family("cti_edge_up", "gauge", "1 when the SIP edge (Kamailio) runs and answers SIP.",
+             [({}, 1 if edge["up"] and edge["answering"] else 0)])
+    w.family("cti_edge_restarts", "counter", "Restarts of the SIP edge (Kamailio).",
+             [({}, edge["restarts"])])
     w.family("cti_uptime_seconds", "gauge", "Seconds since the gateway started.",
              [({}, round(now - gw.started_at, 1))])
     return w.text()

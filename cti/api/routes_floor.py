@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Path, Request, status
+from fastapi import FastAPI, HTTPException, Path, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
 from cti import metrics
@@ -43,9 +43,15 @@ def queue_stats(gw: GatewayApi, reports: Reports, now: float) -> dict[str, Any]:
 def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
     flags = Vocabulary.of(gw.settings).flags
 
-    @app.get(f"{V1}/health")
-    async def health() -> dict[str, Any]:
-        return gw.health()
+    @app.get(f"{V1}/health", responses={503: {"description": "down: no call can be "
+                                                            "answered (same body)"}})
+    async def health(response: Response) -> dict[str, Any]:
+        """ok, degraded (calls are answered, something is wrong: see reasons) or
+        down (no call can be answered); down answers 503 for monitors and balancers."""
+        body = gw.health()
+        if body["status"] == "down":
+            response.status_code = 503
+        return body
 
     @app.get(f"{V1}/routing")
     async def routing(p: Auth) -> dict[str, Any]:

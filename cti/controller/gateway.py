@@ -23,6 +23,7 @@ from cti.controller.loopwatch import DEGRADED_LAG_MS, LoopWatch
 from cti.controller.plugin_runtime import PluginRuntime
 from cti.controller.prompts import PromptLibrary
 from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
+from cti.edge.probe import PROBE_INTERVAL_S, EdgeLiveness, probe_once
 from cti.edge.process import KamailioEdge
 from cti.edge.render import EdgeSettings, TrunkTarget, WorkerTarget, new_edge_secret
 from cti.edge.rpc import EdgeRpc
@@ -145,6 +146,8 @@ class Gateway:
         self._lock: IO[str] | None = None
         self._rotation_tasks: set[asyncio.Task[None]] = set()
         self._edge_task: asyncio.Task[None] | None = None
+        self._edge_watch: asyncio.Task[None] | None = None
+        self.edge_liveness = EdgeLiveness()
         self._stopping = False
         self.started_at = time.time()
         self.loop_watch = LoopWatch()
@@ -193,6 +196,7 @@ class Gateway:
             await self.edge.start()
             self.rpc = self.edge.rpc
             self._edge_task = asyncio.create_task(self._supervise_edge())
+            self._edge_watch = asyncio.create_task(self._watch_edge())
             proxies = self.settings.http.trusted_proxies
             # X-Forwarded-For only from configured proxies (uvicorn's default trusts
             # loopback, which let any local client pick its address for the limits).
@@ -210,9 +214,10 @@ class Gateway:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._edge_task is not None:
-            self._edge_task.cancel()
-            await asyncio.gather(self._edge_task, return_exceptions=True)
+        for task in (self._edge_watch, self._edge_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._http is not None:
             self._http.should_exit = True
             if self._http_task is not None:
@@ -258,11 +263,18 @@ class Gateway:
         errors = self.plugins.error_counts()
         reasons: list[str] = []
         edge_up = self.edge.alive
+        answering = edge_up and self.edge_liveness.answering
         if not edge_up:
             reasons.append("the SIP edge (Kamailio) is down")
+        elif not answering:
+            reasons.append(f"the SIP edge (Kamailio) does not answer SIP "
+                           f"({self.edge_liveness.misses} probes unanswered)")
         down = [w.worker_id for w in self.pool.links.values() if not w.up]
         if down:
             reasons.append(f"media workers down: {', '.join(down)}")
+        # "down": no call can be answered (no edge, or no worker); "degraded": calls
+        # are answered but something is wrong.
+        out = not answering or len(down) == len(self.pool.links)
         store = self.store.spool.status()
         if not store["ok"]:
             reasons.append(f"store: {store['pending']} writes not written"
@@ -271,11 +283,12 @@ class Gateway:
         if loop["lag_ms"] > DEGRADED_LAG_MS:
             reasons.append(f"event loop lag {loop['lag_ms']:.0f} ms")
         return {
-            "status": "degraded" if reasons else "ok",
-            # "reason": the first of "reasons" (every one), while degraded.
+            "status": "down" if out else "degraded" if reasons else "ok",
+            # "reason": the first of "reasons" (every one), while not ok.
             **({"reason": reasons[0]} if reasons else {}),
             "reasons": reasons,
-            "edge": {"up": edge_up, "restarts": self.edge.restarts, "pid": self.edge.pid},
+            "edge": {"up": edge_up, "answering": answering, "restarts": self.edge.restarts,
+                     "pid": self.edge.pid, "last_answer": self.edge_liveness.last_answer},
             "uptime_s": round(time.time() - self.started_at, 1),
             "active_calls": len(self.flow.calls),
             "workers": {w.worker_id: {"up": w.up, "restarts": w.restarts,
@@ -318,6 +331,25 @@ class Gateway:
             await self._edge_restored()
             log.warning("SIP edge restarted pid=%s restarts=%d", self.edge.pid,
                         self.edge.restarts)
+
+    async def _watch_edge(self) -> None:
+        """A Kamailio that is alive but answers no SIP (stopped, stuck) is as good as
+        dead: after a few unanswered probes in a row kill it, and the supervisor
+        above starts a new one."""
+        s = self.settings.sip
+        while not self._stopping:
+            await asyncio.sleep(PROBE_INTERVAL_S)
+            pid = self.edge.pid
+            if not self.edge.alive:
+                self.edge_liveness.reset()  # the supervisor is on it
+                continue
+            self.edge_liveness.answered(await probe_once(s.ip, s.port))
+            if self.edge_liveness.hung and self.edge.pid == pid:
+                log.error("SIP edge (kamailio) pid=%s answered no SIP OPTIONS on %s:%d "
+                          "for %d probes: killing it to start a new one", pid, s.ip,
+                          s.port, self.edge_liveness.misses)
+                self.edge.kill()
+                self.edge_liveness.reset()
 
     async def _edge_restored(self) -> None:
         """A new Kamailio knows only its rendered files: the registrations it loads

@@ -143,6 +143,11 @@ class KamailioEdge:
             self._killpg()
             await self._wait_group_gone(1.0)
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once (a hung edge ignores SIGTERM);
+        wait() then returns and the supervisor starts a new one."""
+        self._killpg()
+
     def _killpg(self) -> None:
         if self._pgid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):

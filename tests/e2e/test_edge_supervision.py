@@ -4,9 +4,11 @@ real workers and a real advisor phone."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -28,11 +30,11 @@ from tests.peers.phone import Phone
 pytestmark = pytest.mark.e2e
 
 
-async def _health(gw) -> dict:  # noqa: ANN001
+async def _health(gw, code: int = 200) -> dict:  # noqa: ANN001
     s = gw.settings
     async with httpx.AsyncClient(base_url=f"http://{s.http.host}:{s.http.port}") as http:
         r = await http.get("/api/v1/health")
-        r.raise_for_status()
+        assert r.status_code == code, r.text
         return r.json()
 
 
@@ -44,6 +46,21 @@ def _kill_main(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)  # its children go on serving unless swept
 
 
+async def _call_reaches(gw, caller: Phone, advisor: Advisor) -> None:  # noqa: ANN001
+    """A caller dials, picks Spanish / visa, the advisor answers; both hang up."""
+    await advisor.set_state("available")
+    leg = uuid.uuid4().hex
+    await caller.command("dial", leg=leg, uri=hotline_uri(gw))
+    await caller.wait_for("leg.state", leg=leg, state="confirmed", timeout=10)
+    await caller.command("send_dtmf", leg=leg, digits="3", method="rfc2833")
+    await caller.command("send_dtmf", leg=leg, digits="2", method="rfc2833")
+    incoming = await advisor.phone.wait_for("leg.incoming", timeout=20)
+    await advisor.phone.command("answer", leg=incoming["leg"], code=200)
+    await advisor.stream.wait_for("call.connected")
+    await caller.command("hangup", leg=leg)
+    await caller.wait_for("leg.state", leg=leg, state="disconnected")
+
+
 @pytest.mark.parametrize("kill", [_kill_group, _kill_main], ids=["group", "main-only"])
 async def test_killed_edge_is_restarted_and_the_registered_advisor_rings(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, kill,  # noqa: ANN001
@@ -53,7 +70,8 @@ async def test_killed_edge_is_restarted_and_the_registered_advisor_rings(
             Phone(name="+34911234567") as caller:
         health = await _health(gw)
         assert health["status"] == "ok"
-        assert health["edge"] == {"up": True, "restarts": 0, "pid": gw.edge.pid}
+        assert {k: health["edge"][k] for k in ("up", "answering", "restarts", "pid")} == {
+            "up": True, "answering": True, "restarts": 0, "pid": gw.edge.pid}
         old_pid = gw.edge.pid
         assert old_pid is not None
 
@@ -68,29 +86,52 @@ async def test_killed_edge_is_restarted_and_the_registered_advisor_rings(
 
         # Sofia's phone registered with the old edge only; the new one rings it.
         assert gw.rpc is not None and await gw.rpc.registered("sofia")
-        await sofia.set_state("available")
-        leg = uuid.uuid4().hex
-        await caller.command("dial", leg=leg, uri=hotline_uri(gw))
-        await caller.wait_for("leg.state", leg=leg, state="confirmed", timeout=10)
-        await caller.command("send_dtmf", leg=leg, digits="3", method="rfc2833")
-        await caller.command("send_dtmf", leg=leg, digits="2", method="rfc2833")
-        incoming = await sofia.phone.wait_for("leg.incoming", timeout=20)
-        await sofia.phone.command("answer", leg=incoming["leg"], code=200)
-        await sofia.stream.wait_for("call.connected")
-        await caller.command("hangup", leg=leg)
-        await caller.wait_for("leg.state", leg=leg, state="disconnected")
+        await _call_reaches(gw, caller, sofia)
 
 
-async def test_health_is_degraded_while_the_edge_is_down(tmp_path: Path) -> None:
+async def test_health_is_down_while_the_edge_is_down(tmp_path: Path) -> None:
     async with running_gateway(tmp_path) as gw:
         # Stop the supervisor first, so the edge stays down for the look at /health.
         assert gw._edge_task is not None
         gw._edge_task.cancel()
         await gw.edge.stop()
-        health = await _health(gw)
-        assert health["status"] == "degraded"
+        health = await _health(gw, code=503)  # no call can be answered
+        assert health["status"] == "down"
         assert "edge" in health["reason"]
         assert health["edge"]["up"] is False
+        async with httpx.AsyncClient(
+                base_url=f"http://{gw.settings.http.host}:{gw.settings.http.port}") as http:
+            metrics = (await http.get("/metrics")).text
+        assert "cti_down 1" in metrics and "cti_edge_up 0" in metrics
+
+
+async def test_hung_edge_is_seen_killed_and_restarted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Kamailio that is alive but answers nothing (here: every process of it
+    stopped) shows in /health as not answering, then is replaced."""
+    caplog.set_level(logging.ERROR, logger="cti.gateway")
+    async with running_gateway(tmp_path) as gw, Advisor(gw, "sofia") as sofia, \
+            Phone(name="+34911234567") as caller:
+        old_pid = gw.edge.pid
+        assert old_pid is not None
+        await until(lambda: gw.edge_liveness.last_answer is not None, timeout=10)
+        os.killpg(old_pid, signal.SIGSTOP)
+        try:
+            await until(lambda: not gw.edge_liveness.answering, timeout=10)
+            health = await _health(gw, code=503)
+            assert health["status"] == "down" and "does not answer SIP" in health["reason"]
+            await until(lambda: gw.edge.restarts == 1 and gw.edge.alive, timeout=20)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(old_pid, signal.SIGCONT)
+        assert any("answered no SIP OPTIONS" in r.getMessage() for r in caplog.records)
+        assert gw.edge.pid != old_pid and group_members(old_pid) == []
+        restarted = time.time()
+        await until(lambda: (gw.edge_liveness.last_answer or 0) > restarted, timeout=10)
+        assert (await _health(gw))["status"] == "ok"
+        # The new edge takes a call to the advisor who registered with the old one.
+        await _call_reaches(gw, caller, sofia)
 
 
 async def _available(settings, name: str) -> tuple[httpx.AsyncClient, EventStream]:  # noqa: ANN001
