@@ -23,6 +23,7 @@ from cti.controller.loopwatch import DEGRADED_LAG_MS, LoopWatch
 from cti.controller.plugin_runtime import PluginRuntime
 from cti.controller.prompts import PromptLibrary
 from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
+from cti.core.paths import unusable_dir
 from cti.edge.probe import PROBE_INTERVAL_S, EdgeLiveness, probe_once
 from cti.edge.process import KamailioEdge
 from cti.edge.render import EdgeSettings, TrunkTarget, WorkerTarget, new_edge_secret
@@ -60,31 +61,20 @@ def worker_specs(settings: Settings) -> list[WorkerSpec]:
     ]
 
 
-def _unusable_dir(path: Path) -> str | None:
-    """Why a directory cti must create or write cannot be (None: it can)."""
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        return f"{probe} is not a directory"
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return f"{probe} is not writable"
-    return None
-
-
 def prepare(settings: Settings) -> tuple[PluginHost, PromptLibrary]:
     """Everything that can fail on config, checked before anything starts."""
     source = str(settings.source)
     for key, path in (("store.path", settings.path(settings.store.path).parent),
-                      ("runtime_dir", settings.path(settings.runtime_dir))):
-        problem = _unusable_dir(path)
+                      ("runtime_dir", settings.path(settings.runtime_dir)),
+                      ("prompts.cache_dir", settings.path(settings.prompts.cache_dir))):
+        problem = unusable_dir(path)
         if problem:
             raise ConfigError(f"{source}: {key}: {path}: {problem}")
     plugins = PluginHost()
     plugins.load(settings.plugins, source, gateway=settings)
     override = settings.path(settings.prompts.override_dir)
+    if override.exists() and not override.is_dir():
+        raise ConfigError(f"{source}: prompts.override_dir: {override} is not a directory")
     prompts = PromptLibrary(settings.path(settings.prompts.cache_dir), override)
     langs = sorted({m.code for m in settings.ivr.languages})
     # Every prompt any flow may play, in every language (the language can be any).

@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel
 
 from cti.api.roles import Rule as _Rule
+from cti.core.paths import unusable_dir as unusable_dir  # for the plugins' checks
 from cti.core.views import AdvisorView, CallView, QueueView
 from cti.store.migrations import Migration
 

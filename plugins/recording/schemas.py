@@ -3,11 +3,12 @@ its API models."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cti.plugins.api import PluginConfig, SettingError
+from cti.plugins.api import PluginConfig, SettingError, unusable_dir
 
 
 class RecordingSettings(PluginConfig):
@@ -45,6 +46,10 @@ def check_settings(cfg: RecordingSettings, gateway: Any) -> None:
     for number in cfg.hotlines:
         if number not in gateway.sip.hotlines:
             raise SettingError("hotlines", f"{number!r} is not one of sip.hotlines")
+    directory = gateway.path(Path(cfg.directory))
+    problem = unusable_dir(directory)
+    if problem:
+        raise SettingError("directory", f"{directory}: {problem}")
 
 
 class RecordingOut(BaseModel):

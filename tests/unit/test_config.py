@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,17 +132,26 @@ def test_port_clashes_name_their_keys(tmp_path: Path, change: dict[str, Any],
         load_settings(cfg)
 
 
-def test_a_store_path_that_cannot_be_a_directory_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("key", "set_it"), [
+    ("store.path", lambda d: d.__setitem__("store", {"path": "/dev/null/cti.sqlite3"})),
+    ("runtime_dir", lambda d: d.__setitem__("runtime_dir", "/dev/null/run")),
+    ("prompts.cache_dir", lambda d: d["prompts"].__setitem__("cache_dir", "/dev/null/p")),
+    ("prompts.override_dir", lambda d: d["prompts"].__setitem__("override_dir", "/dev/null")),
+    ("plugins.recording.directory",
+     lambda d: d["plugins"].__setitem__("recording", {"directory": "/dev/null/rec"})),
+])
+def test_a_path_that_cannot_be_a_directory_is_named(
+    tmp_path: Path, key: str, set_it: Callable[[dict[str, Any]], None],
+) -> None:
     from cti.controller.gateway import prepare
 
     data = yaml.safe_load(DEMO.read_text())
-    data["store"] = {"path": "/dev/null/cti.sqlite3"}
     data["prompts"]["texts"] = str(DEMO.parents[1] / "config" / "prompts.yaml")
     data["prompts"]["cache_dir"] = str(DEMO.parents[1] / "var" / "prompts")
     data["prompts"]["override_dir"] = str(DEMO.parents[1] / "config" / "prompts")
     data["runtime_dir"] = str(tmp_path / "run")
+    set_it(data)
     cfg = tmp_path / "cti.yaml"
     cfg.write_text(yaml.safe_dump(data))
-    with pytest.raises(ConfigError, match=r"store\.path: /dev/null: /dev/null is not a "
-                                          r"directory"):
+    with pytest.raises(ConfigError, match=re.escape(key) + r".*/dev/null is not a directory"):
         prepare(load_settings(cfg))
