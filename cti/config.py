@@ -343,7 +343,8 @@ class RoutingSettings(_Model):
     # A customer the gateway calls out (call back, campaign) who has not picked up
     # after this long: the ringing is cancelled, the attempt ends unreached.
     callee_ring_s: float = Field(40.0, gt=0)
-    # Seconds of wrap-up after a call: one number, or per topic with a "default".
+    # The most seconds of wrap-up after a call (it ends when the advisor saves it;
+    # after this the call is "not wrapped up"): one number, or per topic with a "default".
     wrap_up_s: float | dict[str, float] = 0.0
     max_missed: int = Field(1, ge=1)
     aging_per_minute: float = Field(1.0, ge=0)  # priority points a call gains per minute

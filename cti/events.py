@@ -35,6 +35,7 @@ EVENT_TYPES = frozenset(
         "call.held",
         "call.consult",
         "call.wrap_up",
+        "call.not_wrapped_up",
         "call.offered",
         "call.connected",
         "call.reached",

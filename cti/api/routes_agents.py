@@ -106,8 +106,10 @@ def agent_view(gw: GatewayApi, name: str) -> AgentView:
         return AgentView(name=a.name, display_name=a.display_name, role=a.role, state=None,
                          languages={}, topics={}, trainings={})
     skills = gw.flow.skills.get(name)
+    wrap = gw.flow.distributor.wrap_up_of(name)
     return AgentView(
         name=a.name, display_name=a.display_name, role=a.role,
         state=gw.flow.distributor.advisor_state(name).value,
         languages=skills.languages, topics=skills.topics, trainings=skills.trainings,
+        wrap_until=wrap[0] if wrap else None, wrap_call=wrap[1] if wrap else None,
     )

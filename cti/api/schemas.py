@@ -70,6 +70,9 @@ class AgentView(BaseModel):
     languages: dict[str, int]
     topics: dict[str, int]
     trainings: dict[str, date | None]  # training -> expiry date
+    # While in wrap-up: when it ends at the latest (unix time) and for which call.
+    wrap_until: float | None = None
+    wrap_call: str | None = None
 
 
 Level = Annotated[int, Field(ge=1, le=5)]

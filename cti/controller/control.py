@@ -13,6 +13,7 @@ them calls back into it.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from typing import Literal
 
@@ -56,7 +57,12 @@ class CallControl:
         """True if ``advisor`` talked to the caller (also before a transfer)."""
         if self.ctx.recent_advisors.talked_to(call_id, advisor):
             return True
-        return self.advisor_of(call_id) == advisor
+        if self.advisor_of(call_id) == advisor:
+            return True
+        try:  # a call wrapped up later: forgotten here, or from before a restart
+            return self.ctx.store.talked_to(call_id, advisor)
+        except sqlite3.Error:
+            return False
 
     def _connected(self, call_id: str) -> Call:
         call = self.ctx.active(call_id)

@@ -31,7 +31,14 @@ from cti.controller.durable import persist_skills
 from cti.controller.skills import Skills
 from cti.controller.work import TaskHandler
 from cti.core.views import WorkKind
-from cti.routing import AdvisorChanged, AdvisorState, Escalated, Offer, OfferRevoked
+from cti.routing import (
+    AdvisorChanged,
+    AdvisorState,
+    Escalated,
+    Offer,
+    OfferRevoked,
+    WrapUpExpired,
+)
 
 log = logging.getLogger("cti.flow")
 
@@ -74,6 +81,13 @@ class Offers:
                 self.revoke(action)
             elif isinstance(action, Escalated):
                 self._escalated(action)
+            elif isinstance(action, WrapUpExpired):
+                # Before the state change below: the desktop lists the call as not
+                # wrapped up when it hears that the advisor is available again.
+                log.info("wrap-up time over call_id=%s advisor=%s: not wrapped up",
+                         action.call_id, action.advisor)
+                self.ctx.publish_id("call.not_wrapped_up", action.call_id,
+                                    {"advisor": action.advisor}, advisor=action.advisor)
             elif isinstance(action, AdvisorChanged):
                 self.ctx.publish("agent.state", None, {
                     "state": action.state.value, "reason": action.reason,

@@ -22,6 +22,7 @@ from cti.routing.model import (
     Offer,
     OfferRevoked,
     Requirements,
+    WrapUpExpired,
 )
 
 RoutingAction = Action
@@ -43,6 +44,7 @@ __all__ = [
     "OfferRevoked",
     "Requirements",
     "RoutingAction",
+    "WrapUpExpired",
     "is_eligible",
     "match_score",
     "reserve_fit",

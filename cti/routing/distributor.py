@@ -53,6 +53,7 @@ from cti.routing.model import (
     Offer,
     OfferRevoked,
     Requirements,
+    WrapUpExpired,
 )
 from cti.routing.records import _Advisor, _Call
 from cti.routing.trace import build_trace
@@ -157,12 +158,19 @@ class Distributor(ConsultMixin):
             adv.pending = None if target is AdvisorState.AVAILABLE else (target, reason)
             return []
         adv.pending = None
-        adv.wrap_until = None
+        adv.wrap_until = adv.wrap_call = None
         if target is AdvisorState.AVAILABLE:
             adv.missed = 0
         if (adv.state, adv.reason) == (target, reason):
             return []
         return [self._change(adv, target, reason, now), *self._dispatch(now)]
+
+    def wrap_up_of(self, advisor: str) -> tuple[float, str] | None:
+        """(latest end, call id) of the advisor's running wrap-up, or None."""
+        adv = self._advisor(advisor)
+        if adv.state is not AdvisorState.WRAP_UP or adv.wrap_until is None:
+            return None
+        return adv.wrap_until, adv.wrap_call or ""
 
     def reset_day(self, now: float | None = None) -> None:
         """Start a new day for the least-talk-time strategy (talk seconds back to 0).
@@ -466,7 +474,9 @@ class Distributor(ConsultMixin):
             return [OfferRevoked(call.call_id, call.advisor or "", "timeout"),
                     *self._fail_offer(call, now, "no_answer")]
         if kind == "wrap":
-            return self._settle(self._advisors[ident], now)
+            adv = self._advisors[ident]
+            expired = [WrapUpExpired(adv.name, adv.wrap_call)] if adv.wrap_call else []
+            return [*expired, *self._settle(adv, now)]
         call = self._calls[ident]  # an escalation step (or the preferred wait) passed
         if call.status is not CallStatus.WAITING:
             return []  # ringing: a failed offer re-examines the call at its step then
@@ -503,7 +513,7 @@ class Distributor(ConsultMixin):
     def _settle(self, adv: _Advisor, now: float, missed_reason: str | None = None) -> list[Action]:
         """Free an advisor: the pending state, AWAY after too many misses, or AVAILABLE."""
         adv.call_id = None
-        adv.wrap_until = None
+        adv.wrap_until = adv.wrap_call = None
         if adv.pending is not None:
             state, reason = adv.pending
             adv.pending = None
@@ -554,7 +564,7 @@ class Distributor(ConsultMixin):
             self._handle_times.append(talk + wrap)
             if wrap > 0:
                 adv.call_id = None
-                adv.wrap_until = now + wrap
+                adv.wrap_until, adv.wrap_call = now + wrap, call_id
                 self._push_timer(adv.wrap_until, "wrap", adv.name)
                 actions.append(self._change(adv, AdvisorState.WRAP_UP, None, now))
             else:

@@ -165,4 +165,14 @@ class Escalated:
     step: int
 
 
-Action = Offer | OfferRevoked | AdvisorChanged | Escalated
+@dataclass(frozen=True)
+class WrapUpExpired:
+    """The most wrap-up time of the topic passed before the advisor submitted the
+    wrap-up of ``call_id``: they are available again, the call is not wrapped up
+    (they can still wrap it up later)."""
+
+    advisor: str
+    call_id: str
+
+
+Action = Offer | OfferRevoked | AdvisorChanged | Escalated | WrapUpExpired

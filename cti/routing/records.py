@@ -51,6 +51,7 @@ class _Advisor:
     call_id: str | None = None
     missed: int = 0
     wrap_until: float | None = None
+    wrap_call: str | None = None  # the call whose wrap-up runs until wrap_until
     talk_s: float = 0.0  # talk time "today" (reset_day)
     last_offer: int = -1  # round robin
     pending: tuple[AdvisorState, str | None] | None = None

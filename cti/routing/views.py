@@ -31,6 +31,7 @@ def advisor_view(adv: _Advisor, now: float) -> dict[str, Any]:
         "training_expiry": dict(p.trainings),
         "valid_trainings": sorted(p.valid_trainings(now)),
         "talk_s": round(adv.talk_s, 1), "missed": adv.missed, "wrap_until": adv.wrap_until,
+        "wrap_call": adv.wrap_call,
     }
 
 

@@ -245,6 +245,15 @@ class Store:
                                (call_id,)).fetchone()
         return dict(row) if row else None
 
+    def talked_to(self, call_id: str, advisor: str) -> bool:
+        """True if the advisor accepted an offer of the call or was its advisor: who
+        may wrap it up, also long after it ended (and after a restart)."""
+        row = self._db.execute(
+            "SELECT 1 FROM calls WHERE call_id = ? AND advisor = ? UNION ALL "
+            "SELECT 1 FROM offers WHERE call_id = ? AND advisor = ? AND outcome = 'accepted' "
+            "LIMIT 1", (call_id, advisor, call_id, advisor)).fetchone()
+        return row is not None
+
     def wrap_ups(self, call_id: str) -> list[dict[str, Any]]:
         """Every wrap-up of the call, oldest first."""
         rows = self._db.execute("SELECT * FROM wrap_ups WHERE call_id = ? ORDER BY at",

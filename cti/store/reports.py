@@ -78,8 +78,16 @@ class Reports:
         return [dict(r) for r in self._rows(sql, args)]
 
     def history(self, advisor: str, since: float) -> list[dict[str, Any]]:
-        """An advisor's calls since a time (today's), newest first, with wrap-ups."""
-        return self.records(RecordQuery(own=advisor, since=since, limit=MAX_LIMIT))
+        """An advisor's calls since a time (today's), newest first, with wrap-ups;
+        ``wrapped_up``: whether this advisor wrapped the call up (one not wrapped up
+        in time can still be)."""
+        rows = self.records(RecordQuery(own=advisor, since=since, limit=MAX_LIMIT))
+        done = {r[0] for r in self._rows(
+            "SELECT DISTINCT w.call_id FROM wrap_ups w JOIN calls c ON c.call_id = w.call_id "
+            "WHERE w.advisor = ? AND c.started_at >= ?", (advisor, since))}
+        for row in rows:
+            row["wrapped_up"] = row["call_id"] in done
+        return rows
 
     def queue_times(self, since: float) -> list[tuple[float, float | None, str | None]]:
         """(queued_at, answered_at, end_reason) of the ended calls queued since."""

@@ -23,6 +23,7 @@
     consult: T("consult-controls"), consultState: T("consult-state"),
     wrap: T("wrap-up"), wrapForm: T("wrap-up-form"), wrapCode: T("wrap-up-code"),
     wrapNote: T("wrap-up-note"), wrapError: T("wrap-up-error"), wrapCall: T("wrap-up-call"),
+    wrapCountdown: T("wrap-up-countdown"),
     notice: T("notice"),
     historyRows: T("history-rows"), historyEmpty: T("history-empty"),
   };
@@ -35,6 +36,7 @@
   let socket = null;
   let clockTimer = null;
   let crisisTimer = null;
+  let wrapTimer = null;
 
   // ------------------------------------------------------------------ login
   CTI.wireLogin(ui.loginForm, ui.loginError, session, ["advisor"], start);
@@ -202,6 +204,9 @@
         if (ev.call_id === wrapUpCallId) wrapUpDone(d);
         else refreshHistory();
         break;
+      case "call.not_wrapped_up":
+        if (d.advisor === session.user) refreshHistory();
+        break;
       default:
         break;
     }
@@ -211,6 +216,8 @@
 
   function onAgentState(d) {
     renderState(d.state, d.reason);
+    if (d.state === "wrap_up") startWrapCountdown();
+    else stopWrapCountdown();
     // An offer that went elsewhere (timeout, revoked) leaves the advisor free again.
     // (on_call comes just before call.connected: that is the answer, not a revoke.)
     const free = ["available", "away", "logged_out"].includes(d.state);
@@ -465,13 +472,42 @@
     }
   }
 
-  function openWrapUp(callId) {
+  // number: of a call from the history (wrapped up later); else the card's.
+  function openWrapUp(callId, number) {
     wrapUpCallId = callId;
     ui.wrapForm.reset();
     ui.wrapError.textContent = "";
-    ui.wrapCall.textContent = call && call.pop.caller ? call.pop.caller.number || "" : "";
+    ui.wrapCall.textContent = number !== undefined ? number || ""
+      : call && call.pop.caller ? call.pop.caller.number || "" : "";
     show(ui.wrap, true);
     ui.wrapCode.focus();
+  }
+
+  // Wrap-up lasts until saved, at most the topic's time (routing.wrap_up_s).
+  async function startWrapCountdown() {
+    let view;
+    try {
+      view = await api(session, "/agents/me");
+    } catch (err) {
+      return;  // the countdown is a help; the wrap-up works without it
+    }
+    clearInterval(wrapTimer);
+    if (!view.wrap_until) return;
+    const tick = () => {
+      const left = Math.max(0, view.wrap_until - Date.now() / 1000);
+      ui.wrapCountdown.textContent =
+        `Available again in ${CTI.fmtDuration(left)} at the latest, or when you save.`;
+    };
+    tick();
+    wrapTimer = setInterval(tick, 1000);
+  }
+
+  function stopWrapCountdown() {
+    if (wrapTimer === null) return;
+    clearInterval(wrapTimer);
+    wrapTimer = null;
+    ui.wrapCountdown.textContent = wrapUpCallId === null ? ""
+      : "Wrap-up time is over: you are available again. You can still save this wrap-up.";
   }
 
   ui.wrapForm.addEventListener("submit", async (e) => {
@@ -491,6 +527,7 @@
     if (wrapUpCallId === null) return;
     wrapUpCallId = null;
     show(ui.wrap, false);
+    ui.wrapCountdown.textContent = "";
     ui.notice.textContent = `Wrap-up saved (${d.code}).`;
     if (call && (call.state === "ended" || call.state === "transferred")) clearCall();
     refreshHistory();
@@ -521,7 +558,13 @@
       el("td", { text: c.language || "" }),
       el("td", { text: c.topic || "" }),
       el("td", { class: "num", text: CTI.fmtDuration(duration) }),
-      el("td", { "data-testid": "history-code", text: c.wrap_up_code || "" }),
+      el("td", { "data-testid": "history-code" }, c.wrapped_up === false
+        ? el("span", {},
+          el("span", { class: "badge warn", "data-testid": "history-not-wrapped", text: "Not wrapped up" }),
+          " ",
+          el("button", { type: "button", class: "small", "data-testid": "history-wrap-up",
+            onclick: () => openWrapUp(c.call_id, c.caller_number) }, "Wrap up"))
+        : c.wrap_up_code || ""),
       el("td", { "data-testid": "history-note", text: c.wrap_up_note ?? "" }));
   }
 

@@ -33,6 +33,7 @@ from cti.routing import (
     Offer,
     OfferRevoked,
     Requirements,
+    WrapUpExpired,
     is_eligible,
 )
 
@@ -228,6 +229,7 @@ def test_wrap_up_then_available_via_tick() -> None:
     assert dist.next_deadline() == 40.0
     assert dist.tick(39.0) == []
     assert dist.tick(40.0) == [
+        WrapUpExpired("ann", "a"),  # the most wrap-up time passed: not wrapped up
         AdvisorChanged("ann", AVAILABLE, None),
         Offer("b", "ann"),
         AdvisorChanged("ann", RESERVED, None),
@@ -261,7 +263,7 @@ def test_pending_applies_after_wrap_up_and_available_cancels_it() -> None:
     dist.set_state("ann", LOGGED_OUT, 1.5)  # while reserved
     dist.offer_accepted("a", 2.0)
     dist.call_ended("a", 3.0)
-    assert dist.tick(8.0) == [AdvisorChanged("ann", LOGGED_OUT, None)]
+    assert dist.tick(8.0) == [WrapUpExpired("ann", "a"), AdvisorChanged("ann", LOGGED_OUT, None)]
     dist.set_state("ann", AVAILABLE, 9.0)
     dist.add_call("b", language="en", topic="visa", now=10.0)
     dist.set_state("ann", AWAY, 11.0)
