@@ -274,6 +274,7 @@
     call = null;
     clearInterval(clockTimer);
     show(ui.pop, false);
+    show(T("pop-guide"), false);
     show(ui.controls, false);
   }
 
@@ -324,6 +325,18 @@
     renderCrisisTag(p);
     renderLocalTime(caller.local_time, caller.timezone);
     renderEarlier(p.earlier_contacts || []);
+    renderGuide((p.plugins || {}).guides);
+  }
+
+  // The topic guide (the guides plugin) in the caller's language, beside the card.
+  function renderGuide(guide) {
+    const panel = T("pop-guide");
+    show(panel, Boolean(guide && guide.markdown));
+    if (!guide || !guide.markdown) return;
+    panel.dataset.topic = guide.topic;
+    panel.dataset.language = guide.language;
+    T("pop-guide-title").textContent = `${guide.topic} · ${CTI.languageName(guide.language) || guide.language}`;
+    T("pop-guide-body").replaceChildren(Markdown.render(guide.markdown));
   }
 
   // A call of the crisis line plugin names its crisis; the gateway's own crisis

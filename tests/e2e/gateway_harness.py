@@ -50,6 +50,8 @@ def gateway_settings(tmp: Path, workers: int = 2, **overrides: Any) -> Settings:
                        "override_dir": str(REPO / "config" / "prompts")}
     data["store"] = {"path": str(tmp / "cti.sqlite3")}
     data["routing"]["wrap_up_s"] = 0  # tests that want wrap-up say so
+    if (data.get("plugins") or {}).get("guides") is not None:  # the demo's guides folder
+        data["plugins"]["guides"]["directory"] = str(REPO / "config" / "guides")
     for key, value in overrides.items():
         section, _, name = key.partition("__")
         if name:
