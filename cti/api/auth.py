@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import secrets
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,6 +22,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from cti.config import Settings
+from cti.store.sessions import SessionsRepo, StoredSession, token_hash
+
+log = logging.getLogger("cti.api")
 
 ROLES = ("advisor", "supervisor", "admin")
 
@@ -93,10 +98,15 @@ class SlidingWindow:
 
 
 class Authenticator:
-    def __init__(self, settings: Settings) -> None:
+    """Logins, their tokens and the login limits. ``sessions``: where tokens are kept
+    (hashed) so that a restart of the controller does not log everyone out."""
+
+    def __init__(self, settings: Settings, sessions: SessionsRepo | None = None) -> None:
         self._users = {a.name: (a.password_hash, a.role) for a in settings.advisors}
         self._ttl = settings.http.token_ttl_s
+        # By the token's hash: the stored sessions are loaded the same way.
         self._tokens: dict[str, Principal] = {}
+        self._sessions = sessions
         # The time source of token expiry (tests move it forward).
         self.clock: Callable[[], float] = time.time
         limit = settings.http.login_attempts_per_minute
@@ -139,19 +149,46 @@ class Authenticator:
         for window, key in windows:
             window.forget(key, now)
         token = secrets.token_urlsafe(32)
-        self._tokens[token] = Principal(username, self._users[username][1],
-                                        self.clock() + self._ttl)
+        p = Principal(username, self._users[username][1], self.clock() + self._ttl)
+        if self._sessions is not None:
+            try:  # stored before it is handed out: it outlives a restart
+                await self._sessions.add(StoredSession(token_hash(token), p.user, p.role,
+                                                       p.expires_at), self.clock())
+            except sqlite3.Error as e:
+                log.error("login of %s not stored (the store cannot write: %s): the "
+                          "session ends with a restart", username, e)
+        self._tokens[token_hash(token)] = p
         return token
+
+    def restore(self) -> int:
+        """At start: the sessions of the last run that have not expired (a user no
+        longer in the config, or with another role now, is not let back in)."""
+        if self._sessions is None:
+            return 0
+        n = 0
+        for s in self._sessions.live(self.clock()):
+            if self._users.get(s.user, ("", ""))[1] == s.role:
+                self._tokens[s.token_hash] = Principal(s.user, s.role, s.expires_at)
+                n += 1
+        return n
 
     def check(self, token: str | None) -> Principal | None:
         if not token:
             return None
-        p = self._tokens.get(token)
+        key = token_hash(token)
+        p = self._tokens.get(key)
         if p is None or p.expires_at < self.clock():
-            self._tokens.pop(token, None)
+            self._tokens.pop(key, None)
             return None
         return p
 
-    def expire(self, token: str) -> None:
-        """End a token now (logout)."""
-        self._tokens.pop(token, None)
+    async def expire(self, token: str) -> None:
+        """End a token now (logout), also in the store."""
+        key = token_hash(token)
+        self._tokens.pop(key, None)
+        if self._sessions is not None:
+            try:
+                await self._sessions.remove(key)
+            except sqlite3.Error as e:
+                log.error("logout not stored (the store cannot write: %s): the session "
+                          "would come back after a restart until it expires", e)

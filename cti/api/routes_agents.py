@@ -46,7 +46,7 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
         """End this token now."""
         token = bearer_token(request)
         if token:
-            gw.auth.expire(token)
+            await gw.auth.expire(token)
 
     @app.get(f"{V1}/agents/me", response_model=AgentView)
     async def me(p: Auth) -> AgentView:

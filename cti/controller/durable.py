@@ -14,6 +14,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from cti.controller.skills import SkillBook, Skills
+from cti.routing import Action, AdvisorState, Distributor
 
 if TYPE_CHECKING:
     from cti.store.db import Store
@@ -57,6 +58,20 @@ def restore_skills(book: SkillBook, store: Store) -> list[str]:
         else:
             restored.append(name)
     return restored
+
+
+def restore_states(distributor: Distributor, store: Store, now: float) -> list[Action]:
+    """At start: each advisor back in the state they chose last (available, away
+    with its reason); the calls they were on ended with the old controller."""
+    actions: list[Action] = []
+    for name, s in store.advisor_states.all().items():
+        if s.state == AdvisorState.LOGGED_OUT.value:
+            continue
+        try:
+            actions += distributor.set_state(name, s.state, now, reason=s.reason)
+        except (KeyError, ValueError) as e:
+            log.warning("stored state of %r ignored: %s", name, e)
+    return actions
 
 
 async def persist_flag(store: Store, name: str, value: bool, by: str | None,

@@ -18,6 +18,7 @@ from cti.api.app import create_app
 from cti.api.auth import Authenticator
 from cti.api.ws import Hub
 from cti.config import ConfigError, Settings, ivr_flows
+from cti.controller.durable import restore_states
 from cti.controller.flow import CallFlow
 from cti.controller.loopwatch import DEGRADED_LAG_MS, LoopWatch
 from cti.controller.plugin_runtime import PluginRuntime
@@ -112,7 +113,7 @@ class Gateway:
         self.runtime_dir = settings.path(settings.runtime_dir)
         self.bus = EventBus()  # plugins' event types are declared on it at load
         self.store = Store(settings.path(settings.store.path))
-        self.auth = Authenticator(settings)
+        self.auth = Authenticator(settings, self.store.sessions)
         self.hub = Hub(self.bus)
         specs = worker_specs(settings)
         # The edge adds it to every INVITE it relays to a worker (X-CTI-Edge); the
@@ -185,6 +186,12 @@ class Gateway:
             await self.pool.start()
             await self.edge.start()
             self.rpc = self.edge.rpc
+            # The floor as it was: logins, and each advisor's chosen state.
+            sessions = self.auth.restore()
+            self.flow.offers.apply(restore_states(self.flow.distributor, self.store,
+                                                  time.time()))
+            if sessions:
+                log.info("%d login sessions of the last run restored", sessions)
             self._edge_task = asyncio.create_task(self._supervise_edge())
             self._edge_watch = asyncio.create_task(self._watch_edge())
             proxies = self.settings.http.trusted_proxies

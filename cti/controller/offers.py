@@ -32,6 +32,7 @@ from cti.controller.skills import Skills
 from cti.controller.work import TaskHandler
 from cti.core.views import WorkKind
 from cti.routing import (
+    SETTABLE_STATES,
     AdvisorChanged,
     AdvisorState,
     Escalated,
@@ -89,6 +90,9 @@ class Offers:
                 self.ctx.publish_id("call.not_wrapped_up", action.call_id,
                                     {"advisor": action.advisor}, advisor=action.advisor)
             elif isinstance(action, AdvisorChanged):
+                if action.state in SETTABLE_STATES:  # the state chosen, kept over a restart
+                    self.ctx.store.advisor_states.save(action.advisor, action.state.value,
+                                                       action.reason, action.at or time.time())
                 self.ctx.publish("agent.state", None, {
                     "state": action.state.value, "reason": action.reason,
                 }, advisor=action.advisor)

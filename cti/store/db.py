@@ -18,6 +18,7 @@ from typing import Any
 from cti.store.audit import AuditLog
 from cti.store.flags import FlagsRepo
 from cti.store.migrations import STATE_SCHEMA, Migration, migrate_core
+from cti.store.sessions import AdvisorStatesRepo, SessionsRepo
 from cti.store.skills import SkillsRepo
 from cti.store.spool import Spool, Write, replay_journal
 from cti.store.sql_fence import guarded
@@ -86,6 +87,21 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, """
         CREATE INDEX IF NOT EXISTS calls_unended ON calls(call_id) WHERE ended_at IS NULL;
     """),
+    # A restart keeps the floor: login sessions (hashed tokens) and advisors' states.
+    Migration(5, """
+        CREATE TABLE sessions (
+            token_hash  TEXT PRIMARY KEY,
+            user        TEXT NOT NULL,
+            role        TEXT NOT NULL,
+            expires_at  REAL NOT NULL
+        );
+        CREATE TABLE advisor_states (
+            advisor  TEXT PRIMARY KEY,
+            state    TEXT NOT NULL,
+            reason   TEXT,
+            at       REAL NOT NULL
+        );
+    """),
 )
 
 #: The end_reason of a call the controller died during (closed at the next start).
@@ -151,6 +167,8 @@ class Store:
         self.skills = SkillsRepo(self.writer, self._db)
         self.audit = AuditLog(self.writer, self._db)
         self.timers = TimersRepo(self.writer, self._db)
+        self.sessions = SessionsRepo(self.writer, self._db)
+        self.advisor_states = AdvisorStatesRepo(self.spool, self._db)
         # Offer ids are given here, not by SQLite: an offer queued while the store
         # cannot write has its id at once (its outcome is queued behind it).
         row = self._db.execute("SELECT MAX(offer_id) FROM offers").fetchone()

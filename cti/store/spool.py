@@ -42,8 +42,8 @@ RETRY_MAX_S = 5.0
 
 @dataclass(frozen=True)
 class Write:
-    call_id: str
-    what: str  # "call", "offer", "offer_outcome", "wrap_up": for the log
+    call_id: str  # the call the write is about (an advisor's name for their state)
+    what: str  # "call", "offer", "offer_outcome", "wrap_up", "advisor_state": for the log
     sql: str
     params: tuple[Any, ...]
 

@@ -28,7 +28,12 @@ HOTLINE = "+31247247247"
 
 
 def demo_config_data() -> dict[str, Any]:
-    return yaml.safe_load(DEMO_CONFIG.read_text())
+    """The demo config, its folders made absolute (it is written elsewhere)."""
+    data: dict[str, Any] = yaml.safe_load(DEMO_CONFIG.read_text())
+    guides = (data.get("plugins") or {}).get("guides")
+    if guides is not None:
+        guides["directory"] = str(DEMO_CONFIG.parent / guides.get("directory", "guides"))
+    return data
 
 
 def gateway_settings(tmp: Path, workers: int = 2, **overrides: Any) -> Settings:
@@ -50,8 +55,6 @@ def gateway_settings(tmp: Path, workers: int = 2, **overrides: Any) -> Settings:
                        "override_dir": str(REPO / "config" / "prompts")}
     data["store"] = {"path": str(tmp / "cti.sqlite3")}
     data["routing"]["wrap_up_s"] = 0  # tests that want wrap-up say so
-    if (data.get("plugins") or {}).get("guides") is not None:  # the demo's guides folder
-        data["plugins"]["guides"]["directory"] = str(REPO / "config" / "guides")
     for key, value in overrides.items():
         section, _, name = key.partition("__")
         if name:

@@ -95,3 +95,26 @@ async def test_flags_skills_and_audit_survive_a_restart(tmp_path: Path) -> None:
         assert len(await audit(http, nadia, limit=1)) == 1
         assert (await http.get("/api/v1/audit", params={"limit": 0},
                                headers=nadia)).status_code == 422
+
+
+async def test_logins_and_chosen_states_survive_a_restart(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path) as gw, client(gw) as http:
+        sofia, michel, emre = [await login(http, n) for n in ("sofia", "michel", "emre")]
+        r = await http.post("/api/v1/agents/me/state", headers=sofia,
+                            json={"state": "away", "reason": "lunch"})
+        assert r.status_code == 200, r.text
+        assert (await http.post("/api/v1/agents/me/state", headers=michel,
+                                json={"state": "available"})).status_code == 200
+        assert (await http.post("/api/v1/logout", headers=emre)).status_code == 204
+        # The token is in the store as a hash only.
+        assert not any(emre["Authorization"].split()[1] in str(row)
+                       for row in gw.store.sessions.live(0))
+
+    async with running_gateway(tmp_path) as gw, client(gw) as http:  # same store
+        me = await http.get("/api/v1/agents/me", headers=sofia)
+        assert me.status_code == 200, me.text  # still logged in
+        advisors = {a["name"]: a for a in gw.flow.distributor.snapshot(0)["advisors"]}
+        assert (me.json()["state"], advisors["sofia"]["reason"]) == ("away", "lunch")
+        assert (await http.get("/api/v1/agents/me", headers=michel)).json()["state"] == (
+            "available")
+        assert (await http.get("/api/v1/agents/me", headers=emre)).status_code == 401

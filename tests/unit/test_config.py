@@ -150,6 +150,7 @@ def test_a_path_that_cannot_be_a_directory_is_named(
     data["prompts"]["cache_dir"] = str(DEMO.parents[1] / "var" / "prompts")
     data["prompts"]["override_dir"] = str(DEMO.parents[1] / "config" / "prompts")
     data["runtime_dir"] = str(tmp_path / "run")
+    data["plugins"]["guides"]["directory"] = str(DEMO.parent / "guides")
     set_it(data)
     cfg = tmp_path / "cti.yaml"
     cfg.write_text(yaml.safe_dump(data))
