@@ -44,6 +44,20 @@ class _Model(BaseModel):
 _CIDR_RE = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$")
 
 
+class TlsFiles(_Model):
+    """A certificate (PEM, the chain after it) and its private key (PEM); relative
+    paths are relative to the config file's folder."""
+
+    cert_file: Path
+    key_file: Path
+
+
+class SipTlsSettings(TlsFiles):
+    # SIP over TLS at the edge (phones register with ;transport=tls); the legs
+    # between the edge and the workers stay plain on loopback.
+    port: int = Field(5061, ge=1, le=65535)
+
+
 class SipSettings(_Model):
     ip: str = "127.0.0.1"
     port: int = Field(5060, ge=1, le=65535)
@@ -58,6 +72,8 @@ class SipSettings(_Model):
     # Hotline INVITEs from one source IP per minute (trunks exempt); more get 503
     # with Retry-After. 0: no limit.
     call_attempts_per_source_per_minute: int = Field(60, ge=0)
+    # SIP over TLS for phones (null: UDP and TCP only).
+    tls: SipTlsSettings | None = None
 
     @field_validator("accept_from")
     @classmethod
@@ -217,6 +233,8 @@ class HttpSettings(_Model):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     # A WebSocket client gets {"type": "heartbeat"} this often.
     ws_heartbeat_s: float = Field(15.0, gt=0, le=3600)
+    # HTTPS (and wss) on http.port instead of plain HTTP; null: plain.
+    tls: TlsFiles | None = None
 
 
 class WallboardSettings(_Model):
@@ -559,7 +577,10 @@ class Settings(_Model):
             ("sip.port", self.sip.ip, self.sip.port, self.sip.port),
             ("http.port", self.http.host, self.http.port, self.http.port),
             ("workers.sip_port_base", w.ip, w.sip_port_base, w.sip_port_base + w.count - 1),
-        ]  # (RTP ports: the media engine skips a port in use and takes the next)
+        ]
+        if self.sip.tls is not None:
+            spans.insert(1, ("sip.tls.port", self.sip.ip, self.sip.tls.port, self.sip.tls.port))
+        # (RTP ports: the media engine skips a port in use and takes the next)
         for i, (key, ip, lo, hi) in enumerate(spans):
             for other, ip2, lo2, hi2 in spans[i + 1:]:
                 same_host = ip == ip2 or "0.0.0.0" in (ip, ip2)

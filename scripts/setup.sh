@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # kamailio-sqlite-modules: db_sqlite, where the edge keeps the registrations (usrloc)
+# kamailio-tls-modules: tls.so, SIP over TLS for phones (sip.tls)
 # chromium: Debian's browser for the /agent and /wallboard tests (Playwright drives it)
-APT_PACKAGES=(kamailio kamailio-sqlite-modules espeak-ng sox baresip-core sip-tester python3-venv chromium)
+APT_PACKAGES=(kamailio kamailio-sqlite-modules kamailio-tls-modules espeak-ng sox baresip-core sip-tester python3-venv chromium)
 PYTHON=${PYTHON:-python3}
 
 missing=()

@@ -27,7 +27,7 @@ from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
 from cti.core.paths import unusable_dir
 from cti.edge.probe import PROBE_INTERVAL_S, EdgeLiveness, probe_once
 from cti.edge.process import KamailioEdge
-from cti.edge.render import EdgeSettings, TrunkTarget, WorkerTarget, new_edge_secret
+from cti.edge.render import EdgeSettings, EdgeTls, TrunkTarget, WorkerTarget, new_edge_secret
 from cti.edge.rpc import EdgeRpc
 from cti.events import EventBus
 from cti.ivr.announce import announcement_prompts
@@ -35,6 +35,7 @@ from cti.plugin_prompts import plugin_prompt_keys
 from cti.plugins import PluginHost
 from cti.plugins.services import PluginRouter, Services
 from cti.store.db import Store
+from cti.tlsfiles import check_tls_files
 
 log = logging.getLogger("cti.gateway")
 
@@ -71,6 +72,8 @@ def prepare(settings: Settings) -> tuple[PluginHost, PromptLibrary]:
         problem = unusable_dir(path)
         if problem:
             raise ConfigError(f"{source}: {key}: {path}: {problem}")
+    for warning in check_tls_files(settings):
+        log.warning("%s: %s", source, warning)
     plugins = PluginHost()
     plugins.load(settings.plugins, source, gateway=settings)
     override = settings.path(settings.prompts.override_dir)
@@ -162,7 +165,21 @@ class Gateway:
             accept_from=None if s.sip.accept_from == "any" else list(s.sip.accept_from),
             max_calls_per_source=s.sip.max_calls_per_source,
             call_attempts_per_source_per_minute=s.sip.call_attempts_per_source_per_minute,
+            tls=None if s.sip.tls is None else EdgeTls(
+                s.sip.tls.port, s.path(s.sip.tls.cert_file), s.path(s.sip.tls.key_file)),
         )
+
+    def _http_config(self) -> uvicorn.Config:
+        h, tls = self.settings.http, self.settings.http.tls
+        # X-Forwarded-For only from configured proxies (uvicorn's default trusts
+        # loopback, which let any local client pick its address for the limits).
+        return uvicorn.Config(
+            create_app(self), log_level="warning", lifespan="off", access_log=False,
+            proxy_headers=bool(h.trusted_proxies),
+            forwarded_allow_ips=list(h.trusted_proxies) or None,
+            # With http.tls the port speaks HTTPS only (and wss for the WebSocket).
+            ssl_certfile=None if tls is None else self.settings.path(tls.cert_file),
+            ssl_keyfile=None if tls is None else self.settings.path(tls.key_file))
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -194,12 +211,7 @@ class Gateway:
                 log.info("%d login sessions of the last run restored", sessions)
             self._edge_task = asyncio.create_task(self._supervise_edge())
             self._edge_watch = asyncio.create_task(self._watch_edge())
-            proxies = self.settings.http.trusted_proxies
-            # X-Forwarded-For only from configured proxies (uvicorn's default trusts
-            # loopback, which let any local client pick its address for the limits).
-            self._http = uvicorn.Server(uvicorn.Config(
-                create_app(self), log_level="warning", lifespan="off", access_log=False,
-                proxy_headers=bool(proxies), forwarded_allow_ips=list(proxies) or None))
+            self._http = uvicorn.Server(self._http_config())
             self._http_task = asyncio.create_task(self._http.serve(sockets=[http_sock]))
             while not self._http.started:
                 if self._http_task.done():
@@ -245,12 +257,15 @@ class Gateway:
 
     def listening(self) -> list[str]:
         s = self.settings
+        web = "https" if s.http.tls is not None else "http"
         lines = [
             f"SIP edge     udp+tcp {s.sip.ip}:{s.sip.port}  hotline "
             + ", ".join(f"sip:{n}@{s.sip.ip}:{s.sip.port}" for n in s.sip.hotlines),
-            f"HTTP API     http://{s.http.host}:{s.http.port}/api/v1  (docs: /docs)",
-            f"WebSocket    ws://{s.http.host}:{s.http.port}/api/v1/ws",
+            f"HTTP API     {web}://{s.http.host}:{s.http.port}/api/v1  (docs: /docs)",
+            f"WebSocket    {web.replace('http', 'ws')}://{s.http.host}:{s.http.port}/api/v1/ws",
         ]
+        if s.sip.tls is not None:
+            lines.insert(1, f"SIP edge     tls {s.sip.ip}:{s.sip.tls.port}")
         for link in self.pool.links.values():
             lines.append(f"media worker {link.worker_id} {link.spec.ip}:{link.spec.sip_port}"
                          f" pid {link.process.pid if link.process else '-'}")

@@ -26,6 +26,8 @@ _REALM_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9.:-]+$")
 # The edge's secret goes into the config verbatim (an X-CTI-Edge header value).
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+# A path written unquoted into tls.cfg and quoted into kamailio.cfg.
+_PATH_RE = re.compile(r"^[A-Za-z0-9/._+-]+$")
 _PLACEHOLDER_RE = re.compile(r"\{\{([A-Z0-9_]+)\}\}")
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH = 107
@@ -78,6 +80,15 @@ class TrunkTarget:
     register_expires: int = 600
 
 
+@dataclass(frozen=True)
+class EdgeTls:
+    """SIP over TLS for phones: a listener on the edge's IP, this certificate."""
+
+    port: int
+    cert_file: Path
+    key_file: Path
+
+
 @dataclass
 class EdgeSettings:
     ip: str
@@ -107,6 +118,7 @@ class EdgeSettings:
     max_calls_per_source: int = 10
     # Hotline INVITEs per source IP per minute from outside (trunks exempt); 0: no limit.
     call_attempts_per_source_per_minute: int = 60
+    tls: EdgeTls | None = None  # None: UDP and TCP only
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,7 @@ class RenderedEdge:
     log_file: Path
     db_dir: Path  # db_text tables (uac_reg's uacreg) when a trunk registers
     location_db: Path  # usrloc's sqlite database: registrations outlive a restart
+    tls_config: Path  # the tls module's profiles (written when sip.tls is on)
 
 
 def ha1(user: str, realm: str, password: str) -> str:
@@ -270,6 +283,80 @@ def register_modules(edge: RenderedEdge, ip: str, port: int, registering: bool) 
     ])
 
 
+def tls_config_text(tls: EdgeTls) -> str:
+    """The tls module's config: the server profile with the certificate. Phones
+    are not asked for a certificate (they authenticate with their digest)."""
+    for path in (tls.cert_file, tls.key_file):
+        if not path.is_absolute() or not _PATH_RE.fullmatch(str(path)):
+            raise ValueError(f"invalid TLS file path {path} (absolute, no spaces or quotes)")
+    return "\n".join([
+        "# rendered by cti.edge.render from sip.tls",
+        "[server:default]",
+        "method = TLSv1.2+",
+        "verify_certificate = no",
+        "require_certificate = no",
+        f"certificate = {tls.cert_file}",
+        f"private_key = {tls.key_file}",
+        "",
+        "[client:default]",
+        "method = TLSv1.2+",
+        "verify_certificate = no",
+        "require_certificate = no",
+        "",
+    ])
+
+
+def tls_block(edge: RenderedEdge, ip: str, tls: EdgeTls | None) -> str:
+    """Config lines for SIP over TLS (sip.tls), or a comment when it is off."""
+    if tls is None:
+        return "# sip.tls is not set: no TLS listener"
+    if not 0 < tls.port < 65536:
+        raise ValueError(f"invalid TLS port {tls.port}")
+    return "\n".join([
+        "enable_tls=yes",
+        f"listen=tls:{ip}:{tls.port}",
+        'loadmodule "tls.so"',
+        f'modparam("tls", "config", "{edge.tls_config}")',
+        # route TLS_REGISTER: calls to a TLS phone go back over its connection.
+        'modparam("registrar", "received_avp", "$avp(tls_received)")',
+        'loadmodule "nathelper.so"',
+    ])
+
+
+# A phone on TLS has no certificate, so the edge can never open a TLS connection
+# to it: every request to it must go over the connection it opened. The
+# registration saves that connection's address as "received" (lookup() makes it
+# the destination); a Contact it sends in a dialog (200 OK, re-INVITE) gets an
+# ;alias=ip~port~proto of the connection, which the worker echoes back in its
+# R-URI and handle_ruri_alias() turns into the destination again.
+_TLS_ROUTES = """\
+route[TLS_REGISTER] {
+	if ($proto == "tls") {
+		$avp(tls_received) = "sip:" + $si + ":" + $sp + ";transport=tls";
+	}
+}
+
+route[TLS_CONTACT] {
+	if ($proto == "tls" && !is_method("REGISTER") && is_present_hf("Contact")) {
+		set_contact_alias();
+	}
+}
+
+# Only for requests from the workers: an outsider's alias must not pick a target.
+route[TLS_TARGET] {
+	if ($ru =~ ";alias=") {
+		handle_ruri_alias();
+	}
+}"""
+
+
+def tls_routes(tls: EdgeTls | None) -> str:
+    if tls is None:
+        return "\n".join(f"route[{name}] {{\n\treturn;\n}}"
+                         for name in ("TLS_REGISTER", "TLS_CONTACT", "TLS_TARGET"))
+    return _TLS_ROUTES
+
+
 def registered_contact_condition(trunks: list[TrunkTarget]) -> str:
     """A call from a registering trunk to the Contact it has (sip:<name>@edge)."""
     return " || ".join(f'$rU == "{t.name}"' for t in trunks if t.register) or "0 == 1"
@@ -406,6 +493,7 @@ def paths_for(runtime_dir: Path) -> RenderedEdge:
         log_file=d / "kamailio.log",
         db_dir=d / "db",
         location_db=d / "location.sqlite",
+        tls_config=d / "tls.cfg",
     )
     for sock in (edge.ctl_socket, edge.jsonrpc_socket):
         if len(str(sock).encode()) > _MAX_SOCKET_PATH:
@@ -421,6 +509,7 @@ def render(settings: EdgeSettings) -> RenderedEdge:
     dispatcher = dispatcher_list_text(settings.workers)
     users = users_text(settings.advisors, settings.realm, settings.advisor_ha1)
     uacreg = uacreg_text(settings.trunks, settings.ip, settings.port)
+    tls_cfg = None if settings.tls is None else tls_config_text(settings.tls)
     template = resources.files("cti.edge").joinpath("kamailio.cfg.tmpl").read_text()
     config = _fill(
         template,
@@ -452,6 +541,8 @@ def render(settings: EdgeSettings) -> RenderedEdge:
             "AUTH_LOCKOUT_S": str(settings.auth_lockout_s),
             "REGISTER_MODULES": register_modules(edge, settings.ip, settings.port,
                                                  uacreg is not None),
+            "TLS_BLOCK": tls_block(edge, settings.ip, settings.tls),
+            "TLS_ROUTES": tls_routes(settings.tls),
         },
     )
     edge.runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -471,6 +562,10 @@ def render(settings: EdgeSettings) -> RenderedEdge:
         # A trunk that no longer registers leaves no password behind.
         (edge.db_dir / "uacreg").unlink(missing_ok=True)
     ensure_location_db(edge.location_db)
+    if tls_cfg is not None:
+        edge.tls_config.write_text(tls_cfg)
+    else:
+        edge.tls_config.unlink(missing_ok=True)
     # The config holds the edge's secret: readable by the gateway's user only.
     edge.config.touch(mode=0o600)
     edge.config.chmod(0o600)

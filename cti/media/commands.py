@@ -276,9 +276,9 @@ class Commands(EngineHooks):
             raise CommandError("already registered")
         user, registrar = str(msg["user"]), str(msg["registrar"])
         transport = msg.get("transport") or "udp"
-        if transport not in ("udp", "tcp"):
-            raise CommandError(f"transport must be udp or tcp, not {transport!r}")
-        suffix = ";transport=tcp" if transport == "tcp" else ""
+        if transport not in ("udp", "tcp", "tls"):
+            raise CommandError(f"transport must be udp, tcp or tls, not {transport!r}")
+        suffix = "" if transport == "udp" else f";transport={transport}"
         host = registrar.split(":", 1)[1].split(";", 1)[0] if ":" in registrar else registrar
         acfg = self._account_config(f"sip:{user}@{host}")
         acfg.regConfig.registrarUri = registrar + suffix

@@ -188,6 +188,15 @@ class Engine(Commands):
             tid = self._ep.transportCreate(kind, tc)
             if kind == pj.PJSIP_TRANSPORT_UDP:
                 self._udp_transport = tid
+        if self.cfg.tls_ca_file:
+            # Client side only: any local port; the edge's certificate must chain to
+            # the CA and name the address dialled (PJSIP checks both).
+            tc = pj.TransportConfig()
+            tc.boundAddress = self.cfg.ip
+            tc.tlsConfig.CaListFile = self.cfg.tls_ca_file
+            tc.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+            tc.tlsConfig.verifyServer = True
+            self._ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tc)
 
     def _set_codec_priorities(self) -> None:
         assert self._ep is not None

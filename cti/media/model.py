@@ -39,6 +39,9 @@ class EngineConfig:
     # RFC 4028 session timers on every call (pjsua "always": we refresh when the
     # peer does not; PJSIP ends a session not refreshed in time). 0: off.
     session_expires_s: int = 0
+    # A phone that registers over TLS: the CA file (PEM) its TLS client checks
+    # the server's certificate against. Empty: no TLS transport (workers).
+    tls_ca_file: str = ""
 
 
 @dataclass

@@ -31,6 +31,9 @@ log = logging.getLogger("cti.media")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="cti.media.phone", description=__doc__.split("\n")[0])
     parser.add_argument("--name", default="phone", help="phone name (SIP user part, logs)")
+    parser.add_argument("--tls-ca", default="",
+                        help="CA certificate (PEM) to check a TLS registrar against; "
+                             "turns on the TLS transport (register with transport tls)")
     add_engine_options(parser)
     return parser.parse_args(argv)
 
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.name, args.log_level)
     out_fd = protocol_stdout()
     cfg = EngineConfig(ident=args.name, ip=args.ip, sip_port=args.sip_port, rtp_port=args.rtp_port,
-                       rtp_range=args.rtp_range, user=args.name, pj_log_level=args.pj_log_level)
+                       rtp_range=args.rtp_range, user=args.name, pj_log_level=args.pj_log_level,
+                       tls_ca_file=args.tls_ca)
     engine: Engine | None = None
 
     def on_broken() -> None:  # the socket is gone: stop once the engine exists

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import ssl
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -102,15 +103,16 @@ async def running_gateway(tmp: Path, extra_plugins: dict[str, object] | None = N
 class EventStream:
     """A WebSocket CTI client that keeps every event it received."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, ssl: Any = None) -> None:
         self.url = url
+        self.ssl = ssl  # an ssl.SSLContext for a wss:// URL
         self.events: list[dict[str, Any]] = []
         self._cond = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._ws: Any = None
 
     async def connect(self) -> dict[str, Any]:
-        self._ws = await websockets.connect(self.url)
+        self._ws = await websockets.connect(self.url, ssl=self.ssl)
         hello = json.loads(await self._ws.recv())
         self._task = asyncio.create_task(self._read())
         return hello
@@ -152,14 +154,21 @@ class EventStream:
 class Advisor:
     """An advisor: a registered softphone, an API login, a WebSocket stream."""
 
-    def __init__(self, gw: Gateway, name: str, sip_password: str | None = None) -> None:
+    def __init__(self, gw: Gateway, name: str, sip_password: str | None = None,
+                 ca: Path | None = None) -> None:
+        """``ca``: the CA of the gateway's certificates; with it the phone registers
+        over TLS (sip.tls) and the API is reached over https/wss when http.tls is on."""
         self.gw = gw
         self.name = name
         self.sip_password = sip_password  # None: the right one from the config
         self.registration: dict[str, Any] = {}
-        self.phone = Phone(name=name)
+        self.phone = Phone(name=name, tls_ca=ca)
         s = gw.settings
-        self.http = httpx.AsyncClient(base_url=f"http://{s.http.host}:{s.http.port}")
+        self.ssl = None if ca is None or s.http.tls is None else ssl.create_default_context(
+            cafile=str(ca))
+        web = "http" if self.ssl is None else "https"
+        self.http = httpx.AsyncClient(base_url=f"{web}://{s.http.host}:{s.http.port}",
+                                      verify=self.ssl or True)
         self.token = ""
         self.stream: EventStream | None = None
 
@@ -168,12 +177,19 @@ class Advisor:
         # The demo config holds the hashes of demo-<name> (cti passwd).
         return f"demo-{self.name}"
 
+    def _registrar(self) -> tuple[str, str]:
+        s = self.gw.settings
+        if self.phone.tls_ca is not None and s.sip.tls is not None:
+            return f"sip:{s.sip.ip}:{s.sip.tls.port}", "tls"
+        return f"sip:{s.sip.ip}:{s.sip.port}", "udp"
+
     async def __aenter__(self) -> Advisor:
         await self.phone.start()
         s = self.gw.settings
+        registrar, transport = self._registrar()
         await self.phone.command("register", user=self.name,
                                  password=self.sip_password or self.password,
-                                 registrar=f"sip:{s.sip.ip}:{s.sip.port}", transport="udp")
+                                 registrar=registrar, transport=transport)
         self.registration = await self.phone.wait_for("reg.state", timeout=10)
         if self.sip_password is None:
             assert self.registration["code"] == 200, self.registration
@@ -181,8 +197,9 @@ class Advisor:
                                  json={"username": self.name, "password": self.password})
         r.raise_for_status()
         self.token = r.json()["token"]
+        ws = "ws" if self.ssl is None else "wss"
         self.stream = EventStream(
-            f"ws://{s.http.host}:{s.http.port}/api/v1/ws?token={self.token}")
+            f"{ws}://{s.http.host}:{s.http.port}/api/v1/ws?token={self.token}", ssl=self.ssl)
         await self.stream.connect()
         return self
 

@@ -34,8 +34,9 @@ class PhoneError(RuntimeError):
 
 class Phone:
     def __init__(self, name: str = "phone", ip: str = "127.0.0.1", log_dir: str | None = None,
-                 pj_log_level: int = 1) -> None:
+                 pj_log_level: int = 1, tls_ca: Path | None = None) -> None:
         self.name = name
+        self.tls_ca = tls_ca  # a CA file: the phone can register over TLS
         self.ip = ip
         self.sip_port = free_port(ip)
         self.rtp_port = free_port_range(RTP_RANGE, ip)
@@ -78,6 +79,7 @@ class Phone:
             "--name", self.name, "--ip", self.ip, "--sip-port", str(self.sip_port),
             "--rtp-port", str(self.rtp_port), "--rtp-range", str(RTP_RANGE),
             "--pj-log-level", str(self.pj_log_level),
+            *(["--tls-ca", str(self.tls_ca)] if self.tls_ca is not None else []),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=self._stderr_file, cwd=REPO,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -44,7 +44,7 @@ def test_an_unknown_key_without_a_close_match_lists_the_keys() -> None:
     d = demo()
     d["sip"]["xyzzy"] = 1
     assert error(d) == ("sip.xyzzy: unknown key (expected one of ip, port, realm, hotlines, "
-                        "accept_from, max_calls_per_source, call_attempts_per_source_per_minute)")
+                        "accept_from, max_calls_per_source, call_attempts_per_source_per_minute, tls)")
 
 
 def test_a_typo_inside_a_mapping_of_lists_gets_a_suggestion() -> None:
@@ -120,6 +120,10 @@ def test_max_wait_action_must_name_an_ivr_topic() -> None:
     ({"workers": {"sip_port_base": 5060}},
      r"workers\.sip_port_base: ports 5060-5061 on 127\.0\.0\.1 overlap sip\.port"),
     ({"http": {"port": 5060}}, r"http\.port: ports 5060-5060 on 127\.0\.0\.1 overlap sip\.port"),
+    ({"sip": {"tls": {"port": 8080, "cert_file": "c.pem", "key_file": "k.pem"}}},
+     r"http\.port: ports 8080-8080 on 127\.0\.0\.1 overlap sip\.tls\.port"),
+    ({"sip": {"tls": {"port": 5060, "cert_file": "c.pem", "key_file": "k.pem"}}},
+     r"sip\.tls\.port: ports 5060-5060 on 127\.0\.0\.1 overlap sip\.port"),
 ])
 def test_port_clashes_name_their_keys(tmp_path: Path, change: dict[str, Any],
                                       message: str) -> None:
