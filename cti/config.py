@@ -245,10 +245,14 @@ class WallboardSettings(_Model):
 class WrapUpCode(_Model):
     code: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     label: str = Field(min_length=1)
+    # A call wrapped up with it gives the advisor a recovery break.
+    distressing: bool = False
 
 
 class WrapUpSettings(_Model):
     codes: list[WrapUpCode] = []
+    # Away (reason "recovery") this long after a distressing call; 0: no break.
+    recovery_break_s: float = Field(300.0, ge=0, le=3600)
 
     @field_validator("codes")
     @classmethod

@@ -43,6 +43,7 @@ EVENT_TYPES = frozenset(
         "call.recording",
         "call.ended",
         "agent.state",
+        "agent.recovery",
     }
 )
 

@@ -124,7 +124,8 @@ def reject_offer(gw: GatewayApi, p: Principal, call_id: str) -> None:
          _offered_to(gw, p, call_id))
 
 
-def wrap_up(gw: GatewayApi, p: Principal, call_id: str, code: str, note: str) -> None:
+def wrap_up(gw: GatewayApi, p: Principal, call_id: str, code: str, note: str,
+            distressing: bool = False) -> None:
     if p.is_supervisor:
         advisor = acting_advisor(gw, p, call_id)
     elif gw.flow.handled_by(call_id, p.user):  # also after the call went on elsewhere
@@ -135,7 +136,7 @@ def wrap_up(gw: GatewayApi, p: Principal, call_id: str, code: str, note: str) ->
     if code not in codes:
         raise ActionError(422, f"unknown wrap-up code {code!r} (expected one of "
                                f"{', '.join(codes)})")
-    _run(call_id, "wrap_up", gw.flow.wrap_up, call_id, advisor, code, note)
+    _run(call_id, "wrap_up", gw.flow.wrap_up, call_id, advisor, code, note, distressing)
 
 
 def set_state(gw: GatewayApi, p: Principal, state: str, reason: str | None) -> None:

@@ -85,7 +85,7 @@ COMMANDS: dict[str, tuple[type[_Args], Handler]] = {
     "consult.complete": (CallArgs, lambda gw, p, a: actions.consult_complete(gw, p, a.call_id)),
     "consult.cancel": (CallArgs, lambda gw, p, a: actions.consult_cancel(gw, p, a.call_id)),
     "wrap_up": (WrapUpArgs, lambda gw, p, a: actions.wrap_up(gw, p, a.call_id, a.code,
-                                                             a.note)),
+                                                             a.note, a.distressing)),
 }
 
 

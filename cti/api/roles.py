@@ -38,6 +38,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/agents/me/history"): "advisor",
     ("GET", f"{V1}/advisors"): "supervisor",
     ("PUT", f"{V1}/advisors/{{name}}/skills"): "supervisor",
+    ("POST", f"{V1}/advisors/{{name}}/recovery"): "supervisor",
     ("GET", f"{V1}/routing"): "supervisor",
     ("GET", f"{V1}/ivr/flags"): "supervisor",
     ("PUT", f"{V1}/ivr/flags/{{name}}"): "supervisor",

@@ -12,8 +12,16 @@ from cti.api.deps import GatewayApi
 from cti.api.guard import Auth, bearer_token
 from cti.api.limits import Vocabulary, unknown_keys
 from cti.api.roles import V1
-from cti.api.schemas import AgentView, LoginRequest, LoginResponse, SkillsRequest, StateRequest
+from cti.api.schemas import (
+    AgentView,
+    LoginRequest,
+    LoginResponse,
+    RecoveryRequest,
+    SkillsRequest,
+    StateRequest,
+)
 from cti.core.skills import Skills
+from cti.routing import AdvisorState
 from cti.store.reports import Reports, start_of_today
 
 
@@ -94,6 +102,22 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
                 address=request.client.host if request.client else None)
         except KeyError as e:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(e).strip("'\"")) from None
+        return agent_view(gw, name)
+
+    @app.post(f"{V1}/advisors/{{name}}/recovery", response_model=AgentView,
+              responses={404: {"description": "no such advisor"},
+                         409: {"description": "the advisor is logged out"}})
+    async def grant_recovery(name: Annotated[str, Path(max_length=64)], body: RecoveryRequest,
+                             p: Auth) -> AgentView:
+        """A recovery break for an advisor: away (reason recovery) for the minutes
+        given, from now or from the end of their call; audited, announced."""
+        a = gw.settings.advisor(name)
+        if a is None or a.role != "advisor":
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such advisor")
+        if gw.flow.distributor.advisor_state(name) is AdvisorState.LOGGED_OUT:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"{name} is logged out")
+        gw.flow.recovery.start(name, body.minutes * 60, call_id=None, by=p.user,
+                               why="granted")
         return agent_view(gw, name)
 
 

@@ -129,7 +129,8 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
             responses={**_REFUSALS, 422: {"description": "unknown wrap-up code"}})
     async def wrap_up(call_id: CallIdPath, body: WrapUpRequest, p: Auth) -> dict[str, bool]:
         """A code from GET /wrap-up-codes and a note; the advisor is available again."""
-        return _do(lambda: actions.wrap_up(gw, p, call_id, body.code, body.note))
+        return _do(lambda: actions.wrap_up(gw, p, call_id, body.code, body.note,
+                                           body.distressing))
 
     @app.get(f"{V1}/records")
     async def records(

@@ -118,6 +118,14 @@ class TransferRequest(Strict):
 class WrapUpRequest(Strict):
     code: Name = Field(min_length=1, max_length=64)
     note: Text = Field("", max_length=2000)
+    #: The call was distressing: a recovery break before the next offer.
+    distressing: bool = False
+
+
+class RecoveryRequest(Strict):
+    """A supervisor grants an advisor a recovery break (now, or after their call)."""
+
+    minutes: int = Field(10, ge=1, le=60)
 
 
 class DirectoryItem(BaseModel):

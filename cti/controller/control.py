@@ -23,6 +23,7 @@ from cti.controller.context import CallControlError, FlowContext
 from cti.controller.ending import CallEnding
 from cti.controller.inbound import Inbound
 from cti.controller.offers import Offers
+from cti.controller.recovery import RecoveryBreaks
 from cti.controller.waiting import Waiting
 from cti.routing import AdvisorState
 
@@ -36,8 +37,10 @@ TargetType = Literal["queue", "advisor", "external"]
 
 class CallControl:
     def __init__(self, ctx: FlowContext, offers: Offers, consults: Consults,
-                 waiting: Waiting, inbound: Inbound, ending: CallEnding) -> None:
+                 waiting: Waiting, inbound: Inbound, ending: CallEnding,
+                 recovery: RecoveryBreaks) -> None:
         self.ctx = ctx
+        self.recovery = recovery
         self.offers = offers
         self.consults = consults
         self.waiting = waiting
@@ -161,18 +164,25 @@ class CallControl:
             raise CallControlError(f"unknown target type {target_type!r}")
 
     # ------------------------------------------------------------- wrap-up
-    def wrap_up(self, call_id: str, advisor: str, code: str, note: str) -> None:
-        """Store the after-call work; the advisor is available again."""
+    def wrap_up(self, call_id: str, advisor: str, code: str, note: str,
+                distressing: bool = False) -> None:
+        """Store the after-call work; the advisor is available again, or on a
+        recovery break after a distressing call (the box, or a code marked so)."""
         ctx = self.ctx
         if not self.handled_by(call_id, advisor):
             raise KeyError(f"no call {call_id} of {advisor}")
-        codes = [c.code for c in ctx.settings.wrap_up.codes]
+        settings = ctx.settings.wrap_up
+        codes = [c.code for c in settings.codes]
         if code not in codes:
             raise CallControlError(f"unknown wrap-up code {code!r} (expected one of "
                                    f"{', '.join(codes)})")
         ctx.store.save_wrap_up(call_id, advisor, code, note, time.time())
-        ctx.publish_id("call.wrap_up", call_id, {"code": code, "note": note, "by": advisor},
-                       advisor=advisor)
-        if ctx.distributor.advisor_state(advisor) is AdvisorState.WRAP_UP:
+        distressing = distressing or any(c.distressing for c in settings.codes if c.code == code)
+        ctx.publish_id("call.wrap_up", call_id, {"code": code, "note": note, "by": advisor,
+                                                 "distressing": distressing}, advisor=advisor)
+        if distressing and settings.recovery_break_s > 0:
+            self.recovery.start(advisor, settings.recovery_break_s, call_id=call_id,
+                                by=advisor, why="distressing_call")
+        elif ctx.distributor.advisor_state(advisor) is AdvisorState.WRAP_UP:
             self.offers.apply(ctx.distributor.set_state(advisor, AdvisorState.AVAILABLE,
                                                         time.time()))

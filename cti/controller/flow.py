@@ -41,6 +41,7 @@ from cti.controller.offers import Delivered, Offers
 from cti.controller.plugin_actions import PluginCalls
 from cti.controller.prompts import PromptLibrary
 from cti.controller.recorder import CallRecorder
+from cti.controller.recovery import RecoveryBreaks
 from cti.controller.skills import SkillBook, Skills
 from cti.controller.waiting import Waiting
 from cti.controller.work import TaskHandler, inbound_only
@@ -82,8 +83,9 @@ class CallFlow:
         self.consults = Consults(ctx, self.offers, self.rooms, self.ending)
         self.inbound = Inbound(ctx, self.ivr_sessions, self.waiting, self.ending,
                                self.consults)
+        self.recovery = RecoveryBreaks(ctx, self.offers)
         self.control = CallControl(ctx, self.offers, self.consults, self.waiting,
-                                   self.inbound, self.ending)
+                                   self.inbound, self.ending, self.recovery)
         self.events = WorkerEvents(ctx, self.inbound, self.offers, self.consults,
                                    self.ending, self.rooms, self.recorder)
         self.plugin_calls = PluginCalls(ctx, self.waiting, self.offers, self.control,
@@ -200,5 +202,6 @@ class CallFlow:
     def consult_cancel(self, call_id: str, by: str) -> None:
         self.consults.cancel(call_id, by)
 
-    def wrap_up(self, call_id: str, advisor: str, code: str, note: str) -> None:
-        self.control.wrap_up(call_id, advisor, code, note)
+    def wrap_up(self, call_id: str, advisor: str, code: str, note: str,
+                distressing: bool = False) -> None:
+        self.control.wrap_up(call_id, advisor, code, note, distressing)

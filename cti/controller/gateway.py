@@ -207,6 +207,9 @@ class Gateway:
             sessions = self.auth.restore()
             self.flow.offers.apply(restore_states(self.flow.distributor, self.store,
                                                   time.time()))
+            for name, kept in self.store.advisor_states.all().items():
+                if kept.reason == "recovery" and self.flow.recovery.on_break(name):
+                    self.flow.recovery.resume(name, kept.at)
             if sessions:
                 log.info("%d login sessions of the last run restored", sessions)
             self._edge_task = asyncio.create_task(self._supervise_edge())

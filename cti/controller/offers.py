@@ -63,6 +63,8 @@ class Offers:
         self._delivered = delivered
         self._ender: CallEnder | None = None
         self._dist_timer: asyncio.TimerHandle | None = None
+        #: Told of every advisor state change, after it is announced (recovery breaks).
+        self.state_observers: list[Callable[[AdvisorChanged], None]] = []
 
     def bind_ending(self, ender: CallEnder) -> None:
         """Set once by CallFlow after both exist (see the module doc)."""
@@ -96,6 +98,8 @@ class Offers:
                 self.ctx.publish("agent.state", None, {
                     "state": action.state.value, "reason": action.reason,
                 }, advisor=action.advisor)
+                for observe in self.state_observers:
+                    observe(action)
         self._arm_distributor_timer()
 
     def _arm_distributor_timer(self) -> None:

@@ -204,6 +204,9 @@
         if (ev.call_id === wrapUpCallId) wrapUpDone(d);
         else refreshHistory();
         break;
+      case "agent.recovery":
+        if (ev.advisor === session.user) onRecovery(d);
+        break;
       case "call.not_wrapped_up":
         if (d.advisor === session.user) refreshHistory();
         break;
@@ -223,6 +226,22 @@
     const free = ["available", "away", "logged_out"].includes(d.state);
     if (call && call.state === "offered" && !call.connected && free) {
       clearCall();
+    }
+  }
+
+  // A recovery break: no offer until it is over (or until I choose a state).
+  function onRecovery(d) {
+    const box = T("recovery");
+    box.dataset.state = d.state;
+    if (d.state === "started") {
+      const until = new Date(d.until * 1000);
+      const hhmm = `${String(until.getHours()).padStart(2, "0")}:${String(until.getMinutes()).padStart(2, "0")}`;
+      box.textContent = d.why === "granted"
+        ? `Recovery break until ${hhmm}, granted by ${d.by}. Take the time you need.`
+        : `Recovery break until ${hhmm}. Take the time you need; no call comes in before.`;
+      show(box, true);
+    } else {
+      show(box, false);
     }
   }
 
@@ -529,7 +548,9 @@
     const code = ui.wrapCode.value;
     if (!code) { ui.wrapError.textContent = "Choose a wrap-up code."; return; }
     try {
-      await socket.command("wrap_up", { call_id: wrapUpCallId, code, note: ui.wrapNote.value });
+      const distressing = T("wrap-up-distressing").checked;
+      await socket.command("wrap_up", { call_id: wrapUpCallId, code, note: ui.wrapNote.value,
+        distressing });
       wrapUpDone({ code });
     } catch (err) {
       ui.wrapError.textContent = err.message;
