@@ -346,6 +346,10 @@ class RoutingSettings(_Model):
     # Seconds of wrap-up after a call: one number, or per topic with a "default".
     wrap_up_s: float | dict[str, float] = 0.0
     max_missed: int = Field(1, ge=1)
+    # Away (phone_offline) while an advisor's phone has no registered contact
+    # (cti/controller/presence.py). Off: state is only what advisors set (a lab
+    # that drives the API without phones).
+    state_follows_phone: bool = True
     aging_per_minute: float = Field(1.0, ge=0)  # priority points a call gains per minute
     escalation: dict[str, list[EscalationStepSettings]] = Field(
         default_factory=_default_escalation)

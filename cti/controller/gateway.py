@@ -21,6 +21,7 @@ from cti.config import ConfigError, Settings, ivr_flows
 from cti.controller.flow import CallFlow
 from cti.controller.loopwatch import DEGRADED_LAG_MS, LoopWatch
 from cti.controller.plugin_runtime import PluginRuntime
+from cti.controller.presence import PhonePresence
 from cti.controller.prompts import PromptLibrary
 from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
 from cti.edge.process import KamailioEdge
@@ -140,6 +141,9 @@ class Gateway:
                                             self.store)
         self.edge = KamailioEdge(self._edge_settings(specs))
         self.rpc: EdgeRpc | None = None
+        # Away (phone_offline) while an advisor's phone has no registered contact.
+        self.presence = PhonePresence(self.flow.ctx.distributor, self.flow.offers.apply,
+                                      lambda: self.rpc)
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[Any] | None = None
         self._lock: IO[str] | None = None
@@ -193,6 +197,8 @@ class Gateway:
             await self.edge.start()
             self.rpc = self.edge.rpc
             self._edge_task = asyncio.create_task(self._supervise_edge())
+            if self.settings.routing.state_follows_phone:
+                self.presence.start()
             proxies = self.settings.http.trusted_proxies
             # X-Forwarded-For only from configured proxies (uvicorn's default trusts
             # loopback, which let any local client pick its address for the limits).
@@ -210,6 +216,7 @@ class Gateway:
 
     async def stop(self) -> None:
         self._stopping = True
+        await self.presence.stop()
         if self._edge_task is not None:
             self._edge_task.cancel()
             await asyncio.gather(self._edge_task, return_exceptions=True)

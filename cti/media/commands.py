@@ -292,6 +292,16 @@ class Commands(EngineHooks):
         self._reg_acc = acc
         log.info("register user=%s registrar=%s transport=%s", user, registrar, transport)
 
+    def _cmd_set_registration(self, msg: dict[str, Any]) -> None:
+        """Unregister (active false) or register again the account of `register`:
+        a phone going offline and coming back, without losing its settings."""
+        if self._reg_acc is None:
+            raise CommandError("not registered: send register first")
+        active = bool(msg["active"])
+        self._reg_acc.unregistering = not active
+        self._reg_acc.setRegistration(active)
+        log.info("set_registration user=%s active=%s", self._reg_acc.user, active)
+
     def _cmd_shutdown(self, msg: dict[str, Any]) -> None:
         self._stopping = True  # cmd.result goes out first, then the loop ends
 
