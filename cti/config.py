@@ -279,6 +279,11 @@ class IvrSettings(_Model):
     default_topic: str = "travel_advice"
     digit_timeout_s: float = Field(6.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
+    # A caller who has pressed no key yet: silences a menu allows before its
+    # default (null: max_retries), and whether the later menus are then skipped
+    # with their defaults (the silent caller reaches the queue sooner).
+    silent_retries: int | None = Field(None, ge=0, le=10)
+    silent_skips_menus: bool = False
     emergency_topics: list[str] = ["emergency"]
     # None: open 24/7. Outside the hours callers hear the "closed" prompt.
     opening_hours: OpeningHours | None = None
@@ -635,6 +640,8 @@ class _FlowTiming(TypedDict):
     default_topic: str
     digit_timeout_s: float
     max_retries: int
+    silent_retries: int | None
+    silent_skips_menus: bool
 
 
 def ivr_flows(settings: Settings) -> dict[str, Flow]:
@@ -643,7 +650,8 @@ def ivr_flows(settings: Settings) -> dict[str, Flow]:
     topics = [m.code for m in ivr.topics]
     timing: _FlowTiming = {
         "default_language": ivr.default_language, "default_topic": ivr.default_topic,
-        "digit_timeout_s": ivr.digit_timeout_s, "max_retries": ivr.max_retries}
+        "digit_timeout_s": ivr.digit_timeout_s, "max_retries": ivr.max_retries,
+        "silent_retries": ivr.silent_retries, "silent_skips_menus": ivr.silent_skips_menus}
     flows = {"": standard_flow([(m.digit, m.code) for m in ivr.languages],
                                [(m.digit, m.code) for m in ivr.topics], notice=ivr.notice,
                                **timing)}
