@@ -301,6 +301,11 @@ class IvrSettings(_Model):
     default_topic: str = "travel_advice"
     digit_timeout_s: float = Field(6.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
+    # A caller who has pressed no key yet: silences a menu allows before its
+    # default (null: max_retries), and whether the later menus are then skipped
+    # with their defaults (the silent caller reaches the queue sooner).
+    silent_retries: int | None = Field(None, ge=0, le=10)
+    silent_skips_menus: bool = False
     emergency_topics: list[str] = ["emergency"]
     # None: open 24/7. Outside the hours callers hear the "closed" prompt.
     opening_hours: OpeningHours | None = None
@@ -369,6 +374,10 @@ class RoutingSettings(_Model):
     # after this the call is "not wrapped up"): one number, or per topic with a "default".
     wrap_up_s: float | dict[str, float] = 0.0
     max_missed: int = Field(1, ge=1)
+    # Away (phone_offline) while an advisor's phone has no registered contact
+    # (cti/controller/presence.py). Off: state is only what advisors set (a lab
+    # that drives the API without phones).
+    state_follows_phone: bool = True
     aging_per_minute: float = Field(1.0, ge=0)  # priority points a call gains per minute
     escalation: dict[str, list[EscalationStepSettings]] = Field(
         default_factory=_default_escalation)
@@ -495,6 +504,37 @@ class StoreSettings(_Model):
     path: Path = Path("../var/cti.sqlite3")
 
 
+def _known(key: str, kind: str, value: object, known: list[str]) -> None:
+    """ValueError naming the key, the unknown value and the known ones."""
+    if value in known:
+        return
+    close = difflib.get_close_matches(str(value), known, 1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"{key}: unknown {kind} {value!r}{hint}; known: "
+                     f"{', '.join(known) or '(none)'}")
+
+
+# Plugin settings that name a config value, by the convention of the bundled
+# plugins (crisis_line.topic, callbacks.topics, crisis_line.training): checked
+# here so a typo fails check-config, not the first call that needs it.
+_PLUGIN_REFERENCES = {"topic": "topic", "topics": "topic", "language": "language",
+                      "languages": "language", "training": "training",
+                      "reserve_training": "training"}
+
+
+def _check_plugin_references(prefix: str, section: Mapping[str, Any], langs: list[str],
+                             topics: list[str], trainings: list[str]) -> None:
+    known = {"topic": topics, "language": langs, "training": trainings}
+    for key, kind in _PLUGIN_REFERENCES.items():
+        value = section.get(key)
+        values = value if isinstance(value, list) else [value]
+        for j, v in enumerate(values):
+            if isinstance(v, str) and v:  # "" / null: none (e.g. no training needed)
+                where = f"{prefix}.{key}" + (f".{j}" if isinstance(value, list) else "")
+                what = "training (no advisor has it)" if kind == "training" else kind
+                _known(where, what, v, known[kind])
+
+
 class Settings(_Model):
     gateway_name: str = "cti"
     runtime_dir: Path = Path("../var/run")
@@ -514,6 +554,9 @@ class Settings(_Model):
     trunks: list[TrunkSettings] = []
     wrap_up: WrapUpSettings = WrapUpSettings()
     wallboard: WallboardSettings = WallboardSettings()
+    # Languages advisors speak and calls may have beyond the IVR's menu (a
+    # campaign's rows, a call back): an advisor's language is one or the other.
+    extra_languages: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,16}$")]] = []
     # Reasons an advisor may give for `away` (the API refuses others).
     away_reasons: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]] = [
         "break", "lunch", "meeting", "training", "admin"]
@@ -558,6 +601,23 @@ class Settings(_Model):
         if target and target not in topics:
             raise ValueError(f"routing.max_wait_action: {target!r} is not an IVR topic "
                              f"(expected one of {', '.join(topics)})")
+        return self
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> Settings:
+        # A typo'd skill ("topics: {digit: 4}") would silently never match a call.
+        langs = [m.code for m in self.ivr.languages]
+        langs += [x for x in self.extra_languages if x not in langs]
+        topics = [m.code for m in self.ivr.topics]
+        for i, adv in enumerate(self.advisors):
+            for key, known in (("languages", langs), ("topics", topics)):
+                for code in getattr(adv, key):
+                    _known(f"advisors.{i}.{key}.{code}", key[:-1], code, known)
+        for code in self.ivr.emergency_topics:
+            _known(f"ivr.emergency_topics.{code}", "topic", code, topics)
+        trainings = sorted({t for adv in self.advisors for t in adv.trainings})
+        for name, section in self.plugins.items():
+            _check_plugin_references(f"plugins.{name}", section or {}, langs, topics, trainings)
         return self
 
     @model_validator(mode="after")
@@ -606,6 +666,8 @@ class _FlowTiming(TypedDict):
     default_topic: str
     digit_timeout_s: float
     max_retries: int
+    silent_retries: int | None
+    silent_skips_menus: bool
 
 
 def ivr_flows(settings: Settings) -> dict[str, Flow]:
@@ -614,7 +676,8 @@ def ivr_flows(settings: Settings) -> dict[str, Flow]:
     topics = [m.code for m in ivr.topics]
     timing: _FlowTiming = {
         "default_language": ivr.default_language, "default_topic": ivr.default_topic,
-        "digit_timeout_s": ivr.digit_timeout_s, "max_retries": ivr.max_retries}
+        "digit_timeout_s": ivr.digit_timeout_s, "max_retries": ivr.max_retries,
+        "silent_retries": ivr.silent_retries, "silent_skips_menus": ivr.silent_skips_menus}
     flows = {"": standard_flow([(m.digit, m.code) for m in ivr.languages],
                                [(m.digit, m.code) for m in ivr.topics], notice=ivr.notice,
                                **timing)}
@@ -672,19 +735,21 @@ def _suggestion(err: ErrorDetails, root: Any = None) -> str | None:
     return close[0] if close else None
 
 
-def _item_label(data: Any, loc: tuple[Any, ...]) -> str:
-    """' (advisor 'sofia')' when loc goes through a list item that has a name."""
-    label, node, parent = "", data, ""
+def _where(data: Any, loc: tuple[Any, ...]) -> str:
+    """A loc as people read it: list items counted from 1, named when they have a
+    name: ``advisors[6] (sofia).topics.digit``, ``routing.escalation.default[1]``."""
+    out, node = "", data
     for part in loc:
         try:
             node = node[part]
         except (KeyError, IndexError, TypeError):
-            break
-        if isinstance(part, int) and isinstance(node, dict) and "name" in node:
-            label = f" ({parent.removesuffix('s') or 'item'} {node['name']!r})"
-        elif isinstance(part, str):
-            parent = part
-    return label
+            node = None
+        if isinstance(part, int):
+            name = node.get("name") if isinstance(node, dict) else None
+            out += f"[{part + 1}]" + (f" ({name})" if isinstance(name, str) else "")
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
 
 
 _SECRET_KEYS = frozenset({"password"})
@@ -713,14 +778,14 @@ def _describe_error(err: ErrorDetails, data: Any = None, root: Any = None,
         msg = msg.removeprefix("Value error, ")
         # A validator may name the key inside the section it checked.
         if m := _KEY_PREFIX.match(msg):
-            loc, msg = (*loc, *m.group(1).split(".")), m.group(2)
+            keys = (int(k) if k.isdigit() else k for k in m.group(1).split("."))
+            loc, msg = (*loc, *keys), m.group(2)
         got = not isinstance(inp, (dict, list))  # a whole section is noise
     loc = (*prefix, *loc)
     if loc and loc[-1] in _SECRET_KEYS:
         got = False  # a password is never echoed
-    where = ".".join(str(p) for p in loc) or "(top level)"
     suffix = f" (got {inp!r:.60})" if got else ""
-    return f"{where}{_item_label(data, loc)}: {msg}{suffix}"
+    return f"{_where(data, loc)}: {msg}{suffix}"
 
 
 def describe_validation_error(e: ValidationError, model: type[BaseModel], data: Any,

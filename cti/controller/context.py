@@ -179,15 +179,18 @@ class FlowContext:
         self.spawn(run(), call.call_id)
 
     async def dial_leg(self, call: Call, leg: Leg, uri: str, worker: str | None = None,
-                       headers: dict[str, str] | None = None) -> bool:
+                       headers: dict[str, str] | None = None,
+                       from_uri: str | None = None) -> bool:
         """Dial a new leg of the call (from its worker unless told); False (logged) if
-        that failed."""
+        that failed. ``from_uri``: the From (name-addr) instead of the worker's."""
         link = self.pool.get(worker or call.worker)
         try:
             if link is None or not link.up:
                 raise WorkerCommandError("worker gone")
+            extra = {"from": from_uri} if from_uri else {}
             await link.command("dial", leg=leg.leg_id, uri=uri,
-                               headers={"X-CTI-Call-ID": call.call_id, **(headers or {})})
+                               headers={"X-CTI-Call-ID": call.call_id, **(headers or {})},
+                               **extra)
             return True
         except WorkerCommandError as e:
             log.warning("dial failed call_id=%s role=%s uri=%s: %s", call.call_id, leg.role,

@@ -22,6 +22,7 @@ from cti.controller.durable import restore_states
 from cti.controller.flow import CallFlow
 from cti.controller.loopwatch import DEGRADED_LAG_MS, LoopWatch
 from cti.controller.plugin_runtime import PluginRuntime
+from cti.controller.presence import PhonePresence
 from cti.controller.prompts import PromptLibrary
 from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
 from cti.core.paths import unusable_dir
@@ -135,6 +136,9 @@ class Gateway:
                                             self.store)
         self.edge = KamailioEdge(self._edge_settings(specs))
         self.rpc: EdgeRpc | None = None
+        # Away (phone_offline) while an advisor's phone has no registered contact.
+        self.presence = PhonePresence(self.flow.ctx.distributor, self.flow.offers.apply,
+                                      lambda: self.rpc)
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[Any] | None = None
         self._lock: IO[str] | None = None
@@ -214,6 +218,8 @@ class Gateway:
                 log.info("%d login sessions of the last run restored", sessions)
             self._edge_task = asyncio.create_task(self._supervise_edge())
             self._edge_watch = asyncio.create_task(self._watch_edge())
+            if self.settings.routing.state_follows_phone:
+                self.presence.start()
             self._http = uvicorn.Server(self._http_config())
             self._http_task = asyncio.create_task(self._http.serve(sockets=[http_sock]))
             while not self._http.started:
@@ -226,6 +232,7 @@ class Gateway:
 
     async def stop(self) -> None:
         self._stopping = True
+        await self.presence.stop()
         for task in (self._edge_watch, self._edge_task):
             if task is not None:
                 task.cancel()

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from cti.controller.calls import Call, Leg
 from cti.controller.context import FlowContext
+from cti.core.numbers import caller_id
 from cti.core.views import WorkKind
 
 log = logging.getLogger("cti.flow")
@@ -65,8 +66,13 @@ class InboundCall:
         self.ctx = ctx
 
     async def reach_advisor(self, call: Call, leg: Leg, advisor: str) -> bool:
-        # The dial carries X-CTI-Call-ID, so the advisor's client matches the ring.
-        return await self.ctx.dial_leg(call, leg, self.ctx.advisor_uri(advisor))
+        # The dial carries X-CTI-Call-ID, so the advisor's client matches the ring;
+        # From and P-Asserted-Identity show who is calling, not the media worker.
+        ident = caller_id(call.caller_number, self.ctx.settings.sip.ip, call.topic,
+                          call.language)
+        return await self.ctx.dial_leg(call, leg, self.ctx.advisor_uri(advisor),
+                                       headers={"P-Asserted-Identity": ident},
+                                       from_uri=ident)
 
     def advisor_answered(self, call: Call, leg: Leg) -> None:
         if call.bridge_after_play:  # a plugin's announcement first (recording consent)

@@ -39,3 +39,25 @@ def zones_of(number: str) -> tuple[str, ...]:
     except phonenumbers.NumberParseException:
         return ()
     return tuple(z for z in zones if z != "Etc/Unknown")
+
+
+def readable(number: str) -> str:
+    """'+34911234567' as '+34 911 234 567' (phonenumbers' international format);
+    anything phonenumbers cannot parse unchanged."""
+    digits = international(number)
+    try:
+        parsed = phonenumbers.parse(digits, None)
+    except phonenumbers.NumberParseException:
+        return digits
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def caller_id(number: str, host: str, *parts: str | None) -> str:
+    """A From / P-Asserted-Identity name-addr for an advisor's INVITE:
+    '"+34 911 23 45 67 · visa · es" <sip:+34911234567@host>'. Only characters that
+    are safe in a SIP user part reach the URI; no quote, backslash or control
+    character (a header split) reaches the display name."""
+    user = "".join(c for c in international(number) if c.isalnum() or c in "+-.") or "anonymous"
+    name = " · ".join([readable(number), *(p for p in parts if p)])
+    name = "".join(c for c in name if c.isprintable() and c not in '"\\')
+    return f'"{name}" <sip:{user}@{host}>'

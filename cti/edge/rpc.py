@@ -195,6 +195,32 @@ class EdgeRpc:
             raise
         return bool(result)
 
+    async def registered_users(self) -> set[str]:
+        """Every user with at least one live contact in the location table.
+
+        The full ul.dump, not "brief": an expired contact stays in the table until
+        usrloc's timer removes it, and only the full dump says it has expired.
+        """
+        return _aors(await self.call("ul.dump"))
+
+
+def _aors(result: Any) -> set[str]:
+    """Users with a live contact in an ul.dump: Domains[].Domain.AoRs[].Info."""
+    users: set[str] = set()
+    for domain in (result or {}).get("Domains") or []:
+        for entry in (domain.get("Domain") or {}).get("AoRs") or []:
+            info = entry.get("Info") or {}
+            if info.get("AoR") and any(_live(c.get("Contact") or {})
+                                       for c in info.get("Contacts") or []):
+                users.add(str(info["AoR"]).split("@", 1)[0])
+    return users
+
+
+def _live(contact: dict[str, Any]) -> bool:
+    """Expires: seconds left, "permanent", or "expired" (not yet removed)."""
+    expires = contact.get("Expires")
+    return expires == "permanent" or (isinstance(expires, int) and expires > 0)
+
 
 def _dialogs(result: Any) -> list[dict[str, Any]]:
     """dlg.* results: a list of dialogs, one dialog, or {} for none."""

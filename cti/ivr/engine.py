@@ -246,6 +246,9 @@ class IvrSession:
         self._node: Node | None = None
         self._entered: set[str] = set()  # menus entered (their intro is played once)
         self._failures = 0
+        self._silences = 0  # no-input failures at the current menu
+        self._pressed = False  # any key in a menu, ever: the caller is not silent
+        self._silent = False  # a menu took its default for a caller who never pressed
         self._play_seq = 0
         self._playing: str | None = None
         self._deadline: float | None = None
@@ -305,6 +308,7 @@ class IvrSession:
             actions.append(StopPlay())
             self._playing = None
         self._deadline = None
+        self._pressed = True
         choice = node.lookup(digit)
         if choice is None:
             self.history.append(f"{node.name}:invalid:{digit!s:.8}")
@@ -369,7 +373,11 @@ class IvrSession:
 
     def _enter(self, node: Node) -> list[Action]:
         if isinstance(node, MenuNode):
-            self._failures = 0
+            if self._silent and self.flow.silent_skips_menus:
+                choice = self._default_choice(node)
+                self.history.append(f"{node.name}:skipped")
+                return self._choose(node, choice, f"{node.name}:silent->{choice.label}")
+            self._failures = self._silences = 0
             intro = node.intro if node.name not in self._entered else ()
             self._entered.add(node.name)
             return [self._new_play(self._refs(intro) + self._menu_prompts(node))]
@@ -422,6 +430,13 @@ class IvrSession:
         """A failed attempt: offer the menu again, or take its default."""
         self._failures += 1
         retries = node.retries if node.retries is not None else self.flow.max_retries
+        if prompt_key == "no_input" and not self._pressed \
+                and self.flow.silent_retries is not None:
+            self._silences += 1
+            if self._silences > min(retries, self.flow.silent_retries):
+                self._silent = True
+                choice = self._default_choice(node)
+                return self._choose(node, choice, f"{node.name}:timeout->{choice.label}")
         if self._failures > retries:
             reason = "invalid" if prompt_key == "invalid" else "timeout"
             choice = self._default_choice(node)

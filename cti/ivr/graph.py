@@ -142,6 +142,12 @@ class Flow:
     default_topic: str
     digit_timeout_s: float = 6.0
     max_retries: int = 2
+    # A silent caller (no key yet in the call): a menu's silences before its
+    # default is taken (None: max_retries, like any failure), and whether the
+    # later menus are skipped with their defaults after that (a rotary phone, a
+    # caller too upset to press: they reach an advisor sooner).
+    silent_retries: int | None = None
+    silent_skips_menus: bool = False
 
     def prompt_keys(self) -> dict[str, str]:
         """Every prompt key the flow may play, with the first node that plays it."""

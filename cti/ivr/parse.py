@@ -54,7 +54,8 @@ _KEYS: dict[str, tuple[set[str], set[str]]] = {
 
 
 def parse_flow(name: str, data: Any, *, languages: tuple[str, ...], default_language: str,
-               default_topic: str, digit_timeout_s: float, max_retries: int) -> Flow:
+               default_topic: str, digit_timeout_s: float, max_retries: int,
+               silent_retries: int | None = None, silent_skips_menus: bool = False) -> Flow:
     """A Flow from its config mapping (unchecked: run check_flow next)."""
     if not isinstance(data, Mapping):
         raise FlowError("expected a mapping with 'start' and 'nodes'")
@@ -71,7 +72,8 @@ def parse_flow(name: str, data: Any, *, languages: tuple[str, ...], default_lang
     return Flow(name=name, start=_text(data["start"], "start"), nodes=nodes,
                 languages=languages, default_language=default_language,
                 default_topic=default_topic, digit_timeout_s=digit_timeout_s,
-                max_retries=max_retries)
+                max_retries=max_retries, silent_retries=silent_retries,
+                silent_skips_menus=silent_skips_menus)
 
 
 def _node(name: str, data: Any) -> Node:
@@ -210,7 +212,8 @@ def _did_you_mean(word: Any, choices: Any) -> str:
 
 def standard_flow(languages: list[tuple[str, str]], topics: list[tuple[str, str]], *,
                   default_language: str, default_topic: str, digit_timeout_s: float = 6.0,
-                  max_retries: int = 2, notice: str | None = None) -> Flow:
+                  max_retries: int = 2, notice: str | None = None,
+                  silent_retries: int | None = None, silent_skips_menus: bool = False) -> Flow:
     """The flow of a number with no flow of its own: hours, language, topic, queue.
 
     ``languages`` and ``topics`` are (digit, code) pairs in menu order.
@@ -234,4 +237,5 @@ def standard_flow(languages: list[tuple[str, str]], topics: list[tuple[str, str]
     return Flow(name="standard", start="hours", nodes=nodes,
                 languages=tuple(code for _, code in languages),
                 default_language=default_language, default_topic=default_topic,
-                digit_timeout_s=digit_timeout_s, max_retries=max_retries)
+                digit_timeout_s=digit_timeout_s, max_retries=max_retries,
+                silent_retries=silent_retries, silent_skips_menus=silent_skips_menus)

@@ -100,7 +100,7 @@ class Commands(EngineHooks):
         assert acc is not None
         for attempt in range(DIAL_SLOT_RETRIES + 1):
             try:
-                self._make_call(acc, leg_id, uri, msg.get("headers"))
+                self._make_call(acc, leg_id, uri, msg.get("headers"), msg.get("from"))
                 break
             except pj.Error as exc:
                 # A call hung up a moment ago keeps its pjsua slot until its BYE
@@ -112,11 +112,15 @@ class Commands(EngineHooks):
                 self._free_parked()
         log.info("dial leg=%s uri=%s", leg_id, uri)
 
-    def _make_call(self, acc: Any, leg_id: str, uri: str, headers: Any) -> None:
+    def _make_call(self, acc: Any, leg_id: str, uri: str, headers: Any,
+                   from_uri: str | None = None) -> None:
         call = MediaCall(self, acc, leg_id)
         self.legs[leg_id] = Leg(leg_id, call)  # callbacks may fire inside makeCall
+        op = self._op(0, headers)
+        if from_uri:  # e.g. the caller's number on an advisor's ring, not the worker's
+            op.txOption.localUri = str(from_uri)
         try:
-            call.makeCall(uri, self._op(0, headers))
+            call.makeCall(uri, op)
         except Exception:
             leg = self.legs.pop(leg_id, None)
             if leg is not None:
@@ -291,6 +295,16 @@ class Commands(EngineHooks):
         acc.create(acfg, True)
         self._reg_acc = acc
         log.info("register user=%s registrar=%s transport=%s", user, registrar, transport)
+
+    def _cmd_set_registration(self, msg: dict[str, Any]) -> None:
+        """Unregister (active false) or register again the account of `register`:
+        a phone going offline and coming back, without losing its settings."""
+        if self._reg_acc is None:
+            raise CommandError("not registered: send register first")
+        active = bool(msg["active"])
+        self._reg_acc.unregistering = not active
+        self._reg_acc.setRegistration(active)
+        log.info("set_registration user=%s active=%s", self._reg_acc.user, active)
 
     def _cmd_shutdown(self, msg: dict[str, Any]) -> None:
         self._stopping = True  # cmd.result goes out first, then the loop ends

@@ -29,6 +29,7 @@ CMD_RECORD_RESUME = "record_resume"
 CMD_RECORD_TAP = "record_tap"
 CMD_SEND_DTMF = "send_dtmf"
 CMD_REGISTER = "register"
+CMD_SET_REGISTRATION = "set_registration"
 CMD_SHUTDOWN = "shutdown"
 
 COMMANDS = frozenset(
@@ -47,6 +48,7 @@ COMMANDS = frozenset(
         CMD_RECORD_TAP,
         CMD_SEND_DTMF,
         CMD_REGISTER,
+        CMD_SET_REGISTRATION,
         CMD_SHUTDOWN,
     }
 )

@@ -11,6 +11,7 @@ from cti.routing.eligibility import (
 from cti.routing.model import (
     DEFAULT_STEPS,
     DEFAULT_TOPIC_TRAININGS,
+    PHONE_OFFLINE,
     SETTABLE_STATES,
     Action,
     AdvisorChanged,
@@ -30,6 +31,7 @@ RoutingAction = Action
 __all__ = [
     "DEFAULT_STEPS",
     "DEFAULT_TOPIC_TRAININGS",
+    "PHONE_OFFLINE",
     "SETTABLE_STATES",
     "STRATEGIES",
     "Action",

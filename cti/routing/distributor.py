@@ -42,6 +42,7 @@ from cti.routing.eligibility import match_score, reserve_fit, skill_gap
 from cti.routing.model import (
     DEFAULT_STEPS,
     DEFAULT_TOPIC_TRAININGS,
+    PHONE_OFFLINE,
     SETTABLE_STATES,
     Action,
     AdvisorChanged,
@@ -154,6 +155,8 @@ class Distributor(ConsultMixin):
             raise ValueError(f"state {target.value!r} cannot be set from outside")
         now = self._clock(now)
         reason = None if target is AdvisorState.AVAILABLE else reason
+        if target is AdvisorState.AVAILABLE and adv.phone_offline:
+            target, reason = AdvisorState.AWAY, PHONE_OFFLINE  # back when the phone is
         if adv.state in (AdvisorState.RESERVED, AdvisorState.ON_CALL):
             adv.pending = None if target is AdvisorState.AVAILABLE else (target, reason)
             return []
@@ -171,6 +174,24 @@ class Distributor(ConsultMixin):
         if adv.state is not AdvisorState.WRAP_UP or adv.wrap_until is None:
             return None
         return adv.wrap_until, adv.wrap_call or ""
+    def set_phone(self, advisor: str, online: bool, now: float) -> list[Action]:
+        """The advisor's phone registered (any contact) or lost its last contact.
+
+        Offline, an advisor who would be AVAILABLE is AWAY ``phone_offline``
+        instead (now, or when their call or wrap-up ends, or when they set
+        themselves available); back online, an advisor away for that reason only
+        is AVAILABLE again: the state they chose. Other states are left alone.
+        """
+        adv = self._advisor(advisor)
+        if adv.phone_offline == (not online):
+            return []
+        adv.phone_offline = not online
+        now = self._clock(now)
+        if not online and adv.state is AdvisorState.AVAILABLE:
+            return [self._change(adv, AdvisorState.AWAY, PHONE_OFFLINE, now)]
+        if online and (adv.state, adv.reason) == (AdvisorState.AWAY, PHONE_OFFLINE):
+            return [self._change(adv, AdvisorState.AVAILABLE, None, now), *self._dispatch(now)]
+        return []
 
     def reset_day(self, now: float | None = None) -> None:
         """Start a new day for the least-talk-time strategy (talk seconds back to 0).
@@ -502,6 +523,9 @@ class Distributor(ConsultMixin):
         self, adv: _Advisor, state: AdvisorState, reason: str | None, now: float
     ) -> AdvisorChanged:
         """The one place an advisor's state changes, so each change is reported."""
+        if state is AdvisorState.AVAILABLE and adv.phone_offline:
+            # Never offered a call on a phone that is gone; set_phone() undoes it.
+            state, reason = AdvisorState.AWAY, PHONE_OFFLINE
         self._set_available(adv, state is AdvisorState.AVAILABLE)
         if state is AdvisorState.AVAILABLE:
             self._dirty_advisors.add(adv.name)

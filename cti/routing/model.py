@@ -20,6 +20,8 @@ class AdvisorState(str, Enum):
 
 
 #: The states an advisor (or supervisor) may ask for; the others are set by routing.
+# The away reason of an advisor whose phone has no registered contact (set_phone).
+PHONE_OFFLINE = "phone_offline"
 SETTABLE_STATES = frozenset({AdvisorState.AVAILABLE, AdvisorState.AWAY, AdvisorState.LOGGED_OUT})
 
 

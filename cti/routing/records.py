@@ -55,6 +55,7 @@ class _Advisor:
     talk_s: float = 0.0  # talk time "today" (reset_day)
     last_offer: int = -1  # round robin
     pending: tuple[AdvisorState, str | None] | None = None
+    phone_offline: bool = False  # no registered contact: never AVAILABLE (set_phone)
 
     @property
     def name(self) -> str:

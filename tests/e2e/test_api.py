@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_login_state_and_websocket_replay(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+    async with running_gateway(tmp_path, routing__state_follows_phone=False) as gw:  # no phone
         base = f"http://{gw.settings.http.host}:{gw.settings.http.port}"
         ws_base = base.replace("http", "ws") + "/api/v1/ws"
         async with httpx.AsyncClient(base_url=base) as http:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.e2e.gateway_harness import (
     Advisor,
+    bus_event,
     call_hotline,
     hotline_uri,
     running_gateway,
@@ -120,14 +121,16 @@ async def test_wrong_sip_password_is_refused_and_the_advisor_is_not_reachable(
         assert not sofia.registration["active"]
         assert not await gw.rpc.registered("sofia")
 
+        # No registered phone: she is away (phone_offline), never offered a call.
         await sofia.set_state("available")
-        leg = await call_hotline(caller, gw, "32")
-        offered = await sofia.stream.wait_for("call.offered", timeout=20)
         away = await sofia.stream.wait_for("agent.state", state="away", timeout=10)
-        assert away["data"]["reason"] == "unreachable"
+        assert away["data"]["reason"] == "phone_offline"
+        leg = await call_hotline(caller, gw, "32")
+        queued = await bus_event(gw, "call.queued", timeout=20)
+        assert not [e for e in sofia.stream.events if e["type"] == "call.offered"]
         assert not sofia.phone.received("leg.incoming")
         # The caller is not lost: still waiting in the queue.
-        assert gw.flow.distributor.waiting_calls() == [offered["call_id"]]
+        assert gw.flow.distributor.waiting_calls() == [queued["call_id"]]
         await caller.command("hangup", leg=leg)
 
 

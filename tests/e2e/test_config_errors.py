@@ -121,6 +121,21 @@ def _bad_advisor_level(d: dict[str, Any]) -> None:
     sofia["languages"]["es"] = 7
 
 
+def _skill_unknown_topic(d: dict[str, Any]) -> None:
+    sofia = next(a for a in d["advisors"] if a["name"] == "sofia")
+    sofia["topics"] = {"passport": 5, "digit": 4}
+
+
+def _skill_unknown_language(d: dict[str, Any]) -> None:
+    sofia = next(a for a in d["advisors"] if a["name"] == "sofia")
+    sofia["languages"]["fr"] = 3
+
+
+def _plugin_unknown_training(d: dict[str, Any]) -> None:
+    d["plugins"]["crisis_line"] = {**(d["plugins"].get("crisis_line") or {}),
+                                   "training": "crsis"}
+
+
 def _misspelt_topic(d: dict[str, Any]) -> None:
     d["routing"]["wrap_up_s"] = {"default": 5, "emergncy": 30}
 
@@ -169,24 +184,32 @@ def _accept_from(d: dict[str, Any]) -> None:
                     "(did you mean 'overflow_after_s'?)"]),
     (_plugin_wrong_type, ["plugins.crisis_line.priority:", "valid integer", "(got 'high')"]),
     (_plugin_unknown_team, ["plugins.crisis_line.team: 'crisis_tem' is not a directory key"]),
-    (_bad_advisor_level, ["advisors.2.languages.es (advisor 'sofia'):",
+    (_bad_advisor_level, ["advisors[3] (sofia).languages.es:",
                           "less than or equal to 5", "(got 7)"]),
+    (_skill_unknown_topic, ["advisors[3] (sofia).topics.digit: unknown topic 'digit' "
+                            "(did you mean 'digid'?); known: passport, visa, travel_advice, "
+                            "digid, emergency"]),
+    (_skill_unknown_language, ["advisors[3] (sofia).languages.fr: unknown language 'fr'; "
+                               "known: nl, en, es, tr, ar"]),
+    (_plugin_unknown_training, ["plugins.crisis_line.training: unknown training (no advisor "
+                                "has it) 'crsis' (did you mean 'crisis'?); known: crisis"]),
     (_misspelt_topic, ["routing.wrap_up_s.emergncy: not an IVR topic",
                        "did you mean 'emergency'?"]),
     (_broken_flow_node, ["ivr.flows.+31247247248: node 'topic': goes to 'crisis_tem', "
                          "which is not a node (did you mean 'crisis_team'?)"]),
-    (_trunk_prefix, ["trunks.0.allowed_prefixes (trunk 'carrier'):",
+    (_trunk_prefix, ["trunks[1] (carrier).allowed_prefixes:",
                      "E.164 prefixes", "(got '0044')"]),
-    (_trunk_address, ["trunks.0.address (trunk 'carrier'): expected ip:port"]),
-    (_trunk_typo, ["trunks.0.max_call (trunk 'carrier'): unknown key "
+    (_trunk_address, ["trunks[1] (carrier).address: expected ip:port"]),
+    (_trunk_typo, ["trunks[1] (carrier).max_call: unknown key "
                    "(did you mean 'max_calls'?)"]),
-    (_trunk_env_unset, ["trunks.0.password_env (trunk 'carrier'): environment variable "
+    (_trunk_env_unset, ["trunks[1] (carrier).password_env: environment variable "
                         "CTI_TEST_UNSET_TRUNK_PASSWORD is not set"]),
-    (_trunk_bad_password, ["trunks.0.password (trunk 'carrier'): expected a non-empty "
+    (_trunk_bad_password, ["trunks[1] (carrier).password: expected a non-empty "
                            "password"]),
     (_accept_from, ["sip.accept_from:", "(got 'localhost')"]),
 ], ids=["typo-top", "typo-nested", "wrong-type", "unknown-plugin", "plugin-typo",
-        "plugin-wrong-type", "plugin-unknown-team", "advisor-level",
+        "plugin-wrong-type", "plugin-unknown-team", "advisor-level", "skill-unknown-topic",
+        "skill-unknown-language", "plugin-unknown-training",
         "misspelt-topic", "flow-node", "trunk-prefix", "trunk-address", "trunk-typo",
         "trunk-env-unset", "trunk-bad-password", "accept-from"])
 def test_broken_config_one_clear_line_and_nothing_started(

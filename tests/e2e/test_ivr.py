@@ -12,6 +12,7 @@ from tests.e2e.gateway_harness import (
     bus_event,
     call_hotline,
     ivr_gateway,
+    running_gateway,
 )
 from tests.peers.phone import Phone
 
@@ -36,7 +37,10 @@ async def test_a_spanish_number_hears_the_spanish_offer_first(
 async def test_no_input_reaches_the_default_queue_in_the_guessed_language(
     tmp_path: Path, short_prompts: Path,
 ) -> None:
-    async with ivr_gateway(tmp_path, short_prompts, digit_timeout_s=0.5, max_retries=1) as gw, \
+    # Silences retried like wrong keys (the demo config instead takes the default
+    # after one silence: test_silent_caller_is_offered_to_an_advisor).
+    async with ivr_gateway(tmp_path, short_prompts, digit_timeout_s=0.5, max_retries=1,
+                           silent_retries=None, silent_skips_menus=False) as gw, \
             Phone(name="+905321234567") as caller:
         await call_hotline(caller, gw)
         done = await bus_event(gw, "ivr.done", timeout=20)
@@ -122,3 +126,30 @@ async def test_a_crisis_notice_follows_the_welcome(tmp_path: Path, short_prompts
         prompt = await bus_event(gw, "ivr.prompt")
         assert prompt["data"]["prompts"][:3] == ["en/welcome", "en/crisis_notice",
                                                   "en/language_offer"]
+
+
+async def test_silent_caller_is_offered_to_an_advisor(tmp_path: Path) -> None:
+    """The demo's own prompts and timeouts: a caller who presses nothing is queued
+    after one silence (the guessed language, the default topic) and offered.
+    tests/unit/test_silent_caller.py computes that this takes <= 25 s of IVR."""
+    async with running_gateway(tmp_path) as gw, Advisor(gw, "emre") as emre, \
+            Phone(name="+905321234567") as caller:
+        await emre.set_state("available")
+        await call_hotline(caller, gw)  # presses nothing
+        done = await bus_event(gw, "ivr.done", timeout=40)
+        assert done["data"]["ivr_path"] == ["hours:open", "lang:timeout->tr",
+                                            "topic:silent->travel_advice"]
+        offered = await emre.stream.wait_for("call.offered", timeout=10)
+        assert offered["call_id"] == done["call_id"]
+        assert (offered["data"]["language"], offered["data"]["topic"]) == \
+            ("tr", "travel_advice")
+        kinds = {p for e in _events(gw, "ivr.prompt", done["call_id"])
+                 for p in e["data"]["prompts"]}
+        assert "tr/topic_menu" not in kinds and "tr/no_input" not in kinds
+        incoming = await emre.phone.wait_for("leg.incoming", timeout=10)
+        await emre.phone.command("answer", leg=incoming["leg"], code=200)
+        connected = await emre.stream.wait_for("call.connected", call_id=done["call_id"])
+        first = next(e for e in gw.bus.since(0) if e["type"] == "call.incoming"
+                     and e["call_id"] == done["call_id"])
+        print(f"silent caller: offered {offered['ts'] - first['ts']:.1f} s after "
+              f"call.incoming, connected {connected['ts'] - first['ts']:.1f} s")

@@ -98,7 +98,9 @@ async def test_flags_skills_and_audit_survive_a_restart(tmp_path: Path) -> None:
 
 
 async def test_logins_and_chosen_states_survive_a_restart(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw, client(gw) as http:
+    # No phones here: the state is the chosen one, not the one the phone sets.
+    async with running_gateway(tmp_path, routing__state_follows_phone=False) as gw, \
+            client(gw) as http:
         sofia, michel, emre = [await login(http, n) for n in ("sofia", "michel", "emre")]
         r = await http.post("/api/v1/agents/me/state", headers=sofia,
                             json={"state": "away", "reason": "lunch"})
@@ -110,7 +112,8 @@ async def test_logins_and_chosen_states_survive_a_restart(tmp_path: Path) -> Non
         assert not any(emre["Authorization"].split()[1] in str(row)
                        for row in gw.store.sessions.live(0))
 
-    async with running_gateway(tmp_path) as gw, client(gw) as http:  # same store
+    async with running_gateway(tmp_path, routing__state_follows_phone=False) as gw, \
+            client(gw) as http:  # same store
         me = await http.get("/api/v1/agents/me", headers=sofia)
         assert me.status_code == 200, me.text  # still logged in
         advisors = {a["name"]: a for a in gw.flow.distributor.snapshot(0)["advisors"]}

@@ -55,13 +55,13 @@ def test_a_bad_hash_is_a_one_line_config_error(field: str, value: str, expected:
         parse_settings(data, Path("cti.yaml"))
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith(f"cti.yaml: advisors.2.{field} (advisor 'sofia'): {expected}"), msg
+    assert msg.startswith(f"cti.yaml: advisors[3] (sofia).{field}: {expected}"), msg
 
 
 def test_a_plaintext_password_is_refused_by_name() -> None:
     data = demo()
     data["advisors"][0]["password"] = "demo-michel"
-    with pytest.raises(ConfigError, match=r"advisors\.0\.password \(advisor 'michel'\): "
+    with pytest.raises(ConfigError, match=r"advisors\[1\] \(michel\)\.password: "
                                           "unknown key"):
         parse_settings(data, Path("cti.yaml"))
 

@@ -51,14 +51,14 @@ def test_a_typo_inside_a_mapping_of_lists_gets_a_suggestion() -> None:
     d = demo()
     d["routing"]["escalation"]["default"][0]["aftr_s"] = d["routing"]["escalation"][
         "default"][0].pop("after_s")
-    assert error(d) == ("routing.escalation.default.0.aftr_s: unknown key "
+    assert error(d) == ("routing.escalation.default[1].aftr_s: unknown key "
                         "(did you mean 'after_s'?)")
 
 
 def test_list_items_are_named() -> None:
     d = demo()
     d["advisors"][2]["languages"]["es"] = 7
-    assert error(d) == ("advisors.2.languages.es (advisor 'sofia'): "
+    assert error(d) == ("advisors[3] (sofia).languages.es: "
                         "Input should be less than or equal to 5 (got 7)")
 
 
@@ -160,3 +160,35 @@ def test_a_path_that_cannot_be_a_directory_is_named(
     cfg.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=re.escape(key) + r".*/dev/null is not a directory"):
         prepare(load_settings(cfg))
+
+
+def test_an_advisor_skill_naming_an_unknown_topic_is_refused() -> None:
+    d = demo()
+    d["advisors"][2]["topics"] = {"passport": 5, "digit": 4}
+    assert error(d) == ("advisors[3] (sofia).topics.digit: unknown topic 'digit' (did you "
+                        "mean 'digid'?); known: passport, visa, travel_advice, digid, emergency")
+
+
+def test_languages_beyond_the_menu_are_known_through_extra_languages() -> None:
+    d = demo()
+    d["extra_languages"] = []  # dalia's Arabic is no longer known
+    assert error(d) == ("advisors[2] (dalia).languages.ar: unknown language 'ar'; "
+                        "known: nl, en, es, tr")
+
+
+@pytest.mark.parametrize(("where", "value", "message"), [
+    (("ivr", "emergency_topics"), ["emergncy"],
+     "ivr.emergency_topics.emergncy: unknown topic 'emergncy' (did you mean 'emergency'?)"),
+    (("plugins", "crisis_line"), {"topic": "visaa"},
+     "plugins.crisis_line.topic: unknown topic 'visaa' (did you mean 'visa'?)"),
+    (("plugins", "callbacks"), {"topics": ["visa", "pasport"]},
+     "plugins.callbacks.topics[2]: unknown topic 'pasport' (did you mean 'passport'?)"),
+    (("plugins", "crisis_line"), {"reserve_training": "crisiss"},
+     "plugins.crisis_line.reserve_training: unknown training (no advisor has it) 'crisiss'"),
+])
+def test_every_reference_to_a_topic_or_training_is_checked(
+    where: tuple[str, str], value: Any, message: str,
+) -> None:
+    d = demo()
+    d[where[0]][where[1]] = value
+    assert error(d).startswith(message)

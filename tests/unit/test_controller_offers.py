@@ -12,6 +12,7 @@ from cti.controller.calls import Leg
 from cti.controller.control import CallControlError
 from cti.controller.flow import CallFlow
 from cti.controller.work import InboundCall
+from cti.core.numbers import caller_id
 from cti.routing import OfferRevoked
 from tests.unit.controller_fakes import Harness
 
@@ -52,9 +53,11 @@ async def test_offer_rings_the_advisor_after_the_screen_pop(h: Harness) -> None:
     assert offered["data"]["language"] == "es" and offered["data"]["topic"] == "visa"
     assert h.delivered == [("sofia", offered["seq"])]  # waited for before the dial
     [dial] = h.link().sent("dial")
-    assert dial == {"leg": advisor_leg, "uri": "sip:sofia@127.0.0.1:5060",
-                    "headers": {"X-CTI-Call-ID": call_id}}
     call = h.call(call_id)
+    # The caller's number and what they chose, not the worker, on the advisor's phone.
+    ident = caller_id(call.caller_number, "127.0.0.1", "visa", "es")
+    assert dial == {"leg": advisor_leg, "uri": "sip:sofia@127.0.0.1:5060", "from": ident,
+                    "headers": {"X-CTI-Call-ID": call_id, "P-Asserted-Identity": ident}}
     assert (call.state, call.advisor) == ("offered", "sofia")
     [row] = h.store.offers(call_id)
     assert row["advisor"] == "sofia" and row["outcome"] is None

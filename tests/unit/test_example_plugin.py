@@ -74,7 +74,7 @@ def test_the_host_loads_it_with_its_settings_validated() -> None:
     ({"vip_numbers": "+31612345678"},
      r"^cti\.yaml: plugins\.hello\.vip_numbers: Input should be a valid list"),
     ({"vip_numbers": ["call me"]},
-     r"^cti\.yaml: plugins\.hello\.vip_numbers\.0: String should match pattern"),
+     r"^cti\.yaml: plugins\.hello\.vip_numbers\[1\]: String should match pattern"),
 ])
 def test_a_bad_setting_names_plugins_hello_key(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
