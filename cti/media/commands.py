@@ -159,6 +159,22 @@ class Commands(EngineHooks):
             bm.stopTransmit(am)
         log.info("unbridge a=%s b=%s", a.id, b.id)
 
+    def _cmd_listen(self, msg: dict[str, Any]) -> None:
+        """One way: ``leg`` hears ``source`` (``on`` false: no longer). A third leg
+        joins a conversation with its own matrix (monitor, whisper, barge) this way."""
+        leg, source = self._leg(msg["leg"]), self._leg(msg["source"])
+        if leg is source:
+            raise CommandError("a leg cannot listen to itself")
+        on = bool(msg.get("on", True))
+        if on:
+            leg.hears.add(source.id)
+            self._connect_media(leg)
+        elif source.id in leg.hears:
+            leg.hears.discard(source.id)
+            if leg.media_active and source.media_active:
+                source.audio_media().stopTransmit(leg.audio_media())
+        log.info("listen leg=%s source=%s on=%s", leg.id, source.id, on)
+
     def _cmd_record_start(self, msg: dict[str, Any]) -> None:
         if "rec_id" in msg:
             self._stereo_start(msg)

@@ -365,6 +365,15 @@ class Engine(Commands):
                 pm = peer.audio_media()
                 am.startTransmit(pm)
                 pm.startTransmit(am)
+        # One-way links (listen), both those into this leg and out of it: a new
+        # stream (hold, re-INVITE) has a new bridge port.
+        for other in list(self.legs.values()):
+            if other is leg or not other.media_active or other.call is None:
+                continue
+            if other.id in leg.hears:
+                other.audio_media().startTransmit(am)
+            if leg.id in other.hears:
+                am.startTransmit(other.audio_media())
 
     def _stop_player(self, leg: Leg, call_alive: bool = True) -> None:
         player, leg.player = leg.player, None
@@ -498,11 +507,11 @@ class Engine(Commands):
         if leg is None:
             return
         was_active, leg.media_active = leg.media_active, False
-        for peer_id in leg.bridges:
-            peer = self.legs.get(peer_id)
-            if peer is not None:
-                peer.bridges.discard(leg.id)
+        for peer in self.legs.values():
+            peer.bridges.discard(leg.id)
+            peer.hears.discard(leg.id)
         leg.bridges.clear()
+        leg.hears.clear()
         # A recording ends with its caller's leg (the others, alive, are untapped;
         # PJSIP already took the dead call's port out of the bridge); another leg
         # leaving (an advisor who transferred) just stops feeding it.
