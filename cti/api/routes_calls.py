@@ -66,8 +66,10 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
 
     @app.get(f"{V1}/calls")
     async def active_calls(p: Auth) -> list[dict[str, Any]]:
+        """Advisors: their own; supervisors, admins and coaches (who monitor live
+        calls: POST .../monitor): every call, with who monitors it."""
         calls = gw.flow.active_calls()
-        if not p.is_supervisor:
+        if not p.is_supervisor and p.role != "coach":
             calls = [c for c in calls if c["advisor"] == p.user]
         return calls
 
