@@ -83,7 +83,8 @@ class CallFlow:
         self.offers.bind_ending(self.ending)
         callback.ending = self.ending
         self.callbacks = Callbacks(ctx, self.offers, self.ending)
-        self.consults = Consults(ctx, self.offers, self.rooms, self.ending)
+        self.consults = Consults(ctx, self.offers, self.rooms, self.ending,
+                                 advisor_changed=self.monitors.advisor_up)
         self.inbound = Inbound(ctx, self.ivr_sessions, self.waiting, self.ending,
                                self.consults)
         self.control = CallControl(ctx, self.offers, self.consults, self.waiting,
