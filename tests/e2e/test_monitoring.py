@@ -209,10 +209,15 @@ async def test_a_busy_phone_fails_the_monitor_and_the_call_goes_on(tmp_path: Pat
     async with talking(tmp_path) as f:
         r = await f.monitor("POST", mode="listen")
         assert r.status_code == 200, r.text
+        # The monitor takes the worker's third line: with one left, no new caller
+        # (who needs two) is sent there until it ends.
+        worker = f.gw.flow.calls.get(f.call_id).worker
+        assert f.gw.flow._out_of_rotation == {worker}
         incoming = await f.nadia.phone.wait_for("leg.incoming", timeout=15)
         await f.nadia.phone.command("hangup", leg=incoming["leg"], code=486)
         ended = await f.nadia.stream.wait_for("call.monitor", state="ended")
         assert ended["data"]["reason"] == "failed" and "486" in ended["data"]["error"]
+        await until(lambda: not f.gw.flow._out_of_rotation)
         caller, sofia = await heard(tmp_path, "busy", (f.caller, f.caller_leg),
                                     (f.sofia.phone, f.sofia_leg))
         hears(caller, "advisor")
