@@ -1,8 +1,8 @@
 """Live monitoring with real calls (issue 13, acceptance 4): a supervisor listens
 (hears both sides, heard by nobody), whispers (only the advisor hears), barges (both
-hear); tone checks on every phone, each use in the audit. Also the refusals: an
-advisor (403), a full media worker, a phone not registered, and a busy one (the
-call goes on)."""
+hear); tone checks on every phone, each use in the audit. Also the refusals (an
+advisor: 403, a full media worker, a phone not registered) and the monitor's ends
+(a busy phone, the supervisor hanging up, the call ending): the call goes on."""
 
 from __future__ import annotations
 
@@ -205,7 +205,7 @@ async def test_refused_for_an_advisor_a_full_worker_and_a_phone_not_registered(
         assert f.gw.store.audit.lines("monitor.") == []
 
 
-async def test_a_busy_phone_fails_the_monitor_and_the_call_goes_on(tmp_path: Path) -> None:
+async def test_a_busy_phone_a_hang_up_or_the_call_end_end_the_monitor_not_the_call(tmp_path: Path) -> None:
     async with talking(tmp_path) as f:
         r = await f.monitor("POST", mode="listen")
         assert r.status_code == 200, r.text
@@ -225,6 +225,20 @@ async def test_a_busy_phone_fails_the_monitor_and_the_call_goes_on(tmp_path: Pat
         await until(lambda: bool(f.gw.store.audit.lines("monitor.end")))
         assert f.gw.store.audit.lines("monitor.end")[0].details["reason"] == "failed"
 
+        # Answered, then the supervisor hangs up her phone: the monitor ends, the call
+        # goes on.
+        r = await f.monitor("POST", mode="whisper")
+        assert r.status_code == 200, r.text
+        nadia_leg = await answer_monitor(f.nadia, f.call_id, "whisper", tmp_path)
+        await f.nadia.stream.wait_for("call.monitor", state="active", mode="whisper")
+        await f.nadia.phone.command("hangup", leg=nadia_leg)
+        await f.nadia.stream.wait_for(
+            "call.monitor", where=lambda e: e["data"].get("reason") == "hung_up")
+        caller, sofia = await heard(tmp_path, "hung-up", (f.caller, f.caller_leg),
+                                    (f.sofia.phone, f.sofia_leg))
+        hears(caller, "advisor")
+        hears(sofia, "caller")
+
         # Monitoring again, answered; the caller hangs up: the monitor ends with the call.
         r = await f.monitor("POST", mode="barge")
         assert r.status_code == 200, r.text
@@ -235,4 +249,6 @@ async def test_a_busy_phone_fails_the_monitor_and_the_call_goes_on(tmp_path: Pat
         await f.nadia.stream.wait_for(
             "call.monitor", where=lambda e: e["data"].get("reason") == "call_ended")
         await f.sofia.phone.wait_for("leg.state", leg=f.sofia_leg, state="disconnected")
-        await until(lambda: len(f.gw.store.audit.lines("monitor.end")) == 2)
+        await until(lambda: len(f.gw.store.audit.lines("monitor.end")) == 3)
+        reasons = [x.details["reason"] for x in f.gw.store.audit.lines("monitor.end")]
+        assert reasons == ["call_ended", "hung_up", "failed"]  # newest first
