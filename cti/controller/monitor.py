@@ -190,7 +190,7 @@ class Monitors:
         try:
             for name, party in parties:
                 if party is None or party.worker != mon.leg.worker \
-                        or party.state != "confirmed":
+                        or party.state == "disconnected":
                     continue  # e.g. a consult's target on another worker: not here
                 if link is None or not link.up:
                     raise WorkerCommandError("worker gone")
