@@ -41,6 +41,7 @@ EVENT_TYPES = frozenset(
         "call.reached",
         "call.bridged",
         "call.recording",
+        "call.monitor",
         "call.ended",
         "agent.state",
         "agent.recovery",

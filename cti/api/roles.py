@@ -12,7 +12,7 @@ Rules:
 - ``advisor``: advisors only (they take calls: state, offers, history).
 - ``supervisor``: supervisors and admins.
 - ``coach``: coaches, supervisors and admins (conversation coaches listen to
-  recordings; they take no calls and see no floor).
+  recordings and to live calls; they take no calls and see no floor).
 - ``local_or_supervisor``: /metrics: a Prometheus scraper on the same host
   without a token (a scraper cannot renew expiring tokens), else a supervisor's
   or admin's token.
@@ -53,6 +53,10 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/calls/{{call_id}}/offer/accept"): "advisor",
     ("POST", f"{V1}/calls/{{call_id}}/offer/reject"): "advisor",
     ("POST", f"{V1}/calls/{{call_id}}/wrap-up"): "user",
+    # Live monitoring (listen, whisper, barge): coaches, supervisors, admins.
+    ("POST", f"{V1}/calls/{{call_id}}/monitor"): "coach",
+    ("PATCH", f"{V1}/calls/{{call_id}}/monitor"): "coach",
+    ("DELETE", f"{V1}/calls/{{call_id}}/monitor"): "coach",
     ("GET", f"{V1}/records"): "user",
     ("GET", f"{V1}/stats/queues"): "supervisor",
     ("GET", f"{V1}/audit"): "supervisor",

@@ -7,11 +7,11 @@ call is a 404, as if it did not exist. Supervisors and admins reach every call.
 
 # No `from __future__ import annotations`: FastAPI must see the real types.
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Path, Query, status
+from fastapi import FastAPI, HTTPException, Path, Query, Request, status
 
 from cti.api import actions
 from cti.api.deps import GatewayApi
@@ -19,6 +19,8 @@ from cti.api.guard import Auth
 from cti.api.roles import V1
 from cti.api.schemas import (
     HoldRequest,
+    MonitorRequest,
+    MonitorState,
     RecordingRequest,
     RecordingState,
     TransferRequest,
@@ -64,8 +66,10 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
 
     @app.get(f"{V1}/calls")
     async def active_calls(p: Auth) -> list[dict[str, Any]]:
+        """Advisors: their own; supervisors, admins and coaches (who monitor live
+        calls: POST .../monitor): every call, with who monitors it."""
         calls = gw.flow.active_calls()
-        if not p.is_supervisor:
+        if not p.is_supervisor and p.role != "coach":
             calls = [c for c in calls if c["advisor"] == p.user]
         return calls
 
@@ -115,6 +119,48 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
     async def consult_cancel(call_id: CallIdPath, p: Auth) -> dict[str, bool]:
         """End the consult; the advisor is back with the caller."""
         return _do(lambda: actions.consult_cancel(gw, p, call_id))
+
+    async def _monitor(call_id: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await fn()
+        except KeyError:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such call") from None
+        except ValueError as e:  # CallControlError: one line, e.g. no free line
+            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+
+    def _address(request: Request) -> str | None:
+        return request.client.host if request.client else None
+
+    @app.post(f"{V1}/calls/{{call_id}}/monitor", responses={
+        404: {"description": "no such call"},
+        409: {"description": "not talking to an advisor, your phone is not registered, "
+                             "or the call's media worker has no free line"}})
+    async def monitor(call_id: CallIdPath, body: MonitorRequest, p: Auth,
+                      request: Request) -> MonitorState:
+        """Listen to a live call (your phone rings: you hear the caller and the
+        advisor, nobody hears you), whisper (the advisor hears you) or barge (both
+        do). Again while monitoring: changes the mode. Audited before this answers;
+        the outcome of the ringing comes as ``call.monitor`` events."""
+        st = await _monitor(call_id, lambda: gw.flow.monitor_call(
+            call_id, p.user, body.mode, _address(request)))
+        return MonitorState(**st)
+
+    @app.patch(f"{V1}/calls/{{call_id}}/monitor", responses={
+        404: {"description": "no such call"}, 409: {"description": "you are not monitoring it"}})
+    async def monitor_mode(call_id: CallIdPath, body: MonitorRequest, p: Auth,
+                           request: Request) -> MonitorState:
+        """Change the mode of your monitor of the call."""
+        st = await _monitor(call_id, lambda: gw.flow.monitor_mode(
+            call_id, p.user, body.mode, _address(request)))
+        return MonitorState(**st)
+
+    @app.delete(f"{V1}/calls/{{call_id}}/monitor", responses={
+        404: {"description": "no such call"}, 409: {"description": "you are not monitoring it"}})
+    async def monitor_stop(call_id: CallIdPath, p: Auth, request: Request) -> dict[str, bool]:
+        """Stop monitoring: your phone is hung up, the call goes on."""
+        await _monitor(call_id, lambda: gw.flow.monitor_stop(call_id, p.user,
+                                                             _address(request)))
+        return {"ok": True}
 
     @app.post(f"{V1}/calls/{{call_id}}/offer/accept", responses=_REFUSALS)
     async def offer_accept(call_id: CallIdPath, p: Auth) -> dict[str, bool]:

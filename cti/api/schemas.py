@@ -92,6 +92,18 @@ class FlagRequest(Strict):
     value: bool
 
 
+class MonitorRequest(Strict):
+    """listen: hear the caller and the advisor, unheard; whisper: the advisor hears
+    you too; barge: the caller hears you too."""
+
+    mode: Literal["listen", "whisper", "barge"] = "listen"
+
+
+class MonitorState(BaseModel):
+    mode: str
+    state: str  # ringing (your phone rings) | active
+
+
 class HoldRequest(Strict):
     on: bool
 

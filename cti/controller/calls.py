@@ -47,6 +47,7 @@ class Leg:
     leg_id: str
     worker: str
     # customer | advisor | external | consult_advisor | consult_target | join | join_in
+    # | monitor (a supervisor's or coach's phone: cti.controller.monitor)
     role: str
     peer: str  # number or advisor name
     state: str = "new"

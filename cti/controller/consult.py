@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,11 +50,14 @@ class Consult:
 
 class Consults:
     def __init__(self, ctx: FlowContext, offers: Offers, rooms: WorkerRooms,
-                 ending: CallEnding) -> None:
+                 ending: CallEnding,
+                 advisor_changed: Callable[[Call, Leg], None] | None = None) -> None:
         self.ctx = ctx
         self.offers = offers
         self.rooms = rooms
         self.ending = ending
+        #: A consulted colleague took the call over (the monitors' links follow).
+        self.advisor_changed = advisor_changed
 
     def consulted(self, call_id: str) -> str | None:
         """The colleague a running consult about the call rings or talks to."""
@@ -217,6 +221,8 @@ class Consults:
         call.consult, call.state = None, "connected"
         call.advisor, call.advisor_leg = colleague, leg
         self.ctx.send(call, "bridge", a=call.customer.leg_id, b=leg.leg_id)
+        if self.advisor_changed is not None:
+            self.advisor_changed(call, leg)
         self.offers.apply(self.ctx.distributor.take_over(
             call.call_id, colleague, language=call.language or "", topic=call.topic or "",
             priority=call.priority, now=time.time()))

@@ -22,6 +22,7 @@ from cti.controller.consult import Consults
 from cti.controller.context import FlowContext
 from cti.controller.ending import CallEnding
 from cti.controller.inbound import Inbound
+from cti.controller.monitor import Monitors
 from cti.controller.offers import Offers
 from cti.controller.recorder import CallRecorder
 from cti.controller.workers import WorkerLink
@@ -34,9 +35,10 @@ CONSULT_ROLES = ("consult_advisor", "consult_target", "join")
 class WorkerEvents:
     def __init__(self, ctx: FlowContext, inbound: Inbound, offers: Offers,
                  consults: Consults, ending: CallEnding, rooms: WorkerRooms,
-                 recorder: CallRecorder) -> None:
+                 recorder: CallRecorder, monitors: Monitors) -> None:
         self.ctx = ctx
         self.recorder = recorder
+        self.monitors = monitors
         self.inbound = inbound
         self.offers = offers
         self.consults = consults
@@ -98,9 +100,12 @@ class WorkerEvents:
                 self.offers.advisor_leg_gone(call, leg)
         elif state == "confirmed" and leg is call.advisor_leg:
             self.offers.advisor_answered(call, leg)
+            self.monitors.advisor_up(call, leg)
         elif state == "confirmed" and leg is call.customer:
             self.offers.handlers[call.kind].customer_answered(call, leg)
-        if leg is call.external_leg and state in ("confirmed", "disconnected"):
+        if leg.role == "monitor" and state in ("confirmed", "disconnected"):
+            self.monitors.leg_changed(call, leg)
+        elif leg is call.external_leg and state in ("confirmed", "disconnected"):
             self.inbound.external_leg_changed(call, leg)
         elif call.consult is not None and leg.role in CONSULT_ROLES \
                 and state in ("confirmed", "disconnected"):

@@ -12,6 +12,7 @@ use case, and is the thin facade the gateway, the API and the tests use:
 - ``ivr_sessions`` :class:`~cti.controller.inbound.IvrSessions` — callers in the IVR
 - ``ending``   :class:`~cti.controller.ending.CallEnding` — ending a call
 - ``consults`` :class:`~cti.controller.consult.Consults` — consult transfers
+- ``monitors`` :class:`~cti.controller.monitor.Monitors` — listen, whisper, barge
 - ``inbound``  :class:`~cti.controller.inbound.Inbound` — new calls, the IVR, transfers out
 - ``control``  :class:`~cti.controller.control.CallControl` — advisors' and supervisors' actions
 - ``events``   :class:`~cti.controller.events.WorkerEvents` — worker events to the services
@@ -37,6 +38,7 @@ from cti.controller.control import CallControl, TargetType, TransferKind
 from cti.controller.ending import CallEnding
 from cti.controller.events import WorkerEvents
 from cti.controller.inbound import Inbound, IvrSessions
+from cti.controller.monitor import Monitors
 from cti.controller.offers import Delivered, Offers
 from cti.controller.plugin_actions import PluginCalls
 from cti.controller.prompts import PromptLibrary
@@ -74,20 +76,23 @@ class CallFlow:
         self.waiting = Waiting(ctx, self.offers)
         self.ivr_sessions = IvrSessions()
         self.recorder = CallRecorder(ctx)
+        self.monitors = Monitors(ctx, self.rooms)
         # (the recording is stopped first, so the worker finishes it before the hangups)
         self.ending = CallEnding(ctx, self.offers, forget=(
-            self.recorder.stop, self.ivr_sessions.end, self.waiting.forget))
+            self.recorder.stop, self.ivr_sessions.end, self.waiting.forget,
+            self.monitors.call_ended))
         self.offers.bind_ending(self.ending)
         callback.ending = self.ending
         self.callbacks = Callbacks(ctx, self.offers, self.ending)
-        self.consults = Consults(ctx, self.offers, self.rooms, self.ending)
+        self.consults = Consults(ctx, self.offers, self.rooms, self.ending,
+                                 advisor_changed=self.monitors.advisor_up)
         self.inbound = Inbound(ctx, self.ivr_sessions, self.waiting, self.ending,
                                self.consults)
         self.recovery = RecoveryBreaks(ctx, self.offers)
         self.control = CallControl(ctx, self.offers, self.consults, self.waiting,
                                    self.inbound, self.ending, self.recovery)
         self.events = WorkerEvents(ctx, self.inbound, self.offers, self.consults,
-                                   self.ending, self.rooms, self.recorder)
+                                   self.ending, self.rooms, self.recorder, self.monitors)
         self.plugin_calls = PluginCalls(ctx, self.waiting, self.offers, self.control,
                                         self.inbound, self.ending)
 
@@ -130,7 +135,8 @@ class CallFlow:
     def active_calls(self) -> list[dict[str, Any]]:
         return [
             {"call_id": c.call_id, "state": c.state, "advisor": c.advisor,
-             "recording": self.recorder.state(c.call_id), **self.offers.screen_pop(c)}
+             "recording": self.recorder.state(c.call_id),
+             "monitors": self.monitors.of_call(c.call_id), **self.offers.screen_pop(c)}
             for c in self.ctx.calls.all()
         ]
 
@@ -191,6 +197,18 @@ class CallFlow:
         else:
             self.recorder.resume(call_id, by)
         return self.recorder.state(call_id)
+
+    async def monitor_call(self, call_id: str, by: str, mode: str,
+                           address: str | None = None) -> dict[str, str]:
+        """Listen to, whisper in or barge into the call (or change the mode); audited."""
+        return await self.monitors.start(call_id, by, mode, address)
+
+    async def monitor_mode(self, call_id: str, by: str, mode: str,
+                           address: str | None = None) -> dict[str, str]:
+        return await self.monitors.set_mode(call_id, by, mode, address)
+
+    async def monitor_stop(self, call_id: str, by: str, address: str | None = None) -> None:
+        await self.monitors.stop(call_id, by, address)
 
     def transfer_call(self, call_id: str, by: str, kind: TransferKind, target_type: TargetType,
                       target: str) -> None:

@@ -132,6 +132,7 @@ class Gateway:
         self.flow = CallFlow(settings, self.pool, self.bus, self.store, self.plugins,
                              self.prompts, self.hub.delivered)
         self.flow.edge_rotation = self._edge_rotation
+        self.flow.monitors.phone_registered = self._phone_registered
         self.plugin_runtime = PluginRuntime(settings, self.plugins, self.flow, self.bus,
                                             self.store)
         self.edge = KamailioEdge(self._edge_settings(specs))
@@ -411,6 +412,17 @@ class Gateway:
             task = asyncio.get_running_loop().create_task(self._set_dispatch(link, active))
             self._rotation_tasks.add(task)
             task.add_done_callback(self._rotation_tasks.discard)
+
+    async def _phone_registered(self, name: str) -> bool | None:
+        """Whether a user's phone is registered at the edge; None when the edge cannot
+        say now (the dial then tells)."""
+        if self.rpc is None:
+            return None
+        try:
+            return await self.rpc.registered(name)
+        except Exception as e:
+            log.warning("registration of %s not known: %s", name, e)
+            return None
 
     async def _set_dispatch(self, link: WorkerLink, active: bool) -> None:
         if self.rpc is None:

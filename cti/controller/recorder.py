@@ -113,6 +113,8 @@ class CallRecorder:
         rec = self.by_call.get(call.call_id)
         if rec is None or rec.stopping or leg is call.customer:
             return
+        if leg.role == "monitor":  # a supervisor listening in is heard by nobody (not
+            return                 # recorded; whisper and barge are not recorded either)
         if leg.worker and leg.worker != rec.worker:
             log.warning("recording: leg on another worker not recorded call_id=%s leg=%s",
                         call.call_id, leg.leg_id)

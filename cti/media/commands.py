@@ -8,6 +8,8 @@ CommandError / pj.Error / KeyError turns into ``cmd.result ok:false``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pjsua2 as pj
@@ -15,8 +17,16 @@ import pjsua2 as pj
 from cti.media import protocol as P
 from cti.media.model import EngineConfig, Leg
 from cti.media.pjobjects import EngineHooks, MediaAccount, MediaCall, MediaEndpoint, MediaPlayer
-from cti.media.recording import LEFT, RIGHT, Recording, create_private, write_silence
+from cti.media.recording import (
+    LEFT,
+    RIGHT,
+    Recording,
+    create_private,
+    finish_in_thread,
+    write_silence,
+)
 
+PLAYER_GRACE_S = 0.2  # destroy a stopped player >= 100 ms later (pjproject #4812)
 PJ_ETOOMANY = 70010  # pj_status_t: every pjsua call slot is taken
 DIAL_SLOT_RETRIES = 20  # x 10 ms: how long a dial waits for a slot being released
 DIAL_SLOT_WAIT_MS = 10
@@ -42,12 +52,11 @@ class Commands(EngineHooks):
     def _connect_media(self, leg: Leg) -> None: ...
     def _stop_player(self, leg: Leg, call_alive: bool = True) -> None: ...
     def _stop_recorder(self, leg: Leg, call_alive: bool = True) -> None: ...
-    def _untap(self, rec: Recording) -> None: ...
-    def _finish_recording(self, rec: Recording) -> None: ...
-    def _drop_recorder_objects(self, rec: Recording) -> None: ...
     def _account_config(self, id_uri: str) -> pj.AccountConfig: ...
     def _check_call_rate(self) -> None: ...
     def _free_parked(self) -> None: ...
+    def emit(self, name: str, **fields: Any) -> None: ...
+    def call_soon(self, fn: Callable[[], None]) -> None: ...
     def _park(self, obj: Any, delay: float = 0.0) -> None: ...
 
     def _leg(self, leg_id: Any) -> Leg:
@@ -162,6 +171,22 @@ class Commands(EngineHooks):
             am.stopTransmit(bm)
             bm.stopTransmit(am)
         log.info("unbridge a=%s b=%s", a.id, b.id)
+
+    def _cmd_listen(self, msg: dict[str, Any]) -> None:
+        """One way: ``leg`` hears ``source`` (``on`` false: no longer). A third leg
+        joins a conversation with its own matrix (monitor, whisper, barge) this way."""
+        leg, source = self._leg(msg["leg"]), self._leg(msg["source"])
+        if leg is source:
+            raise CommandError("a leg cannot listen to itself")
+        on = bool(msg.get("on", True))
+        if on:
+            leg.hears.add(source.id)
+            self._connect_media(leg)
+        elif source.id in leg.hears:
+            leg.hears.discard(source.id)
+            if leg.media_active and source.media_active:
+                source.audio_media().stopTransmit(leg.audio_media())
+        log.info("listen leg=%s source=%s on=%s", leg.id, source.id, on)
 
     def _cmd_record_start(self, msg: dict[str, Any]) -> None:
         if "rec_id" in msg:
@@ -309,3 +334,53 @@ class Commands(EngineHooks):
     def _cmd_shutdown(self, msg: dict[str, Any]) -> None:
         self._stopping = True  # cmd.result goes out first, then the loop ends
 
+    # ------------------------------------------------------------ stereo recordings
+    def _untap(self, rec: Recording) -> None:
+        """Stop both live legs transmitting into the recording (never a dead leg's media)."""
+        for leg_id in rec.legs:
+            leg = self.legs.get(leg_id)
+            side = leg.taps.get(rec.rec_id) if leg is not None else None
+            recorder = rec.recorders[side] if side is not None else None
+            if leg is None or recorder is None or not leg.media_active or leg.call is None:
+                continue
+            try:
+                leg.audio_media().stopTransmit(recorder)
+            except pj.Error as exc:
+                log.warning("rec=%s leg=%s stopTransmit(recorder) failed: %s", rec.rec_id,
+                            leg_id, exc.reason)
+
+    def _drop_recorder_objects(self, rec: Recording) -> None:
+        """Disconnect the silence player, park it and both recorders (main thread)."""
+        silence, rec.silence = rec.silence, None
+        recorders, rec.recorders = rec.recorders, [None, None]
+        if silence is not None:
+            for recorder in recorders:
+                if recorder is not None:
+                    try:
+                        silence.stopTransmit(recorder)
+                    except pj.Error as exc:
+                        log.warning("rec=%s stopTransmit(silence) failed: %s", rec.rec_id,
+                                    exc.reason)
+            self._park(silence, PLAYER_GRACE_S)
+        for recorder in recorders:
+            if recorder is not None:
+                self._park(recorder)  # deleting it finalises its WAV header
+
+    def _finish_recording(self, rec: Recording) -> None:
+        """record_stop, or a leg of the recording ended: close both parts, then merge."""
+        if self.recordings.pop(rec.rec_id, None) is None:
+            return
+        if not rec.paused:
+            self._untap(rec)
+        rec.stop()
+        for leg_id in rec.legs:
+            leg = self.legs.get(leg_id)
+            if leg is not None:
+                leg.taps.pop(rec.rec_id, None)
+        self._drop_recorder_objects(rec)
+        log.info("record_stop rec=%s", rec.rec_id)
+        # queued: runs after the main loop has freed the parked recorders
+        self.call_soon(partial(
+            finish_in_thread, rec,
+            lambda fields: self.emit(P.EV_RECORD_DONE, **fields),
+            lambda error: self.emit(P.EV_RECORD_FAILED, rec_id=rec.rec_id, error=error)))

@@ -30,17 +30,16 @@ from typing import Any
 import pjsua2 as pj
 
 from cti.media import protocol as P
-from cti.media.commands import CommandError, Commands
+from cti.media.commands import PLAYER_GRACE_S, CommandError, Commands
 from cti.media.model import EngineConfig, Leg
 from cti.media.pjobjects import MediaAccount, MediaCall, MediaEndpoint
-from cti.media.recording import Recording, finish_in_thread
+from cti.media.recording import Recording
 from cti.media.sipmsg import parse_headers
 
 log = logging.getLogger("cti.media")
 
 MAX_CALLS = 4  # PJSUA_MAX_CALLS of the wheel; higher values are silently clamped
 POLL_MS = 5000  # idle poll; the doorbell wakes us for anything else
-PLAYER_GRACE_S = 0.2  # destroy a stopped player >= 100 ms later (pjproject #4812)
 DOORBELL = b"\r\n\r\n"
 # Every call opens 2 RTP/RTCP sockets in PJSIP's select() ioqueue (64 keys; SIP
 # uses ~6). A closed socket's key is only reusable 500 ms later, and running
@@ -374,6 +373,15 @@ class Engine(Commands):
                 pm = peer.audio_media()
                 am.startTransmit(pm)
                 pm.startTransmit(am)
+        # One-way links (listen), both those into this leg and out of it: a new
+        # stream (hold, re-INVITE) has a new bridge port.
+        for other in list(self.legs.values()):
+            if other is leg or not other.media_active or other.call is None:
+                continue
+            if other.id in leg.hears:
+                other.audio_media().startTransmit(am)
+            if leg.id in other.hears:
+                am.startTransmit(other.audio_media())
 
     def _stop_player(self, leg: Leg, call_alive: bool = True) -> None:
         player, leg.player = leg.player, None
@@ -397,56 +405,6 @@ class Engine(Commands):
             except pj.Error as exc:
                 log.warning("leg=%s stopTransmit(recorder) failed: %s", leg.id, exc.reason)
         self._park(rec)  # deleting it finalises the WAV header
-
-    def _untap(self, rec: Recording) -> None:
-        """Stop both live legs transmitting into the recording (never a dead leg's media)."""
-        for leg_id in rec.legs:
-            leg = self.legs.get(leg_id)
-            side = leg.taps.get(rec.rec_id) if leg is not None else None
-            recorder = rec.recorders[side] if side is not None else None
-            if leg is None or recorder is None or not leg.media_active or leg.call is None:
-                continue
-            try:
-                leg.audio_media().stopTransmit(recorder)
-            except pj.Error as exc:
-                log.warning("rec=%s leg=%s stopTransmit(recorder) failed: %s", rec.rec_id,
-                            leg_id, exc.reason)
-
-    def _drop_recorder_objects(self, rec: Recording) -> None:
-        """Disconnect the silence player, park it and both recorders (main thread)."""
-        silence, rec.silence = rec.silence, None
-        recorders, rec.recorders = rec.recorders, [None, None]
-        if silence is not None:
-            for recorder in recorders:
-                if recorder is not None:
-                    try:
-                        silence.stopTransmit(recorder)
-                    except pj.Error as exc:
-                        log.warning("rec=%s stopTransmit(silence) failed: %s", rec.rec_id,
-                                    exc.reason)
-            self._park(silence, PLAYER_GRACE_S)
-        for recorder in recorders:
-            if recorder is not None:
-                self._park(recorder)  # deleting it finalises its WAV header
-
-    def _finish_recording(self, rec: Recording) -> None:
-        """record_stop, or a leg of the recording ended: close both parts, then merge."""
-        if self.recordings.pop(rec.rec_id, None) is None:
-            return
-        if not rec.paused:
-            self._untap(rec)
-        rec.stop()
-        for leg_id in rec.legs:
-            leg = self.legs.get(leg_id)
-            if leg is not None:
-                leg.taps.pop(rec.rec_id, None)
-        self._drop_recorder_objects(rec)
-        log.info("record_stop rec=%s", rec.rec_id)
-        # queued: runs after the main loop has freed the parked recorders
-        self.call_soon(partial(
-            finish_in_thread, rec,
-            lambda fields: self.emit(P.EV_RECORD_DONE, **fields),
-            lambda error: self.emit(P.EV_RECORD_FAILED, rec_id=rec.rec_id, error=error)))
 
     def _player_finished(self, leg_id: str, play_id: str) -> None:
         leg = self.legs.get(leg_id)
@@ -507,11 +465,11 @@ class Engine(Commands):
         if leg is None:
             return
         was_active, leg.media_active = leg.media_active, False
-        for peer_id in leg.bridges:
-            peer = self.legs.get(peer_id)
-            if peer is not None:
-                peer.bridges.discard(leg.id)
+        for peer in self.legs.values():
+            peer.bridges.discard(leg.id)
+            peer.hears.discard(leg.id)
         leg.bridges.clear()
+        leg.hears.clear()
         # A recording ends with its caller's leg (the others, alive, are untapped;
         # PJSIP already took the dead call's port out of the bridge); another leg
         # leaving (an advisor who transferred) just stops feeding it.

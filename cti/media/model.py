@@ -51,6 +51,9 @@ class Leg:
     media_active: bool = False
     media_index: int = -1
     bridges: set[str] = field(default_factory=set)
+    # One-way: the legs whose far end this leg's far end hears (``listen``: a
+    # supervisor monitoring hears the caller and the advisor, who do not hear them).
+    hears: set[str] = field(default_factory=set)
     player: MediaPlayer | None = None
     recorder: pj.AudioMediaRecorder | None = None
     # stereo recordings this leg feeds: rec_id -> side (0 left, 1 right)

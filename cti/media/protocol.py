@@ -22,6 +22,7 @@ CMD_PLAY = "play"
 CMD_STOP_PLAY = "stop_play"
 CMD_BRIDGE = "bridge"
 CMD_UNBRIDGE = "unbridge"
+CMD_LISTEN = "listen"
 CMD_RECORD_START = "record_start"
 CMD_RECORD_STOP = "record_stop"
 CMD_RECORD_PAUSE = "record_pause"
@@ -41,6 +42,7 @@ COMMANDS = frozenset(
         CMD_STOP_PLAY,
         CMD_BRIDGE,
         CMD_UNBRIDGE,
+        CMD_LISTEN,
         CMD_RECORD_START,
         CMD_RECORD_STOP,
         CMD_RECORD_PAUSE,

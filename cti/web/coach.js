@@ -1,5 +1,6 @@
 // The coaches' page: find recordings (the recording plugin's API) and listen to
-// them. Every listen and download is audited by the gateway.
+// them; live calls to monitor (coach-live.js). Every listen and download is
+// audited by the gateway.
 "use strict";
 
 (() => {
@@ -36,6 +37,7 @@
 
   function signOut() {
     stopAudio();
+    CoachLive.stop();
     CTI.logout(session);
     show(ui.main, false);
     show(ui.login, true);
@@ -56,6 +58,7 @@
     show(ui.signOut, true);
     ui.who.textContent = session.user;
     show(ui.who, true);
+    CoachLive.start(session);
     refresh();
   }
 
