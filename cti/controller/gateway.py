@@ -22,10 +22,19 @@ from cti.controller.flow import CallFlow
 from cti.controller.loopwatch import DEGRADED_LAG_MS, LoopWatch
 from cti.controller.plugin_runtime import PluginRuntime
 from cti.controller.prompts import PromptLibrary
+from cti.controller.supervise import supervise
+from cti.controller.webphone import BrowserPhones
 from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
 from cti.edge.process import KamailioEdge
-from cti.edge.render import EdgeSettings, TrunkTarget, WorkerTarget, new_edge_secret
+from cti.edge.render import (
+    EdgeSettings,
+    TrunkTarget,
+    WebRtcEdge,
+    WorkerTarget,
+    new_edge_secret,
+)
 from cti.edge.rpc import EdgeRpc
+from cti.edge.rtpengine import RtpEngine, RtpEngineSettings
 from cti.events import EventBus
 from cti.ivr.announce import announcement_prompts
 from cti.plugin_prompts import plugin_prompt_keys
@@ -36,11 +45,6 @@ from cti.store.db import Store
 log = logging.getLogger("cti.gateway")
 
 CUSTOMERS_PER_WORKER = 2  # 4 pjsua calls per process, 2 per bridged customer call
-# Waits between attempts to start a dead edge again: the first at once (a killed
-# Kamailio leaves nothing behind to wait for), then longer while it keeps failing.
-EDGE_RESTART_BACKOFF_S = (0.0, 0.5, 1.0, 2.0, 5.0)
-# An edge that ran this long before it died starts over at the shortest wait.
-EDGE_STABLE_S = 30.0
 
 
 def worker_specs(settings: Settings) -> list[WorkerSpec]:
@@ -139,19 +143,37 @@ class Gateway:
         self.plugin_runtime = PluginRuntime(settings, self.plugins, self.flow, self.bus,
                                             self.store)
         self.edge = KamailioEdge(self._edge_settings(specs))
+        # The browser phone's media relay (webrtc.enabled), started before the edge.
+        self.rtpengine = self._rtpengine()
+        self.browser_phones = BrowserPhones(settings)
+        self.auth.on_end.append(self.browser_phones.revoke_soon)
         self.rpc: EdgeRpc | None = None
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[Any] | None = None
         self._lock: IO[str] | None = None
         self._rotation_tasks: set[asyncio.Task[None]] = set()
         self._edge_task: asyncio.Task[None] | None = None
+        self._rtpengine_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.started_at = time.time()
         self.loop_watch = LoopWatch()
 
+    def _rtpengine(self) -> RtpEngine | None:
+        rtc = self.settings.webrtc
+        if not rtc.enabled:
+            return None
+        return RtpEngine(RtpEngineSettings(
+            media_ip=rtc.media_ip or self.settings.sip.ip, ng_port=rtc.ng_port,
+            port_min=rtc.rtp_port_min, port_max=rtc.rtp_port_max,
+            runtime_dir=self.runtime_dir / "rtpengine"))
+
     def _edge_settings(self, specs: list[WorkerSpec]) -> EdgeSettings:
         s = self.settings
+        rtc = s.webrtc
         return EdgeSettings(
+            webrtc=WebRtcEdge(ws_port=rtc.ws_port, ng_port=rtc.ng_port,
+                              origins=[f"http://{s.http.host}:{s.http.port}"])
+            if rtc.enabled else None,
             ip=s.sip.ip, port=s.sip.port, runtime_dir=self.runtime_dir / "edge",
             realm=s.sip.realm, hotline_numbers=list(s.sip.hotlines),
             workers=[WorkerTarget(w.worker_id, w.ip, w.sip_port, CUSTOMERS_PER_WORKER)
@@ -190,9 +212,17 @@ class Gateway:
                 "pid": os.getpid(), "plugins": list(self.plugins.plugins),
                 "calls_ended_by_restart": closed})
             await self.pool.start()
+            if self.rtpengine is not None:
+                await self.rtpengine.start()
+                self._rtpengine_task = asyncio.create_task(supervise(
+                    self.rtpengine, "media relay (rtpengine)", lambda: self._stopping,
+                    _nothing, "browser phones have no audio until it is back"))
             await self.edge.start()
             self.rpc = self.edge.rpc
-            self._edge_task = asyncio.create_task(self._supervise_edge())
+            self.browser_phones.rpc = self.rpc
+            self._edge_task = asyncio.create_task(supervise(
+                self.edge, "SIP edge (kamailio)", lambda: self._stopping,
+                self._edge_restored, "calls cannot reach the gateway until it is back"))
             proxies = self.settings.http.trusted_proxies
             # X-Forwarded-For only from configured proxies (uvicorn's default trusts
             # loopback, which let any local client pick its address for the limits).
@@ -210,16 +240,20 @@ class Gateway:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._edge_task is not None:
-            self._edge_task.cancel()
-            await asyncio.gather(self._edge_task, return_exceptions=True)
+        for task in (self._edge_task, self._rtpengine_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._http is not None:
             self._http.should_exit = True
             if self._http_task is not None:
                 await asyncio.gather(self._http_task, return_exceptions=True)
         self.flow.hangup_all()
         await self.pool.stop()
+        await self.browser_phones.close()
         await self.edge.stop()
+        if self.rtpengine is not None:
+            await self.rtpengine.stop()
         # Calls end first (plugins see their cti_call_ended), plugins stop last.
         await self.plugin_runtime.stop()
         if self._lock is not None:  # it had started
@@ -249,6 +283,10 @@ class Gateway:
             f"HTTP API     http://{s.http.host}:{s.http.port}/api/v1  (docs: /docs)",
             f"WebSocket    ws://{s.http.host}:{s.http.port}/api/v1/ws",
         ]
+        if s.webrtc.enabled:
+            rtc = s.webrtc
+            lines.append(f"Browser SIP  ws://{s.sip.ip}:{rtc.ws_port}  media relay rtpengine "
+                         f"{rtc.media_ip or s.sip.ip}:{rtc.rtp_port_min}-{rtc.rtp_port_max}")
         for link in self.pool.links.values():
             lines.append(f"media worker {link.worker_id} {link.spec.ip}:{link.spec.sip_port}"
                          f" pid {link.process.pid if link.process else '-'}")
@@ -260,6 +298,9 @@ class Gateway:
         edge_up = self.edge.alive
         if not edge_up:
             reasons.append("the SIP edge (Kamailio) is down")
+        rtp = self.rtpengine
+        if rtp is not None and not rtp.alive:
+            reasons.append("the media relay for browser phones (rtpengine) is down")
         down = [w.worker_id for w in self.pool.links.values() if not w.up]
         if down:
             reasons.append(f"media workers down: {', '.join(down)}")
@@ -276,6 +317,9 @@ class Gateway:
             **({"reason": reasons[0]} if reasons else {}),
             "reasons": reasons,
             "edge": {"up": edge_up, "restarts": self.edge.restarts, "pid": self.edge.pid},
+            # null when webrtc is off (no browser phones, no relay).
+            "rtpengine": None if rtp is None else {
+                "up": rtp.alive, "restarts": rtp.restarts, "pid": rtp.pid},
             "uptime_s": round(time.time() - self.started_at, 1),
             "active_calls": len(self.flow.calls),
             "workers": {w.worker_id: {"up": w.up, "restarts": w.restarts,
@@ -290,35 +334,6 @@ class Gateway:
         }
 
     # ---------------------------------------------------------------- edge
-    async def _supervise_edge(self) -> None:
-        """Like the workers: when Kamailio exits (or is killed, its whole group or
-        only its main process), say so, start it again, give it back our state."""
-        attempt = 0
-        while not self._stopping:
-            started = time.monotonic()
-            code = await self.edge.wait()
-            if self._stopping:
-                return
-            log.error("SIP edge (kamailio) exited pid=%s code=%s: calls cannot reach the "
-                      "gateway until it is back; restarting it", self.edge.pid, code)
-            if time.monotonic() - started > EDGE_STABLE_S:
-                attempt = 0
-            while not self._stopping:
-                delay = EDGE_RESTART_BACKOFF_S[min(attempt, len(EDGE_RESTART_BACKOFF_S) - 1)]
-                attempt += 1
-                await asyncio.sleep(delay)
-                try:
-                    await self.edge.stop()  # children that outlived the main process
-                    await self.edge.start()
-                except Exception as e:
-                    log.error("SIP edge restart %d failed: %s", attempt, e)
-                    continue
-                break
-            self.edge.restarts += 1
-            await self._edge_restored()
-            log.warning("SIP edge restarted pid=%s restarts=%d", self.edge.pid,
-                        self.edge.restarts)
-
     async def _edge_restored(self) -> None:
         """A new Kamailio knows only its rendered files: the registrations it loads
         from its database, the trunks it registers with from its uac_reg table; the
@@ -327,6 +342,7 @@ class Gateway:
         for link in self.pool.links.values():
             await self._set_dispatch(
                 link, link.up and link.worker_id not in rooms.out_of_rotation)
+        await self.browser_phones.restore()
 
     # ------------------------------------------------------------- workers
     def _on_worker_event(self, link: WorkerLink, msg: dict[str, Any]) -> None:
@@ -366,6 +382,10 @@ class Gateway:
         except Exception as e:  # the edge may be stopping; the OPTIONS probe still works
             log.warning("could not set worker=%s active=%s at the edge: %s",
                         link.worker_id, active, e)
+
+
+async def _nothing() -> None:
+    """rtpengine keeps no state of ours: a restarted one needs nothing back."""
 
 
 def _lock_runtime_dir(runtime_dir: Path) -> IO[str]:

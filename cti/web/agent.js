@@ -35,6 +35,7 @@
   let socket = null;
   let clockTimer = null;
   let crisisTimer = null;
+  let phone = null; // the browser phone (phone.js), or the desk phone said on screen
 
   // ------------------------------------------------------------------ login
   CTI.wireLogin(ui.loginForm, ui.loginError, session, ["advisor"], start);
@@ -45,6 +46,8 @@
     socket = null;
     clearInterval(crisisTimer);
     show(T("crisis-top"), false);
+    if (phone) phone.stop();  // unregisters before the token (and its SIP credentials) ends
+    phone = null;
     CTI.logout(session);  // revokes the token (best effort) and forgets it
     call = null;
     wrapUpCallId = null;
@@ -66,6 +69,8 @@
       onAuthFailed: (why) => { signOut(); ui.loginError.textContent = why; },
     });
     socket.connect();
+    phone = new AgentPhone.Phone(session);
+    phone.start();
     refreshCrisis();
     crisisTimer = setInterval(refreshCrisis, CRISIS_POLL_MS);
     await Promise.all([loadWrapUpCodes(), loadDirectory(), loadAwayReasons()]);
@@ -381,7 +386,12 @@
     if (!isError) ui.notice.textContent = text;
   }
 
-  ui.accept.addEventListener("click", () => act("offer.accept"));
+  // Accept on the card answers the browser phone too (with a desk phone, the
+  // advisor picks up the handset).
+  ui.accept.addEventListener("click", () => {
+    if (phone && phone.ringing()) phone.answer();
+    return act("offer.accept");
+  });
   ui.reject.addEventListener("click", async () => {
     if (await act("offer.reject")) clearCall();
   });
