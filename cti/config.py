@@ -230,6 +230,10 @@ class WebRtcSettings(_Model):
     media_ip: str | None = None
     rtp_port_min: int = Field(30000, ge=1024, le=65000)
     rtp_port_max: int = Field(30199, ge=1024, le=65535)
+    # The browser's echo cancellation, noise suppression and gain control on the
+    # advisor's microphone. Off only for tests with pure tones (the noise
+    # suppressor fades a steady tone to silence within seconds).
+    audio_processing: bool = True
 
     @model_validator(mode="after")
     def _range(self) -> WebRtcSettings:

@@ -39,6 +39,7 @@ class WebCredentials:
             "mode": "browser", "ws_url": f"ws://{s.ip}:{settings.webrtc.ws_port}",
             "uri": f"sip:{self.advisor}@{s.realm}", "auth_user": self.auth_user,
             "password": self.password, "realm": s.realm, "expires_at": self.expires_at,
+            "audio_processing": settings.webrtc.audio_processing,
         }
 
 

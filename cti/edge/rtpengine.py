@@ -134,6 +134,8 @@ class RtpEngine(ChildProcess):
             # A browser that vanished without BYE: its call is dropped after 60 s
             # without media (held calls send none for up to an hour).
             "--timeout=60", "--silent-timeout=3600",
+            # An ended call is gone at once (the default keeps it 30 s after delete).
+            "--delete-delay=0",
             "--num-threads=2", "--log-level=5",
         ]
 

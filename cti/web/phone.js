@@ -61,6 +61,7 @@ const AgentPhone = (() => {
       this.ui.mode.textContent = "Browser phone: calls ring in this page.";
       if (!(await this.checkMicrophone())) return;
       await this.listDevices();
+      this.processing = creds.audio_processing !== false;
       this.register(creds);
     }
 
@@ -115,16 +116,16 @@ const AgentPhone = (() => {
         this.fail(`Phone registration failed: ${e.cause || "refused"}.`);
       });
       this.ua.on("newRTCSession", (e) => {
-        if (e.originator === "remote") this.incoming(e.session);
+        if (e.originator === "remote") this.incoming(e.session, e.request);
       });
       this.ua.start();
     }
 
-    incoming(s) {
+    incoming(s, request) {
       if (this.call) { s.terminate({ status_code: 486 }); return; }
       this.call = s;
       this.muted = false;
-      const callId = s.request.getHeader("X-CTI-Call-ID") || "";
+      const callId = request.getHeader("X-CTI-Call-ID") || "";
       this.ui.panel.dataset.callId = callId;
       s.on("peerconnection", (e) => this.watchMedia(e.peerconnection));
       s.on("accepted", () => this.renderCall("connected"));
@@ -145,9 +146,11 @@ const AgentPhone = (() => {
     answer() {
       if (!this.ringing()) return;
       const mic = this.ui.mic.value;
-      this.answeredAt = performance.now();
+      const p = this.processing;
+      const audio = { echoCancellation: p, noiseSuppression: p, autoGainControl: p };
+      if (mic) audio.deviceId = { exact: mic };
       this.call.answer({
-        mediaConstraints: { audio: mic ? { deviceId: { exact: mic } } : true, video: false },
+        mediaConstraints: { audio, video: false },
         pcConfig: { iceServers: [] }, // rtpengine is reachable directly
       });
     }

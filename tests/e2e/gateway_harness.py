@@ -95,6 +95,10 @@ async def running_gateway(tmp: Path, extra_plugins: dict[str, object] | None = N
         yield gw
     finally:
         await gw.stop()
+        # The edge's and the media relay's logs stay with the test (tmp) for a look.
+        for log in ("edge/kamailio.log", "rtpengine/rtpengine.log"):
+            with contextlib.suppress(OSError):
+                shutil.copy(gw.runtime_dir / log, tmp / log.replace("/", "-"))
         shutil.rmtree(gw.runtime_dir, ignore_errors=True)
 
 
