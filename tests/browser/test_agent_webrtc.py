@@ -5,15 +5,25 @@ unhold and hang-up from the page."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, BrowserType, Page, expect
 
-from tests.audio import audio_rms, tone_seconds, wait_file_final, wait_recorded, write_tone
+from tests.audio import (
+    RMS_FLOOR,
+    audio_rms,
+    read_wav,
+    tone_seconds,
+    wait_file_final,
+    wait_recorded,
+    write_tone,
+)
 from tests.browser.conftest import CHROMIUM, Floor, floor_of, login, screenshot
 from tests.e2e.test_webrtc_edge import browser_advisors
 from tests.peers.phone import Phone
@@ -45,7 +55,7 @@ ANALYSER_JS = """() => {
     st.peaks.push({ t: performance.now(), hz, db: buf[best] });
     if (st.first === null && buf[best] > -60 && Math.abs(hz - %d) < 15) st.first = performance.now();
   }, 50);
-}""" % CALLER_HZ
+}""".replace("%d", str(CALLER_HZ))
 
 
 @pytest.fixture
@@ -77,8 +87,7 @@ def rtc_floor(tmp_path: Path) -> Iterator[Floor]:
 def _page(browser: Browser, errors: list[str]) -> Page:
     page = browser.new_context(permissions=["microphone"]).new_page()
     page.on("pageerror", lambda e: errors.append(str(e)))
-    import os
-    if os.environ.get("CTI_JSSIP_DEBUG"):
+    if os.environ.get("CTI_JSSIP_DEBUG"):  # a file for JsSIP's own log, when debugging
         log = open(os.environ["CTI_JSSIP_DEBUG"], "a")  # noqa: SIM115
         page.add_init_script("localStorage.debug = 'JsSIP:*';")
         page.on("console", lambda m: (log.write(m.text + "\n"), log.flush()))
@@ -156,6 +165,18 @@ def test_advisor_answers_in_the_browser_and_both_sides_hear_each_other(
     expect(page.get_by_test_id("call-state")).to_have_text("connected")
     resumed = _record(floor, caller, leg, tmp_path / "caller-resumed.wav", 3)
     assert tone_seconds(resumed, ADVISOR_HZ) >= 1.5, "after unhold the caller hears nobody"
+
+    # Mute in the page's phone: the caller hears the advisor no more.
+    page.get_by_test_id("phone-mute").click()
+    expect(page.get_by_test_id("phone-ringing")).to_have_text("On the phone (muted)")
+    muted = _record(floor, caller, leg, tmp_path / "caller-muted.wav", 2.5)
+    # (what was already on its way -- jitter buffers -- plays out in the first ~0.7 s)
+    samples, rate = read_wav(muted)
+    assert tone_seconds(muted, ADVISOR_HZ) <= 1.2
+    assert float(np.sqrt(np.mean(samples[-rate:] ** 2))) < RMS_FLOOR, \
+        "muted, the caller still hears the advisor"
+    page.get_by_test_id("phone-mute").click()
+    expect(page.get_by_test_id("phone-mute")).to_have_attribute("aria-pressed", "false")
 
     # Hang-up from the page ends both legs: the caller's and the browser's.
     page.get_by_test_id("hangup").click()
