@@ -71,12 +71,11 @@ def _decode(data: bytes, i: int) -> tuple[Any, int]:
         while data[i:i + 1] != b"e":
             item, i = _decode(data, i)
             items.append(item)
+        # Strings inside containers are text (rtpengine's keys and values are).
+        texts = [v.decode(errors="replace") if isinstance(v, bytes) else v for v in items]
         if lead == b"l":
-            return items, i + 1
-        keys = [k.decode() if isinstance(k, bytes) else k for k in items[0::2]]
-        values = [v.decode(errors="replace") if isinstance(v, bytes) else v
-                  for v in items[1::2]]
-        return dict(zip(keys, values, strict=True)), i + 1
+            return texts, i + 1
+        return dict(zip(texts[0::2], texts[1::2], strict=True)), i + 1
     colon = data.index(b":", i)
     size = int(data[i:colon])
     return data[colon + 1:colon + 1 + size], colon + 1 + size
