@@ -135,7 +135,10 @@ def test_advisor_answers_in_the_browser_and_both_sides_hear_each_other(
     floor.run(caller.command("play", leg=leg, file=str(write_tone(
         tmp_path / "caller.wav", CALLER_HZ, 2)), loop=True, play_id="t"))
 
+    rtp = floor.gw.rtpengine
+    assert rtp is not None and rtp.pid is not None
     page.evaluate(ANALYSER_JS)
+    cpu_before = _cpu_s(rtp.pid), time.monotonic()
     answered = page.evaluate("performance.now()")
     t0 = time.monotonic()
     page.get_by_test_id("phone-answer").click()
@@ -178,6 +181,10 @@ def test_advisor_answers_in_the_browser_and_both_sides_hear_each_other(
     page.get_by_test_id("phone-mute").click()
     expect(page.get_by_test_id("phone-mute")).to_have_attribute("aria-pressed", "false")
 
+    cpu_s, wall_s = _cpu_s(rtp.pid) - cpu_before[0], time.monotonic() - cpu_before[1]
+    print(f"rtpengine CPU during the WebRTC call: {100 * cpu_s / wall_s:.2f} % of a core "
+          f"({cpu_s:.2f} s in {wall_s:.1f} s)")
+
     # Hang-up from the page ends both legs: the caller's and the browser's.
     page.get_by_test_id("hangup").click()
     floor.run(caller.wait_for("leg.state", leg=leg, state="disconnected", timeout=10))
@@ -185,6 +192,12 @@ def test_advisor_answers_in_the_browser_and_both_sides_hear_each_other(
     expect(page.get_by_test_id("call-state")).to_have_text("ended")
     floor.run(_until_no_sessions(floor))
     assert not errors, errors
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _until_no_sessions(floor: Floor) -> None:
