@@ -211,3 +211,18 @@ async def until_async(probe: Any, expected: Any, timeout: float = 5) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"still {last!r}, expected {expected!r} after {timeout} s")
+
+
+async def test_a_restarted_edge_takes_the_live_browser_credentials_again(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, webrtc__enabled=True,
+                               advisors=browser_advisors("sofia")) as gw, \
+            await _api(gw.settings) as http:
+        s = gw.settings
+        creds = await _phone(http, await _login(http, "sofia"))
+        assert await _register(s, creds) == 200
+        old = gw.edge.pid
+        assert old is not None
+        os.killpg(old, signal.SIGKILL)
+        await until(lambda: gw.edge.restarts == 1 and gw.edge.alive, timeout=10)
+        # The new Kamailio started with empty htables; the gateway filled them again.
+        await until_async(lambda: _register(s, creds), 200, timeout=5)
