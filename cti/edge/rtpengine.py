@@ -118,7 +118,7 @@ class RtpEngine(ChildProcess):
     def __init__(self, settings: RtpEngineSettings, binary: str = "rtpengine") -> None:
         super().__init__()
         self.settings = settings
-        self.binary = shutil.which(binary) or "/usr/bin/rtpengine"
+        self.binary = shutil.which(binary) or binary
         self.log_file = settings.runtime_dir / "rtpengine.log"
 
     def command_line(self) -> list[str]:
@@ -142,6 +142,10 @@ class RtpEngine(ChildProcess):
         """Spawn rtpengine and return once it answers an ng ping."""
         if self.alive:
             return
+        if shutil.which(self.binary) is None:
+            raise RtpEngineError(f"rtpengine not found ({self.binary}): install Debian's "
+                                 "rtpengine-daemon (scripts/setup.sh does), or set "
+                                 "webrtc.enabled: false")
         self.settings.runtime_dir.mkdir(parents=True, exist_ok=True)
         await self._spawn_logged(self.command_line(), self.log_file)
         try:

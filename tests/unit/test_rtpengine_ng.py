@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from cti.edge.render import EdgeSettings, WebRtcEdge, WorkerTarget, render, ws_origin_condition
-from cti.edge.rtpengine import bdecode, bencode
+from cti.edge.rtpengine import (
+    RtpEngine,
+    RtpEngineError,
+    RtpEngineSettings,
+    bdecode,
+    bencode,
+)
 
 
 def test_bencode_round_trip_and_rtpengines_own_reply() -> None:
@@ -42,3 +48,11 @@ def test_origins_are_checked_before_they_reach_the_config() -> None:
     assert ws_origin_condition([]) == "0 == 1"
     with pytest.raises(ValueError, match="origin"):
         ws_origin_condition(['http://x" || 1 == 1 || "'])
+
+
+async def test_a_missing_rtpengine_says_what_to_install(tmp_path: Path) -> None:
+    rtp = RtpEngine(RtpEngineSettings("127.0.0.1", 22231, 40000, 40015, tmp_path),
+                    binary=str(tmp_path / "no-rtpengine"))
+    with pytest.raises(RtpEngineError, match="rtpengine-daemon.*webrtc.enabled: false"):
+        await rtp.start()
+    assert not rtp.alive
