@@ -237,6 +237,29 @@ class HttpSettings(_Model):
     tls: TlsFiles | None = None
 
 
+class WebRtcSettings(_Model):
+    """The browser phone of /agent: Kamailio takes SIP over WebSocket, rtpengine
+    relays the browser's DTLS-SRTP media to the workers' plain RTP."""
+
+    enabled: bool = False
+    ws_port: int = Field(5066, ge=1, le=65535)  # ws://<sip.ip>:<ws_port> (Kamailio)
+    ng_port: int = Field(2223, ge=1, le=65535)  # rtpengine's control socket, on 127.0.0.1
+    # The address rtpengine offers browsers for media (their ICE candidate); sip.ip if unset.
+    media_ip: str | None = None
+    rtp_port_min: int = Field(30000, ge=1024, le=65000)
+    rtp_port_max: int = Field(30199, ge=1024, le=65535)
+    # The browser's echo cancellation, noise suppression and gain control on the
+    # advisor's microphone. Off only for tests with pure tones (the noise
+    # suppressor fades a steady tone to silence within seconds).
+    audio_processing: bool = True
+
+    @model_validator(mode="after")
+    def _range(self) -> WebRtcSettings:
+        if self.rtp_port_max - self.rtp_port_min < 7:
+            raise ValueError("rtp_port_max must be at least rtp_port_min + 7 (4 ports a call)")
+        return self
+
+
 class WallboardSettings(_Model):
     # Service level: the share of calls answered within this many seconds.
     service_level_s: float = Field(20.0, gt=0)
@@ -444,6 +467,9 @@ class AdvisorSettings(_Model):
     # advisor: takes calls (needs skills); supervisor, admin: the floor, no calls;
     # coach: listens to recordings (the recording plugin), no calls, no floor.
     role: Literal["advisor", "supervisor", "admin", "coach"] = "advisor"
+    # Where calls ring: a desk SIP phone registered with sip_ha1, or the browser
+    # phone in /agent (webrtc.enabled; short-lived credentials after each login).
+    phone: Literal["desk", "browser"] = "desk"
 
     @field_validator("languages", "topics", "trainings", mode="before")
     @classmethod
@@ -557,6 +583,7 @@ class Settings(_Model):
     # Languages advisors speak and calls may have beyond the IVR's menu (a
     # campaign's rows, a call back): an advisor's language is one or the other.
     extra_languages: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,16}$")]] = []
+    webrtc: WebRtcSettings = WebRtcSettings()
     # Reasons an advisor may give for `away` (the API refuses others).
     away_reasons: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]] = [
         "break", "lunch", "meeting", "training", "admin"]
@@ -645,6 +672,16 @@ class Settings(_Model):
         if self.sip.tls is not None:
             spans.insert(1, ("sip.tls.port", self.sip.ip, self.sip.tls.port, self.sip.tls.port))
         # (RTP ports: the media engine skips a port in use and takes the next)
+        rtc = self.webrtc
+        if rtc.enabled:  # rtpengine takes its whole range at start: it must be free
+            media_ip = rtc.media_ip or self.sip.ip
+            spans += [
+                ("webrtc.ws_port", self.sip.ip, rtc.ws_port, rtc.ws_port),
+                ("webrtc.ng_port", "127.0.0.1", rtc.ng_port, rtc.ng_port),
+                ("webrtc.rtp_port_min", media_ip, rtc.rtp_port_min, rtc.rtp_port_max),
+                ("workers.rtp_port_base", w.ip, w.rtp_port_base,
+                 w.rtp_port_base + w.count * w.rtp_ports_per_worker - 1),
+            ]
         for i, (key, ip, lo, hi) in enumerate(spans):
             for other, ip2, lo2, hi2 in spans[i + 1:]:
                 same_host = ip == ip2 or "0.0.0.0" in (ip, ip2)

@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 
 # kamailio-sqlite-modules: db_sqlite, where the edge keeps the registrations (usrloc)
 # kamailio-tls-modules: tls.so, SIP over TLS for phones (sip.tls)
+# kamailio-websocket-modules: SIP over WebSocket for the browser phone in /agent
+# rtpengine-daemon: relays the browser's DTLS-SRTP media to the workers' plain RTP
 # chromium: Debian's browser for the /agent and /wallboard tests (Playwright drives it)
-APT_PACKAGES=(kamailio kamailio-sqlite-modules kamailio-tls-modules espeak-ng sox baresip-core sip-tester python3-venv chromium)
+APT_PACKAGES=(kamailio kamailio-sqlite-modules kamailio-tls-modules kamailio-websocket-modules rtpengine-daemon espeak-ng sox baresip-core sip-tester python3-venv chromium)
 PYTHON=${PYTHON:-python3}
 
 missing=()
@@ -45,3 +47,17 @@ if [ ! -f "$hello_stamp" ] || [ "$hello/pyproject.toml" -nt "$hello_stamp" ] \
 fi
 
 .venv/bin/cti prompts build --installed --config "${CTI_CONFIG:-config/cti.yaml}"
+
+# The browser phone's SIP library (JsSIP, pinned in cti/web/package-lock.json):
+# npm ci, then one esbuild bundle the app serves as /web/jssip.min.js. JsSIP ships
+# CommonJS only; bundling here means no build step when the gateway runs.
+web=cti/web
+bundle=$web/vendor/jssip.min.js
+if [ ! -f "$bundle" ] || [ "$web/package-lock.json" -nt "$bundle" ]; then
+  echo "setup: installing JsSIP (npm ci) and bundling $bundle"
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  mkdir -p "$web/vendor"
+  "$web/node_modules/.bin/esbuild" "$web/node_modules/jssip/lib/JsSIP.js" --bundle \
+    --format=iife --global-name=JsSIP --minify --target=es2019 --legal-comments=eof \
+    --log-level=warning --outfile="$bundle"
+fi

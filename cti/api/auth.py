@@ -116,6 +116,9 @@ class Authenticator:
         self._by_user = SlidingWindow(limit * USER_LIMIT_FACTOR)
         # Verified against for unknown users so timing does not reveal who exists.
         self._dummy = hash_password(secrets.token_hex(8))
+        # Called with a token ended by logout (the browser phone's SIP credentials
+        # end with it; an expired token ends them by its own timer).
+        self.on_end: list[Callable[[str], None]] = []
 
     def check_rate(self, username: str, ip: str, now: float | None = None) -> None:
         """Raise RateLimited before the (slow) hash is even checked."""
@@ -186,6 +189,8 @@ class Authenticator:
         """End a token now (logout), also in the store."""
         key = token_hash(token)
         self._tokens.pop(key, None)
+        for listener in self.on_end:
+            listener(token)
         if self._sessions is not None:
             try:
                 await self._sessions.remove(key)

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 from cti.api.auth import Authenticator
 from cti.api.ws import Hub
 from cti.config import Settings
+from cti.controller.webphone import BrowserPhones
 from cti.core.skills import Skills
 from cti.events import EventBus
 from cti.plugins.host import PluginHost
@@ -145,5 +146,9 @@ class GatewayApi(Protocol):
     @property
     def plugin_routers(self) -> Sequence[PluginRouter]:
         """The routers plugins added in cti_load, with their rules (full paths)."""
+
+    @property
+    def browser_phones(self) -> BrowserPhones:
+        """Short-lived SIP credentials of the /agent pages' browser phones."""
 
     def health(self) -> dict[str, Any]: ...

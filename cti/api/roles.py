@@ -34,6 +34,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/logout"): "user",
     ("GET", f"{V1}/health"): "public",
     ("GET", f"{V1}/agents/me"): "user",
+    ("POST", f"{V1}/agents/me/phone"): "advisor",
     ("POST", f"{V1}/agents/me/state"): "advisor",
     ("GET", f"{V1}/agents/me/history"): "advisor",
     ("GET", f"{V1}/advisors"): "supervisor",

@@ -21,6 +21,7 @@ from cti.api.schemas import (
     StateRequest,
 )
 from cti.core.skills import Skills
+from cti.edge.rpc import EdgeRpcError
 from cti.routing import AdvisorState
 from cti.store.reports import Reports, start_of_today
 
@@ -55,6 +56,22 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
         token = bearer_token(request)
         if token:
             await gw.auth.expire(token)
+
+    @app.post(f"{V1}/agents/me/phone",
+              responses={503: {"description": "the SIP edge cannot take the credentials"}})
+    async def phone(p: Auth, request: Request) -> dict[str, Any]:
+        """Where this advisor's calls ring: {"mode": "desk"}, or "browser" with
+        short-lived SIP credentials for the page's WebSocket phone (they end with
+        this token: logout or expiry)."""
+        phones = gw.browser_phones
+        token = bearer_token(request)
+        if not token or not phones.enabled_for(p.user):
+            return {"mode": "desk"}
+        try:
+            creds = await phones.issue(token, p.user, p.expires_at)
+        except EdgeRpcError as e:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e)) from None
+        return creds.public(gw.settings)
 
     @app.get(f"{V1}/agents/me", response_model=AgentView)
     async def me(p: Auth) -> AgentView:

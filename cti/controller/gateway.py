@@ -24,12 +24,22 @@ from cti.controller.loopwatch import DEGRADED_LAG_MS, LoopWatch
 from cti.controller.plugin_runtime import PluginRuntime
 from cti.controller.presence import PhonePresence
 from cti.controller.prompts import PromptLibrary
+from cti.controller.supervise import supervise
+from cti.controller.webphone import BrowserPhones
 from cti.controller.workers import WorkerLink, WorkerPool, WorkerSpec
 from cti.core.paths import unusable_dir
 from cti.edge.probe import PROBE_INTERVAL_S, EdgeLiveness, probe_once
 from cti.edge.process import KamailioEdge
-from cti.edge.render import EdgeSettings, EdgeTls, TrunkTarget, WorkerTarget, new_edge_secret
+from cti.edge.render import (
+    EdgeSettings,
+    EdgeTls,
+    TrunkTarget,
+    WebRtcEdge,
+    WorkerTarget,
+    new_edge_secret,
+)
 from cti.edge.rpc import EdgeRpc
+from cti.edge.rtpengine import RtpEngine, RtpEngineSettings
 from cti.events import EventBus
 from cti.ivr.announce import announcement_prompts
 from cti.plugin_prompts import plugin_prompt_keys
@@ -41,11 +51,6 @@ from cti.tlsfiles import check_tls_files
 log = logging.getLogger("cti.gateway")
 
 CUSTOMERS_PER_WORKER = 2  # 4 pjsua calls per process, 2 per bridged customer call
-# Waits between attempts to start a dead edge again: the first at once (a killed
-# Kamailio leaves nothing behind to wait for), then longer while it keeps failing.
-EDGE_RESTART_BACKOFF_S = (0.0, 0.5, 1.0, 2.0, 5.0)
-# An edge that ran this long before it died starts over at the shortest wait.
-EDGE_STABLE_S = 30.0
 
 
 def worker_specs(settings: Settings) -> list[WorkerSpec]:
@@ -136,6 +141,10 @@ class Gateway:
         self.plugin_runtime = PluginRuntime(settings, self.plugins, self.flow, self.bus,
                                             self.store)
         self.edge = KamailioEdge(self._edge_settings(specs))
+        # The browser phone's media relay (webrtc.enabled), started before the edge.
+        self.rtpengine = self._rtpengine()
+        self.browser_phones = BrowserPhones(settings)
+        self.auth.on_end.append(self.browser_phones.revoke_soon)
         self.rpc: EdgeRpc | None = None
         # Away (phone_offline) while an advisor's phone has no registered contact.
         self.presence = PhonePresence(self.flow.ctx.distributor, self.flow.offers.apply,
@@ -147,13 +156,27 @@ class Gateway:
         self._edge_task: asyncio.Task[None] | None = None
         self._edge_watch: asyncio.Task[None] | None = None
         self.edge_liveness = EdgeLiveness()
+        self._rtpengine_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.started_at = time.time()
         self.loop_watch = LoopWatch()
 
+    def _rtpengine(self) -> RtpEngine | None:
+        rtc = self.settings.webrtc
+        if not rtc.enabled:
+            return None
+        return RtpEngine(RtpEngineSettings(
+            media_ip=rtc.media_ip or self.settings.sip.ip, ng_port=rtc.ng_port,
+            port_min=rtc.rtp_port_min, port_max=rtc.rtp_port_max,
+            runtime_dir=self.runtime_dir / "rtpengine"))
+
     def _edge_settings(self, specs: list[WorkerSpec]) -> EdgeSettings:
         s = self.settings
+        rtc = s.webrtc
         return EdgeSettings(
+            webrtc=WebRtcEdge(ws_port=rtc.ws_port, ng_port=rtc.ng_port,
+                              origins=[f"http://{s.http.host}:{s.http.port}"])
+            if rtc.enabled else None,
             ip=s.sip.ip, port=s.sip.port, runtime_dir=self.runtime_dir / "edge",
             realm=s.sip.realm, hotline_numbers=list(s.sip.hotlines),
             workers=[WorkerTarget(w.worker_id, w.ip, w.sip_port, CUSTOMERS_PER_WORKER)
@@ -206,8 +229,14 @@ class Gateway:
                 "pid": os.getpid(), "plugins": list(self.plugins.plugins),
                 "calls_ended_by_restart": closed})
             await self.pool.start()
+            if self.rtpengine is not None:
+                await self.rtpengine.start()
+                self._rtpengine_task = asyncio.create_task(supervise(
+                    self.rtpengine, "media relay (rtpengine)", lambda: self._stopping,
+                    _nothing, "browser phones have no audio until it is back"))
             await self.edge.start()
             self.rpc = self.edge.rpc
+            self.browser_phones.rpc = self.rpc
             # The floor as it was: logins, and each advisor's chosen state.
             sessions = self.auth.restore()
             self.flow.offers.apply(restore_states(self.flow.distributor, self.store,
@@ -217,7 +246,9 @@ class Gateway:
                     self.flow.recovery.resume(name, kept.at)
             if sessions:
                 log.info("%d login sessions of the last run restored", sessions)
-            self._edge_task = asyncio.create_task(self._supervise_edge())
+            self._edge_task = asyncio.create_task(supervise(
+                self.edge, "SIP edge (kamailio)", lambda: self._stopping,
+                self._edge_restored, "calls cannot reach the gateway until it is back"))
             self._edge_watch = asyncio.create_task(self._watch_edge())
             if self.settings.routing.state_follows_phone:
                 self.presence.start()
@@ -234,7 +265,7 @@ class Gateway:
     async def stop(self) -> None:
         self._stopping = True
         await self.presence.stop()
-        for task in (self._edge_watch, self._edge_task):
+        for task in (self._edge_watch, self._edge_task, self._rtpengine_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -244,7 +275,10 @@ class Gateway:
                 await asyncio.gather(self._http_task, return_exceptions=True)
         self.flow.hangup_all()
         await self.pool.stop()
+        await self.browser_phones.close()
         await self.edge.stop()
+        if self.rtpengine is not None:
+            await self.rtpengine.stop()
         # Calls end first (plugins see their cti_call_ended), plugins stop last.
         await self.plugin_runtime.stop()
         if self._lock is not None:  # it had started
@@ -277,6 +311,10 @@ class Gateway:
         ]
         if s.sip.tls is not None:
             lines.insert(1, f"SIP edge     tls {s.sip.ip}:{s.sip.tls.port}")
+        if s.webrtc.enabled:
+            rtc = s.webrtc
+            lines.append(f"Browser SIP  ws://{s.sip.ip}:{rtc.ws_port}  media relay rtpengine "
+                         f"{rtc.media_ip or s.sip.ip}:{rtc.rtp_port_min}-{rtc.rtp_port_max}")
         for link in self.pool.links.values():
             lines.append(f"media worker {link.worker_id} {link.spec.ip}:{link.spec.sip_port}"
                          f" pid {link.process.pid if link.process else '-'}")
@@ -292,6 +330,9 @@ class Gateway:
         elif not answering:
             reasons.append(f"the SIP edge (Kamailio) does not answer SIP "
                            f"({self.edge_liveness.misses} probes unanswered)")
+        rtp = self.rtpengine
+        if rtp is not None and not rtp.alive:
+            reasons.append("the media relay for browser phones (rtpengine) is down")
         down = [w.worker_id for w in self.pool.links.values() if not w.up]
         if down:
             reasons.append(f"media workers down: {', '.join(down)}")
@@ -312,6 +353,9 @@ class Gateway:
             "reasons": reasons,
             "edge": {"up": edge_up, "answering": answering, "restarts": self.edge.restarts,
                      "pid": self.edge.pid, "last_answer": self.edge_liveness.last_answer},
+            # null when webrtc is off (no browser phones, no relay).
+            "rtpengine": None if rtp is None else {
+                "up": rtp.alive, "restarts": rtp.restarts, "pid": rtp.pid},
             "uptime_s": round(time.time() - self.started_at, 1),
             "active_calls": len(self.flow.calls),
             "workers": {w.worker_id: {"up": w.up, "restarts": w.restarts,
@@ -326,35 +370,6 @@ class Gateway:
         }
 
     # ---------------------------------------------------------------- edge
-    async def _supervise_edge(self) -> None:
-        """Like the workers: when Kamailio exits (or is killed, its whole group or
-        only its main process), say so, start it again, give it back our state."""
-        attempt = 0
-        while not self._stopping:
-            started = time.monotonic()
-            code = await self.edge.wait()
-            if self._stopping:
-                return
-            log.error("SIP edge (kamailio) exited pid=%s code=%s: calls cannot reach the "
-                      "gateway until it is back; restarting it", self.edge.pid, code)
-            if time.monotonic() - started > EDGE_STABLE_S:
-                attempt = 0
-            while not self._stopping:
-                delay = EDGE_RESTART_BACKOFF_S[min(attempt, len(EDGE_RESTART_BACKOFF_S) - 1)]
-                attempt += 1
-                await asyncio.sleep(delay)
-                try:
-                    await self.edge.stop()  # children that outlived the main process
-                    await self.edge.start()
-                except Exception as e:
-                    log.error("SIP edge restart %d failed: %s", attempt, e)
-                    continue
-                break
-            self.edge.restarts += 1
-            await self._edge_restored()
-            log.warning("SIP edge restarted pid=%s restarts=%d", self.edge.pid,
-                        self.edge.restarts)
-
     async def _watch_edge(self) -> None:
         """A Kamailio that is alive but answers no SIP (stopped, stuck) is as good as
         dead: after a few unanswered probes in a row kill it, and the supervisor
@@ -382,6 +397,7 @@ class Gateway:
         for link in self.pool.links.values():
             await self._set_dispatch(
                 link, link.up and link.worker_id not in rooms.out_of_rotation)
+        await self.browser_phones.restore()
 
     # ------------------------------------------------------------- workers
     def _on_worker_event(self, link: WorkerLink, msg: dict[str, Any]) -> None:
@@ -432,6 +448,10 @@ class Gateway:
         except Exception as e:  # the edge may be stopping; the OPTIONS probe still works
             log.warning("could not set worker=%s active=%s at the edge: %s",
                         link.worker_id, active, e)
+
+
+async def _nothing() -> None:
+    """rtpengine keeps no state of ours: a restarted one needs nothing back."""
 
 
 def _lock_runtime_dir(runtime_dir: Path) -> IO[str]:

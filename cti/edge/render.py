@@ -89,6 +89,37 @@ class EdgeTls:
     key_file: Path
 
 
+@dataclass(frozen=True)
+class WebRtcEdge:
+    """SIP over WebSocket for browser phones, media through rtpengine (issue 14)."""
+
+    ws_port: int
+    ng_port: int  # rtpengine's control socket on 127.0.0.1
+    origins: list[str]  # pages allowed to open the WebSocket ("http://127.0.0.1:8080")
+
+
+_ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.:-]+$")
+
+
+def ws_origin_condition(origins: list[str]) -> str:
+    """Kamailio expression: the handshake's Origin is one of the gateway's pages."""
+    for origin in origins:
+        if not _ORIGIN_RE.fullmatch(origin):
+            raise ValueError(f"invalid WebSocket origin {origin!r}")
+    return " || ".join(f'$hdr(Origin) == "{o}"' for o in origins) or "0 == 1"
+
+
+def webrtc_values(w: WebRtcEdge | None) -> dict[str, str]:
+    """The template's webrtc placeholders (the blocks are #!ifdef WITH_WEBRTC)."""
+    if w is None:
+        return {"WEBRTC_DEFINE": "# webrtc off: no WebSocket listener, no rtpengine",
+                "WS_PORT": "0", "NG_PORT": "0", "WS_ORIGIN_CONDITION": "0 == 1"}
+    if not (0 < w.ws_port < 65536 and 0 < w.ng_port < 65536):
+        raise ValueError(f"invalid webrtc ports {w!r}")
+    return {"WEBRTC_DEFINE": "#!define WITH_WEBRTC", "WS_PORT": str(w.ws_port),
+            "NG_PORT": str(w.ng_port), "WS_ORIGIN_CONDITION": ws_origin_condition(w.origins)}
+
+
 @dataclass
 class EdgeSettings:
     ip: str
@@ -119,6 +150,8 @@ class EdgeSettings:
     # Hotline INVITEs per source IP per minute from outside (trunks exempt); 0: no limit.
     call_attempts_per_source_per_minute: int = 60
     tls: EdgeTls | None = None  # None: UDP and TCP only
+    # Browser phones (webrtc.enabled); None: the edge speaks UDP and TCP only.
+    webrtc: WebRtcEdge | None = None
 
 
 @dataclass(frozen=True)
@@ -317,9 +350,8 @@ def tls_block(edge: RenderedEdge, ip: str, tls: EdgeTls | None) -> str:
         f"listen=tls:{ip}:{tls.port}",
         'loadmodule "tls.so"',
         f'modparam("tls", "config", "{edge.tls_config}")',
-        # route TLS_REGISTER: calls to a TLS phone go back over its connection.
-        'modparam("registrar", "received_avp", "$avp(tls_received)")',
-        'loadmodule "nathelper.so"',
+        # (route TLS_REGISTER sets $avp(RECEIVED), the registrar's received_avp in
+        # the template: calls to a TLS phone go back over its connection)
     ])
 
 
@@ -332,7 +364,7 @@ def tls_block(edge: RenderedEdge, ip: str, tls: EdgeTls | None) -> str:
 _TLS_ROUTES = """\
 route[TLS_REGISTER] {
 	if ($proto == "tls") {
-		$avp(tls_received) = "sip:" + $si + ":" + $sp + ";transport=tls";
+		$avp(RECEIVED) = "sip:" + $si + ":" + $sp + ";transport=tls";
 	}
 }
 
@@ -543,6 +575,7 @@ def render(settings: EdgeSettings) -> RenderedEdge:
                                                  uacreg is not None),
             "TLS_BLOCK": tls_block(edge, settings.ip, settings.tls),
             "TLS_ROUTES": tls_routes(settings.tls),
+            **webrtc_values(settings.webrtc),
         },
     )
     edge.runtime_dir.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,16 @@ _MEDIA_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascrip
 _HEADERS = {"Cache-Control": "no-cache"}
 
 
+# Third-party browser libraries, bundled by scripts/setup.sh (cti/web/package.json).
+_VENDOR = {"jssip.min.js": WEB_DIR / "vendor" / "jssip.min.js"}
+
+
 def _file(name: str) -> FileResponse:
+    if name in _VENDOR:
+        path = _VENDOR[name]
+        if not path.is_file():
+            raise HTTPException(404, f"{name} is not installed: run scripts/setup.sh")
+        return FileResponse(path, media_type="text/javascript", headers=_HEADERS)
     path = WEB_DIR / name
     media = _MEDIA_TYPES.get(path.suffix)
     if media is None or path.parent != WEB_DIR or not path.is_file():

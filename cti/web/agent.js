@@ -37,6 +37,7 @@
   let clockTimer = null;
   let crisisTimer = null;
   let wrapTimer = null;
+  let phone = null; // the browser phone (phone.js), or the desk phone said on screen
 
   // ------------------------------------------------------------------ login
   CTI.wireLogin(ui.loginForm, ui.loginError, session, ["advisor"], start);
@@ -47,6 +48,8 @@
     socket = null;
     clearInterval(crisisTimer);
     show(T("crisis-top"), false);
+    if (phone) phone.stop();  // unregisters before the token (and its SIP credentials) ends
+    phone = null;
     CTI.logout(session);  // revokes the token (best effort) and forgets it
     call = null;
     wrapUpCallId = null;
@@ -68,6 +71,8 @@
       onAuthFailed: (why) => { signOut(); ui.loginError.textContent = why; },
     });
     socket.connect();
+    phone = new AgentPhone.Phone(session);
+    phone.start();
     refreshCrisis();
     crisisTimer = setInterval(refreshCrisis, CRISIS_POLL_MS);
     await Promise.all([loadWrapUpCodes(), loadDirectory(), loadAwayReasons()]);
@@ -420,7 +425,12 @@
     if (!isError) ui.notice.textContent = text;
   }
 
-  ui.accept.addEventListener("click", () => act("offer.accept"));
+  // Accept on the card answers the browser phone too (with a desk phone, the
+  // advisor picks up the handset).
+  ui.accept.addEventListener("click", () => {
+    if (phone && phone.ringing()) phone.answer();
+    return act("offer.accept");
+  });
   ui.reject.addEventListener("click", async () => {
     if (await act("offer.reject")) clearCall();
   });

@@ -56,6 +56,10 @@ def gateway_settings(tmp: Path, workers: int = 2, **overrides: Any) -> Settings:
                        "override_dir": str(REPO / "config" / "prompts")}
     data["store"] = {"path": str(tmp / "cti.sqlite3")}
     data["routing"]["wrap_up_s"] = 0  # tests that want wrap-up say so
+    # No rtpengine unless a test asks (webrtc__enabled=True); its ports are free ones.
+    rtp_min = free_port_range(16)
+    data["webrtc"].update(enabled=False, ws_port=free_port(), ng_port=free_port(),
+                          rtp_port_min=rtp_min, rtp_port_max=rtp_min + 15)
     for key, value in overrides.items():
         section, _, name = key.partition("__")
         if name:
@@ -97,6 +101,10 @@ async def running_gateway(tmp: Path, extra_plugins: dict[str, object] | None = N
         yield gw
     finally:
         await gw.stop()
+        # The edge's and the media relay's logs stay with the test (tmp) for a look.
+        for log in ("edge/kamailio.log", "rtpengine/rtpengine.log"):
+            with contextlib.suppress(OSError):
+                shutil.copy(gw.runtime_dir / log, tmp / log.replace("/", "-"))
         shutil.rmtree(gw.runtime_dir, ignore_errors=True)
 
 

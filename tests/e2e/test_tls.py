@@ -49,7 +49,9 @@ def _files(cert: tuple[Path, Path]) -> dict[str, str]:
 async def test_the_api_speaks_https_and_wss_only(tmp_path: Path,
                                                  cert: tuple[Path, Path]) -> None:
     ctx = ssl.create_default_context(cafile=str(cert[0]))
-    async with running_gateway(tmp_path, http__tls=_files(cert)) as gw:
+    # (no phone here: the state is the one chosen, not the phone's)
+    async with running_gateway(tmp_path, http__tls=_files(cert),
+                               routing__state_follows_phone=False) as gw:
         h = gw.settings.http
         async with httpx.AsyncClient(base_url=f"https://{h.host}:{h.port}",
                                      verify=ctx) as client:

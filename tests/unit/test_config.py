@@ -124,6 +124,10 @@ def test_max_wait_action_must_name_an_ivr_topic() -> None:
      r"http\.port: ports 8080-8080 on 127\.0\.0\.1 overlap sip\.tls\.port"),
     ({"sip": {"tls": {"port": 5060, "cert_file": "c.pem", "key_file": "k.pem"}}},
      r"sip\.tls\.port: ports 5060-5060 on 127\.0\.0\.1 overlap sip\.port"),
+    ({"webrtc": {"ws_port": 8080}},
+     r"webrtc\.ws_port: ports 8080-8080 on 127\.0\.0\.1 overlap http\.port"),
+    ({"webrtc": {"rtp_port_min": 20050, "rtp_port_max": 20100}},
+     r"workers\.rtp_port_base: ports 20000-20079 on 127\.0\.0\.1 overlap webrtc\.rtp_port_min"),
 ])
 def test_port_clashes_name_their_keys(tmp_path: Path, change: dict[str, Any],
                                       message: str) -> None:
