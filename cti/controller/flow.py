@@ -128,7 +128,11 @@ class CallFlow:
     def active_calls(self) -> list[dict[str, Any]]:
         return [
             {"call_id": c.call_id, "state": c.state, "advisor": c.advisor,
-             "recording": self.recorder.state(c.call_id), **self.offers.screen_pop(c)}
+             "recording": self.recorder.state(c.call_id), **self.offers.screen_pop(c),
+             # The screens' timers: talk time, hold time, wait.
+             "queued_at": c.queued_at, "offered_at": c.offered_at,
+             "answered_at": c.answered_at,
+             "held_at": c.held_at if c.held else None}
             for c in self.ctx.calls.all()
         ]
 
