@@ -21,6 +21,10 @@ def test_screen_pop_answer_and_wrap_up_of_a_real_call(page: Page, floor: Floor) 
 
     login(page, floor, "/agent", "sofia")
     expect(page.get_by_test_id("who")).to_have_text("sofia")
+    # Away reasons in words (config away_reasons), the code as the value.
+    reasons = page.get_by_label("Away reason").locator("option")
+    expect(reasons).to_have_text(["(no reason)", "Break", "Lunch", "Meeting", "Training", "Admin"])
+    expect(reasons.nth(2)).to_have_attribute("value", "lunch")
     page.get_by_test_id("state-available").click()
     expect(page.get_by_test_id("agent-state")).to_have_text("available")
 
@@ -49,6 +53,7 @@ def test_screen_pop_answer_and_wrap_up_of_a_real_call(page: Page, floor: Floor) 
     expect(countdown).not_to_have_attribute("data-seconds", str(left))  # it counts down
     assert int(countdown.get_attribute("data-seconds") or "99") < left
     expect(page.get_by_test_id("talk-time")).to_be_hidden()
+    screenshot(page, "agent-desktop-ringing")
     expect(page.get_by_test_id("pop-ivr-path").locator("li")).to_have_text(
         ["hours:open", "lang:es", "topic:visa"])
     expect(page.get_by_test_id("pop-waited")).to_have_text(re.compile(r"^\d+ s$|^\d+:\d\d$"))

@@ -54,7 +54,8 @@ def test_the_floor_advisor_by_advisor_live_and_waiting_calls(page: Page, floor: 
     # State changes arrive as events: sofia available, dalia away for lunch.
     _set_state(floor, "sofia", "available")
     _set_state(floor, "dalia", "away", "lunch")
-    expect(sofia.get_by_test_id("floor-advisor-state")).to_have_text("Available")
+    # Within 3 s: the agent.state event brings it, not the 5 s poll.
+    expect(sofia.get_by_test_id("floor-advisor-state")).to_have_text("Available", timeout=3000)
     expect(dalia.get_by_test_id("floor-advisor-state")).to_have_text("Away (Lunch)")
     _counts_on(sofia.get_by_test_id("floor-advisor-time"))
 
