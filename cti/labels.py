@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cti.routing import AdvisorState
+
 if TYPE_CHECKING:
     from cti.config import Settings
 
@@ -64,7 +66,8 @@ def labels(settings: Settings) -> dict[str, dict[str, str]]:
         "languages": {m.code: m.name for m in settings.ivr.languages},
         "wrap_up_codes": wrap,
         "end_reasons": dict(END_REASONS),
-        "states": dict(STATES),
+        # A state added later still gets a word, if a plain one.
+        "states": {**{s.value: humanize(s.value) for s in AdvisorState}, **STATES},
         "away_reasons": {**SYSTEM_AWAY_REASONS, **away},
     }
 
