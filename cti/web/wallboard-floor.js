@@ -2,7 +2,8 @@
 // state, current call), the live calls and the calls waiting. GET /routing (the
 // distributor's picture) and GET /calls (who is calling), refreshed on call and
 // advisor events and by a poll; the times count on each second between fetches.
-// wallboard.js calls start(session), onEvent(ev), refresh() and stop().
+// wallboard.js calls start(session), onEvent(ev), refresh() and stop();
+// addLiveCallAction(fn) lets another panel fill each new live call's actions cell.
 "use strict";
 
 const FloorPanel = (() => {
@@ -141,9 +142,12 @@ const FloorPanel = (() => {
       setText(tr, "floor-advisor-language", c ? words("language", c.language) : "");
       setText(tr, "floor-advisor-topic", c ? words("topic", c.topic) : "");
       const talk = tr.querySelector("[data-testid='floor-advisor-talk']");
-      setClock(talk, c && c.answered_at ? c.answered_at : null);
-      if (c && !c.answered_at) talk.textContent = "ringing";
-      if (!c) talk.textContent = "";
+      if (c && c.answered_at) {
+        setClock(talk, c.answered_at);
+      } else {
+        setClock(talk, null);
+        talk.textContent = c ? "ringing" : "";  // offered, not answered yet; or no call
+      }
     });
   }
 
