@@ -64,6 +64,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/directory"): "user",
     ("GET", f"{V1}/wrap-up-codes"): "user",
     ("GET", f"{V1}/away-reasons"): "user",
+    ("GET", f"{V1}/labels"): "user",
     ("GET", "/metrics"): "local_or_supervisor",
     # The web pages themselves are public; everything they show comes from the API.
     ("GET", "/agent"): "public",

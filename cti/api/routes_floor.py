@@ -15,27 +15,32 @@ from cti.api.guard import Auth
 from cti.api.limits import Vocabulary
 from cti.api.roles import V1
 from cti.api.schemas import DirectoryItem, FlagRequest, WrapUpCodeItem
+from cti.labels import labels as label_table
 from cti.routing import AdvisorState
-from cti.store.reports import Reports, service_figures, start_of_today
+from cti.store.reports import Reports, service_by_queue, service_figures, start_of_today
 
 
 def queue_stats(gw: GatewayApi, reports: Reports, now: float) -> dict[str, Any]:
     """What the wallboard shows: waiting per language and topic, longest wait,
-    today's service level and abandoned calls, advisors per state."""
+    today's service level and abandoned calls (in all and per queue), advisors
+    per state."""
     snap = gw.flow.distributor.snapshot(now)
     queues = snap["queues"]
     day = start_of_today(now)
     # Ended calls come from the store; calls still going on from the flow.
-    times = reports.queue_times(day)
-    times += [(c.queued_at, c.answered_at, None) for c in gw.flow.calls.all()
+    times = reports.queue_times_by_queue(day)
+    times += [((c.language, c.topic), c.queued_at, c.answered_at, None)
+              for c in gw.flow.calls.all()
               if c.queued_at is not None and c.queued_at >= day and c.answered_at is not None]
     states = Counter(a["state"] for a in snap["advisors"])
+    target = gw.settings.wallboard.service_level_s
     return {
         "now": now,
         "queues": queues,
         "waiting": sum(q["waiting"] for q in queues),
         "longest_wait_s": max((q["longest_wait_s"] for q in queues), default=0.0),
-        "today": service_figures(times, gw.settings.wallboard.service_level_s),
+        "today": service_figures([t[1:] for t in times], target),
+        "service_levels": service_by_queue(times, target),
         "advisors": {s.value: states.get(s.value, 0) for s in AdvisorState},
     }
 
@@ -98,6 +103,13 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
     @app.get(f"{V1}/wrap-up-codes", response_model=list[WrapUpCodeItem])
     async def wrap_up_codes(p: Auth) -> list[WrapUpCodeItem]:
         return [WrapUpCodeItem(code=c.code, label=c.label) for c in gw.settings.wrap_up.codes]
+
+    @app.get(f"{V1}/labels")
+    async def labels(p: Auth) -> dict[str, dict[str, str]]:
+        """Words for the codes screens show: {topics, languages, wrap_up_codes,
+        end_reasons, states, away_reasons: {code: word}} (from the config; states,
+        end reasons and the gateway's own away reasons: cti/labels.py)."""
+        return label_table(gw.settings)
 
     @app.get(f"{V1}/away-reasons")
     async def away_reasons(p: Auth) -> list[str]:

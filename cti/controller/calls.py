@@ -93,6 +93,7 @@ class Call:
     advisor_leg: Leg | None = None
     external_leg: Leg | None = None  # a transfer target (IVR or blind transfer)
     held: bool = False  # the advisor put the caller on hold (music)
+    held_at: float | None = None  # since when (while held)
     consult: Any = None  # cti.controller.consult.Consult while one runs
     transfer_by: str | None = None  # who transferred the call (advisor, supervisor)
     # If a blind transfer is not answered: back in the queue where the caller was

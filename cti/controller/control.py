@@ -115,6 +115,7 @@ class CallControl:
             return
         assert call.advisor_leg is not None
         call.held = on
+        call.held_at = time.time() if on else None  # the desktops' hold timer
         if on:
             ctx.send(call, "unbridge", a=call.customer.leg_id, b=call.advisor_leg.leg_id)
             ctx.play_music(call)

@@ -136,7 +136,11 @@ class CallFlow:
         return [
             {"call_id": c.call_id, "state": c.state, "advisor": c.advisor,
              "recording": self.recorder.state(c.call_id),
-             "monitors": self.monitors.of_call(c.call_id), **self.offers.screen_pop(c)}
+             "monitors": self.monitors.of_call(c.call_id), **self.offers.screen_pop(c),
+             # The screens' timers: talk time, hold time, wait.
+             "queued_at": c.queued_at, "offered_at": c.offered_at,
+             "answered_at": c.answered_at,
+             "held_at": c.held_at if c.held else None}
             for c in self.ctx.calls.all()
         ]
 

@@ -105,7 +105,8 @@ class WrapUpScreen(ModalScreen[tuple[str, str] | None]):
         with Vertical(classes="dialog"):
             yield Label("Wrap-up: choose a code, write a note, Enter saves")
             if self.codes:
-                yield OptionList(*[Option(f"{c['code']}  {c.get('label', '')}", id=c["code"])
+                yield OptionList(*[Option(f"{c.get('label') or c['code']}  ({c['code']})",
+                                          id=c["code"])
                                    for c in self.codes], id="codes")
             else:
                 yield Input(placeholder="wrap-up code", id="code")
@@ -199,6 +200,7 @@ class SoftphoneApp(App[None]):
         self.pop_view.border_title = "Screen pop"
         self.client.subscribe(self.refresh_views)
         self.refresh_views()
+        self.set_interval(1, self.refresh_views)  # the talk and hold timers count on
         self.run_worker(self._start(), name="start")
 
     async def _start(self) -> None:
@@ -214,8 +216,8 @@ class SoftphoneApp(App[None]):
     def refresh_views(self) -> None:
         s = self.client.state
         self.status_view.update(status_text(s))
-        self.pop_view.update(pop_text(s.call))
-        self.call_view.update(call_text(s.call))
+        self.pop_view.update(pop_text(s.call, s.labels))
+        self.call_view.update(call_text(s.call, s.labels))
         for line in s.messages[self._logged:]:
             self.log_view.write_line(line)
         self._logged = len(s.messages)

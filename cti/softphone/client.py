@@ -125,6 +125,7 @@ class SoftphoneClient:
             self._note(f"start failed: {e}")
             raise SoftphoneError(str(e)) from e
         await self._load_me()
+        await self._load_labels()
         self._ws_task = asyncio.create_task(self._ws_loop())
 
     async def aclose(self) -> None:
@@ -163,6 +164,15 @@ class SoftphoneClient:
             r = await self.http.get("/api/v1/agents/me")
             if r.status_code == 200:
                 self.state.advisor_state = r.json().get("state") or "-"
+                self._notify()
+
+    async def _load_labels(self) -> None:
+        """Words for topics, languages, wrap-up codes, end reasons and states; without
+        them (an older gateway, a hiccup) the screens show the codes."""
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            r = await self.http.get("/api/v1/labels")
+            if r.status_code == 200 and isinstance(r.json(), dict):
+                self.state.labels = r.json()
                 self._notify()
 
     # ------------------------------------------------------------ WebSocket

@@ -27,6 +27,9 @@ _OWN = (
     "o.call_id = c.call_id AND o.advisor = :me AND o.outcome = 'accepted'))"
 )
 MAX_LIMIT = 500
+#: A queued call for the service level: ((language, topic), queued_at,
+#: answered_at, end_reason).
+QueuedCall = tuple[tuple[str | None, str | None], float, float | None, str | None]
 
 
 def start_of_today(now: float | None = None) -> float:
@@ -91,11 +94,16 @@ class Reports:
 
     def queue_times(self, since: float) -> list[tuple[float, float | None, str | None]]:
         """(queued_at, answered_at, end_reason) of the ended calls queued since."""
+        return [(q, a, e) for _, q, a, e in self.queue_times_by_queue(since)]
+
+    def queue_times_by_queue(self, since: float) -> list[QueuedCall]:
+        """((language, topic), queued_at, answered_at, end_reason) of the ended calls
+        queued since."""
         rows = self._rows(
-            "SELECT queued_at, answered_at, end_reason FROM calls WHERE queued_at >= ? "
-            "AND ended_at IS NOT NULL",
+            "SELECT language, topic, queued_at, answered_at, end_reason FROM calls "
+            "WHERE queued_at >= ? AND ended_at IS NOT NULL",
             (since,))
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [((r[0], r[1]), r[2], r[3], r[4]) for r in rows]
 
     def offer_outcomes(self) -> dict[str, int]:
         """Offers made so far, counted by outcome ("open" while ringing)."""
@@ -122,3 +130,13 @@ def service_figures(calls: Iterable[tuple[float, float | None, str | None]],
     return {"answered": answered, "answered_within_sl": within, "abandoned": abandoned,
             "service_level": round(within / total, 4) if total else None,
             "service_level_s": service_level_s}
+
+
+def service_by_queue(calls: Iterable[QueuedCall], service_level_s: float) -> list[dict[str, Any]]:
+    """service_figures per (language, topic) queue, in the queues' order."""
+    per: dict[tuple[str, str], list[tuple[float, float | None, str | None]]] = {}
+    for (language, topic), queued_at, answered_at, end_reason in calls:
+        per.setdefault((language or "", topic or ""), []).append(
+            (queued_at, answered_at, end_reason))
+    return [{"language": lang, "topic": topic, **service_figures(times, service_level_s)}
+            for (lang, topic), times in sorted(per.items())]

@@ -25,7 +25,6 @@
     wrapNote: T("wrap-up-note"), wrapError: T("wrap-up-error"), wrapCall: T("wrap-up-call"),
     wrapCountdown: T("wrap-up-countdown"),
     notice: T("notice"),
-    historyRows: T("history-rows"), historyEmpty: T("history-empty"),
   };
 
   // The call on the card (null: none) and the call awaiting a wrap-up (null: none).
@@ -65,6 +64,7 @@
     show(ui.signOut, true);
     ui.who.textContent = session.user;
     show(ui.who, true);
+    await CTI.loadLabels(session);  // before the first screen pop: words, not codes
     socket = new CTI.Socket(session, {
       onEvent, onHello: resync,
       onStatus: (s) => CTI.renderStatus(ui.conn, s),
@@ -118,10 +118,21 @@
     }
     const mine = calls.find((c) => c.advisor === session.user);
     if (mine && (!call || call.id !== mine.call_id)) {
-      setCall(mine.call_id, mine, mine.state);
+      setCall(mine.call_id, mine, mine.held_at ? "held" : mine.state);
+      restoreClocks(mine);
     } else if (!mine && call && call.state !== "ended" && missedEvents) {
       // Its call.ended was among the events lost: end the card here.
       onEnded({ data: { reason: "ended while offline" } });
+    }
+  }
+
+  // A row of GET /calls: the card's clocks as if the events had been seen.
+  function restoreClocks(c) {
+    if (c.answered_at) {
+      CallClock.answered(c.answered_at);
+      CallClock.held(Boolean(c.held_at), c.held_at);
+    } else if (c.state === "offered") {
+      CallClock.offered(c.offered_at, c.offer_timeout_s);
     }
   }
 
@@ -129,7 +140,7 @@
   function renderState(state, reason) {
     ui.state.textContent = state ? state.replace("_", " ") : "–";
     ui.state.dataset.state = state || "";
-    ui.stateReason.textContent = reason ? `(${reason})` : "";
+    ui.stateReason.textContent = reason ? `(${CTI.label("away_reason", reason)})` : "";
     for (const b of document.querySelectorAll("button[data-state]")) {
       b.setAttribute("aria-pressed", String(b.dataset.state === state));
     }
@@ -147,7 +158,7 @@
     ui.awayReason.replaceChildren(el("option", { value: "", text: "(no reason)" }),
       ...list.map((x) => {
         const v = typeof x === "string" ? x : x.code || x.reason;
-        return el("option", { value: v, text: typeof x === "string" ? x : x.label || v });
+        return el("option", { value: v, text: CTI.label("away_reason", v) });
       }));
   }
 
@@ -174,12 +185,17 @@
         break;
       case "call.offered":
         setCall(ev.call_id, d, "offered");
+        CallClock.offered(ev.ts, d.offer_timeout_s);
         break;
       case "call.connected":
-        if (isCurrent(ev)) { call.connected = true; setCallState("connected"); }
+        if (isCurrent(ev)) {
+          call.connected = true;
+          setCallState("connected");
+          CallClock.answered(ev.ts);
+        }
         break;
       case "call.held":
-        if (isCurrent(ev)) setCallState(d.on ? "held" : "connected");
+        if (isCurrent(ev)) { setCallState(d.on ? "held" : "connected"); CallClock.held(d.on, ev.ts); }
         break;
       case "call.recording":
         // started/resumed: recording; paused; done/failed: not recorded any more
@@ -264,6 +280,7 @@
     if (call.state === "transferred" || call.state === "ended") return;
     const wasConnected = call.connected;
     setCallState("transferred");
+    CallClock.stop();
     show(ui.consult, false);
     note(`Transferred to ${d.target}.`);
     if (wasConnected) openWrapUp(call.id);
@@ -273,8 +290,9 @@
     if (call.state === "transferred") return; // the call went on without us; wrap-up is open
     const wasConnected = call.connected;
     setCallState("ended");
+    CallClock.stop();
     show(ui.consult, false);
-    note(`Call ended (${(ev.data.reason || "").replaceAll("_", " ")}).`);
+    note(`Call ended: ${CTI.label("end_reason", ev.data.reason) || "ended"}.`);
     if (wasConnected) openWrapUp(call.id);
     refreshHistory();
   }
@@ -297,6 +315,7 @@
   function clearCall() {
     call = null;
     clearInterval(clockTimer);
+    CallClock.clear();
     show(ui.pop, false);
     show(T("pop-guide"), false);
     show(ui.controls, false);
@@ -338,13 +357,18 @@
     T("pop-number").textContent = caller.number || "unknown number";
     T("pop-country").textContent = caller.country || "–";
     T("pop-country-name").textContent = CTI.countryName(caller.country);
-    T("pop-language").textContent = p.language || "–";
-    T("pop-language-name").textContent = CTI.languageName(p.language);
-    T("pop-topic").textContent = p.topic || "–";
+    // The config's words ("Español"); the English name beside it when it differs.
+    const language = CTI.label("language", p.language);
+    const english = CTI.languageName(p.language);
+    T("pop-language").textContent = language || "–";
+    T("pop-language").dataset.code = p.language || "";
+    T("pop-language-name").textContent = english && english !== language ? `(${english})` : "";
+    T("pop-topic").textContent = CTI.label("topic", p.topic) || "–";
+    T("pop-topic").dataset.code = p.topic || "";
     T("pop-ivr-path").replaceChildren(...(p.ivr_path || []).map((s) => el("li", { text: s })));
     T("pop-waited").textContent = p.waited_s === undefined ? "–" : CTI.fmtDuration(p.waited_s);
     T("pop-dialled").textContent = p.dialled || "–";
-    T("pop-priority").textContent = `priority ${p.priority ?? 0}`;
+    renderPriority(p.priority);
     T("pop-flags").textContent = flagText(p.flags);
     renderCrisisTag(p);
     renderLocalTime(caller.local_time, caller.timezone);
@@ -361,6 +385,14 @@
     panel.dataset.language = guide.language;
     T("pop-guide-title").textContent = `${guide.topic} · ${CTI.languageName(guide.language) || guide.language}`;
     T("pop-guide-body").replaceChildren(Markdown.render(guide.markdown));
+  }
+
+  // Only a raised priority is news to the advisor (0 is every ordinary caller).
+  function renderPriority(priority) {
+    const n = Number(priority) || 0;
+    const badge = T("pop-priority");
+    badge.textContent = n > 0 ? `Priority caller (raised by ${n})` : "";
+    show(badge, n > 0);
   }
 
   // A call of the crisis line plugin names its crisis; the gateway's own crisis
@@ -404,8 +436,10 @@
       return;
     }
     ul.replaceChildren(...list.map((c) => el("li", { "data-testid": "pop-earlier-item" },
-      `${CTI.fmtDate(c.started_at)} · ${c.language || "?"}/${c.topic || "?"} · ${c.advisor || "no advisor"}`,
-      c.wrap_up_code ? el("strong", { text: ` · ${c.wrap_up_code}` }) : ` · ${c.end_reason || ""}`,
+      `${CTI.fmtDate(c.started_at)} · ${CTI.label("topic", c.topic) || "?"} `
+        + `(${CTI.label("language", c.language) || "?"}) · ${c.advisor || "no advisor"}`,
+      c.wrap_up_code ? el("strong", { text: ` · ${CTI.label("wrap_up", c.wrap_up_code)}` })
+        : ` · ${CTI.label("end_reason", c.end_reason)}`,
       c.note ? el("span", { class: "muted", text: ` — ${c.note}` }) : null)));
   }
 
@@ -471,7 +505,8 @@
       values = Object.keys((me && me.topics) || {});
       if (call && call.pop.topic && !values.includes(call.pop.topic)) values.push(call.pop.topic);
     }
-    ui.suggestions.replaceChildren(...values.map((v) => el("option", { value: v })));
+    ui.suggestions.replaceChildren(...values.map((v) => el("option",
+      { value: v, label: CTI.label("topic", v) })));
   }
 
   async function loadDirectory() {
@@ -572,45 +607,13 @@
     wrapUpCallId = null;
     show(ui.wrap, false);
     ui.wrapCountdown.textContent = "";
-    ui.notice.textContent = `Wrap-up saved (${d.code}).`;
+    ui.notice.textContent = `Wrap-up saved (${CTI.label("wrap_up", d.code)}).`;
     if (call && (call.state === "ended" || call.state === "transferred")) clearCall();
     refreshHistory();
   }
 
   // ------------------------------------------------------------------ history
-  async function refreshHistory() {
-    let rows;
-    try {
-      rows = await api(session, "/agents/me/history");
-    } catch (err) {
-      ui.historyEmpty.textContent = `history: ${err.message}`;
-      show(ui.historyEmpty, true);
-      return;
-    }
-    const list = Array.isArray(rows) ? rows : rows.calls || [];
-    ui.historyRows.replaceChildren(...list.map(historyRow));
-    ui.historyEmpty.textContent = "No calls yet today.";
-    show(ui.historyEmpty, list.length === 0);
-  }
-
-  function historyRow(c) {
-    // A row of GET /api/v1/agents/me/history (a call record with its wrap-up).
-    const duration = c.ended_at && c.answered_at ? c.ended_at - c.answered_at : null;
-    return el("tr", { "data-testid": "history-row", "data-call-id": c.call_id },
-      el("td", { text: CTI.fmtTime(c.started_at) }),
-      el("td", { text: c.caller_number || "" }),
-      el("td", { text: c.language || "" }),
-      el("td", { text: c.topic || "" }),
-      el("td", { class: "num", text: CTI.fmtDuration(duration) }),
-      el("td", { "data-testid": "history-code" }, c.wrapped_up === false
-        ? el("span", {},
-          el("span", { class: "badge warn", "data-testid": "history-not-wrapped", text: "Not wrapped up" }),
-          " ",
-          el("button", { type: "button", class: "small", "data-testid": "history-wrap-up",
-            onclick: () => openWrapUp(c.call_id, c.caller_number) }, "Wrap up"))
-        : c.wrap_up_code || ""),
-      el("td", { "data-testid": "history-note", text: c.wrap_up_note ?? "" }));
-  }
+  function refreshHistory() { return AgentHistory.refresh(session, openWrapUp); }
 
   // ------------------------------------------------------------------ boot
   if (session.token && session.role === "advisor") start();

@@ -52,12 +52,16 @@
     show(ui.player, false);
   }
 
-  function start() {
+  async function start() {
     show(ui.login, false);
     show(ui.main, true);
     show(ui.signOut, true);
     ui.who.textContent = session.user;
     show(ui.who, true);
+    const words = await CTI.loadLabels(session);
+    // The topic search takes a code; the list offers each with its name.
+    document.querySelector("#q-topics").replaceChildren(...Object.entries(words.topics || {})
+      .map(([code, name]) => el("option", { value: code, label: name })));
     CoachLive.start(session);
     refresh();
   }
@@ -121,9 +125,10 @@
         "data-status": r.status },
       el("td", { "data-testid": "rec-date", text: CTI.fmtDate(r.started_at) }),
       el("td", { "data-testid": "rec-advisors", text: r.advisors.join(", ") || "–" }),
-      el("td", { "data-testid": "rec-topic", text: r.topic || "–" }),
-      el("td", { "data-testid": "rec-language", text: r.language || "–",
-        title: CTI.languageName(r.language) }),
+      el("td", { "data-testid": "rec-topic", text: CTI.label("topic", r.topic) || "–",
+        title: r.topic || "" }),
+      el("td", { "data-testid": "rec-language", text: CTI.label("language", r.language) || "–",
+        title: r.language || "" }),
       el("td", { "data-testid": "rec-number", text: r.caller_number || "–" }),
       el("td", { class: "num", "data-testid": "rec-duration", text: CTI.fmtDuration(r.duration_s) }),
       el("td", { "data-testid": "rec-consent", text: r.consent.replace("_", " ") }),

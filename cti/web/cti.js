@@ -283,6 +283,25 @@ const CTI = (() => {
     try { return names.region ? names.region.of(code) : ""; } catch (e) { return ""; }
   }
 
+  // Words for codes (GET /labels: topics, languages, wrap_up_codes, end_reasons,
+  // states, away_reasons), loaded once per login; a code without a word shows as itself.
+  let labels = {};
+  async function loadLabels(session) {
+    try {
+      labels = (await api(session, "/labels")) || {};
+    } catch (err) {
+      labels = {};  // the codes still say what they mean, if less kindly
+    }
+    return labels;
+  }
+  const KINDS = { topic: "topics", language: "languages", wrap_up: "wrap_up_codes",
+    end_reason: "end_reasons", state: "states", away_reason: "away_reasons" };
+  function label(kind, code) {
+    if (code === null || code === undefined || code === "") return "";
+    const table = labels[KINDS[kind] || kind] || {};
+    return table[code] || String(code);
+  }
+
   // Status text for the connection indicator (role=status on the page).
   function renderStatus(node, status) {
     const labels = {
@@ -324,6 +343,6 @@ const CTI = (() => {
 
   return {
     Session, Socket, ApiError, Refresher, api, login, logout, $, el, show, fmtDuration, fmtTime, fmtDate,
-    languageName, countryName, renderStatus, wireLogin,
+    languageName, countryName, renderStatus, wireLogin, loadLabels, label,
   };
 })();

@@ -73,7 +73,7 @@ const CampaignsPanel = (() => {
       "data-testid": `campaign-${key}-${c.campaign_id}` }, String(value));
     return el("tr", { "data-testid": `campaign-${c.campaign_id}` },
       el("td", {}, el("strong", {}, c.name), el("div", { class: "muted" },
-        `${c.topic} · ${c.window_start}–${c.window_end} local`)),
+        `${CTI.label("topic", c.topic)} · ${c.window_start}–${c.window_end} local`)),
       el("td", { "data-testid": `campaign-status-${c.campaign_id}` }, c.status),
       el("td", {}, bar, el("span", { class: "muted",
         "data-testid": `campaign-done-${c.campaign_id}` }, ` ${finished}/${n.total}`)),

@@ -1,7 +1,7 @@
 // The supervisors' wallboard: GET /api/v1/stats/queues, refreshed on every call or
 // advisor event from the WebSocket and every few seconds; the crisis panel is
 // wallboard-crisis.js, the calls back panel wallboard-callbacks.js, the campaigns
-// panel wallboard-campaigns.js.
+// panel wallboard-campaigns.js, the advisor-by-advisor floor wallboard-floor.js.
 "use strict";
 
 (() => {
@@ -40,6 +40,7 @@
     CrisisPanel.stop();
     CallbacksPanel.stop();
     CampaignsPanel.stop();
+    FloorPanel.stop();
     CTI.logout(session);  // revokes the token (best effort) and forgets it
     show(ui.board, false);
     show(ui.login, true);
@@ -47,15 +48,17 @@
     show(ui.signOut, false);
   }
 
-  function start() {
+  async function start() {
     show(ui.login, false);
     show(ui.board, true);
     show(ui.signOut, true);
     ui.who.textContent = session.user;
     show(ui.who, true);
+    await CTI.loadLabels(session);  // words for topics, languages, states
     socket = new CTI.Socket(session, {
       onEvent, onHello: () => {
         refresh(); CrisisPanel.refresh(); CallbacksPanel.refresh(); CampaignsPanel.refresh();
+        FloorPanel.refresh();
       },
       onStatus: (s) => CTI.renderStatus(ui.conn, s),
       onAuthFailed: (why) => { signOut(); ui.loginError.textContent = why; },
@@ -67,12 +70,14 @@
     CrisisPanel.start(session);
     CallbacksPanel.start(session);
     CampaignsPanel.start(session);
+    FloorPanel.start(session);
   }
 
   function onEvent(ev) {
     CrisisPanel.onEvent(ev);
     CallbacksPanel.onEvent(ev);
     CampaignsPanel.onEvent(ev);
+    FloorPanel.onEvent(ev);
     if (ev.type.startsWith("call.") || ev.type === "agent.state") {
       clearTimeout(debounce);
       debounce = setTimeout(refresh, DEBOUNCE_MS);
@@ -108,6 +113,7 @@
     renderServiceLevel(s.today);
     T("abandoned").textContent = String(s.today.abandoned);
     renderQueues(s.queues);
+    renderQueueService(s.service_levels || [], s.today.service_level_s);
     renderAdvisors(s.advisors);
     ui.updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
   }
@@ -142,10 +148,9 @@
     const shown = queues.filter((q) => q.waiting > 0)
       .sort((a, b) => b.longest_wait_s - a.longest_wait_s);
     T("queue-rows").replaceChildren(...shown.map((q) => {
-      const name = CTI.languageName(q.language);
       return el("tr", { "data-testid": `queue-${q.language}-${q.topic}` },
-        el("th", { scope: "row", text: name ? `${q.language} (${name})` : q.language }),
-        el("td", { text: q.topic }),
+        el("th", { scope: "row", text: CTI.label("language", q.language) }),
+        el("td", { text: CTI.label("topic", q.topic) }),
         el("td", { class: "num", "data-testid": "queue-waiting", text: String(q.waiting) }),
         el("td", { class: "num", "data-testid": "queue-longest",
                    text: CTI.fmtDuration(q.longest_wait_s) }));
@@ -153,12 +158,27 @@
     show(T("queues-empty"), shown.length === 0);
   }
 
+  // Today's service level of each queue (language and topic) that had a queued call.
+  function renderQueueService(rows, target) {
+    T("sl-queues-target").textContent = `(answered within ${target} s)`;
+    T("sl-queue-rows").replaceChildren(...rows.map((q) => el("tr",
+      { "data-testid": `sl-${q.language}-${q.topic}` },
+      el("th", { scope: "row", text: CTI.label("language", q.language) }),
+      el("td", { text: CTI.label("topic", q.topic) }),
+      el("td", { class: "num", "data-testid": "sl-answered", text: String(q.answered) }),
+      el("td", { class: "num", "data-testid": "sl-within", text: String(q.answered_within_sl) }),
+      el("td", { class: "num", "data-testid": "sl-abandoned", text: String(q.abandoned) }),
+      el("td", { class: "num", "data-testid": "sl-value", text: q.service_level === null
+        ? "–" : `${Math.round(q.service_level * 100)} %` }))));
+    show(T("sl-queues-empty"), rows.length === 0);
+  }
+
   function renderAdvisors(counts) {
     const states = [...ADVISOR_STATES,
       ...Object.keys(counts).filter((k) => !ADVISOR_STATES.includes(k))];
     T("advisor-rows").replaceChildren(...states.map((st) => el("tr",
       { "data-testid": `advisors-${st}` },
-      el("th", { scope: "row", text: st.replace("_", " ") }),
+      el("th", { scope: "row", text: CTI.label("state", st) }),
       el("td", { class: "num", "data-testid": "advisor-count", text: String(counts[st] ?? 0) }))));
   }
 

@@ -21,6 +21,10 @@ def test_screen_pop_answer_and_wrap_up_of_a_real_call(page: Page, floor: Floor) 
 
     login(page, floor, "/agent", "sofia")
     expect(page.get_by_test_id("who")).to_have_text("sofia")
+    # Away reasons in words (config away_reasons), the code as the value.
+    reasons = page.get_by_label("Away reason").locator("option")
+    expect(reasons).to_have_text(["(no reason)", "Break", "Lunch", "Meeting", "Training", "Admin"])
+    expect(reasons.nth(2)).to_have_attribute("value", "lunch")
     page.get_by_test_id("state-available").click()
     expect(page.get_by_test_id("agent-state")).to_have_text("available")
 
@@ -32,8 +36,24 @@ def test_screen_pop_answer_and_wrap_up_of_a_real_call(page: Page, floor: Floor) 
     expect(page.get_by_test_id("call-state")).to_have_text("offered")
     expect(page.get_by_test_id("pop-number")).to_have_text(SPANISH_CALLER)
     expect(page.get_by_test_id("pop-country")).to_have_text("ES")
-    expect(page.get_by_test_id("pop-language")).to_have_text("es")
-    expect(page.get_by_test_id("pop-topic")).to_have_text("visa")
+    # Words from the config, not codes (issue 13); the code stays in data-code.
+    expect(page.get_by_test_id("pop-language")).to_have_text("Español")
+    expect(page.get_by_test_id("pop-language")).to_have_attribute("data-code", "es")
+    expect(page.get_by_test_id("pop-language-name")).to_have_text("(Spanish)")
+    expect(page.get_by_test_id("pop-topic")).to_have_text("Visa and entering the Netherlands")
+    # An ordinary caller (priority 0): no priority badge.
+    expect(page.get_by_test_id("pop-priority")).to_be_hidden()
+    # While the offer rings, a countdown to the offer's timeout (routing.offer_timeout_s).
+    countdown = page.get_by_test_id("offer-countdown")
+    expect(countdown).to_be_visible()
+    expect(countdown).to_contain_text("left to answer")
+    timeout_s = floor.gw.settings.routing.offer_timeout_s
+    left = int(countdown.get_attribute("data-seconds") or "-1")
+    assert 0 < left <= timeout_s
+    expect(countdown).not_to_have_attribute("data-seconds", str(left))  # it counts down
+    assert int(countdown.get_attribute("data-seconds") or "99") < left
+    expect(page.get_by_test_id("talk-time")).to_be_hidden()
+    screenshot(page, "agent-desktop-ringing")
     expect(page.get_by_test_id("pop-ivr-path").locator("li")).to_have_text(
         ["hours:open", "lang:es", "topic:visa"])
     expect(page.get_by_test_id("pop-waited")).to_have_text(re.compile(r"^\d+ s$|^\d+:\d\d$"))
@@ -52,13 +72,26 @@ def test_screen_pop_answer_and_wrap_up_of_a_real_call(page: Page, floor: Floor) 
     expect(page.get_by_test_id("call-state")).to_have_text("connected")
     expect(page.get_by_test_id("agent-state")).to_have_text("on call")
     expect(page.get_by_test_id("hangup")).to_be_enabled()
+    # Answered: the countdown gives way to the talk timer, which runs.
+    expect(countdown).to_be_hidden()
+    talk = page.get_by_test_id("talk-time")
+    expect(talk).to_be_visible()
+    expect(talk).to_have_attribute("data-seconds", re.compile(r"^[1-9]\d*$"))
+    talked = int(talk.get_attribute("data-seconds") or "0")
+    expect(talk).not_to_have_attribute("data-seconds", str(talked))
+    assert int(talk.get_attribute("data-seconds") or "0") > talked
 
     # Hold and resume go over the WebSocket to the flow and come back as call.held.
     page.get_by_test_id("hold").click()
     expect(page.get_by_test_id("call-state")).to_have_text("held")
     expect(page.get_by_test_id("hold")).to_have_text("Resume")
+    hold = page.get_by_test_id("hold-time")
+    expect(hold).to_be_visible()
+    expect(hold).to_have_attribute("data-seconds", re.compile(r"^[1-9]\d*$"))
+    expect(talk).to_be_visible()  # the talk time goes on counting on hold
     page.get_by_test_id("hold").click()
     expect(page.get_by_test_id("call-state")).to_have_text("connected")
+    expect(hold).to_be_hidden()
 
     # The transfer directory marks the embassy of the caller's country (Spain).
     page.get_by_label("Transfer to", exact=True).select_option("external")
@@ -74,6 +107,7 @@ def test_screen_pop_answer_and_wrap_up_of_a_real_call(page: Page, floor: Floor) 
     expect(page.get_by_test_id("conn-status")).to_have_text("Live")
     expect(page.get_by_test_id("pop-number")).to_have_text(SPANISH_CALLER)
     expect(page.get_by_test_id("call-state")).to_have_text("connected")
+    expect(talk).to_have_attribute("data-seconds", re.compile(r"^[1-9]\d*$"))  # not from 0
 
     # The caller hangs up: the wrap-up form opens for this call.
     floor.run(caller.command("hangup", leg=leg))
@@ -85,7 +119,7 @@ def test_screen_pop_answer_and_wrap_up_of_a_real_call(page: Page, floor: Floor) 
     page.get_by_label("Note").fill("Visa appointment explained; calls back next week.")
     page.get_by_test_id("wrap-up-save").click()
     expect(wrap).to_be_hidden()
-    expect(page.get_by_test_id("notice")).to_have_text(f"Wrap-up saved ({code.code}).")
+    expect(page.get_by_test_id("notice")).to_have_text(f"Wrap-up saved ({code.label}).")
 
     stored = floor.call(floor.gw.store.wrap_up, call_id)
     assert stored is not None
@@ -95,7 +129,10 @@ def test_screen_pop_answer_and_wrap_up_of_a_real_call(page: Page, floor: Floor) 
     # Today's history lists the call with its wrap-up.
     row = page.locator(f'[data-testid="history-row"][data-call-id="{call_id}"]')
     expect(row).to_contain_text(SPANISH_CALLER)
-    expect(row.get_by_test_id("history-code")).to_have_text(code.code)
+    expect(row.get_by_test_id("history-code")).to_have_text(code.label)
+    expect(row.get_by_test_id("history-code")).to_have_attribute("data-code", code.code)
+    expect(row.locator("td").nth(2)).to_have_text("Español")
+    expect(row.locator("td").nth(3)).to_have_text("Visa and entering the Netherlands")
     expect(row.get_by_test_id("history-note")).to_have_text(
         "Visa appointment explained; calls back next week.")
     screenshot(page, "agent-desktop-wrapped-up")
@@ -108,7 +145,8 @@ def test_screen_pop_answer_and_wrap_up_of_a_real_call(page: Page, floor: Floor) 
     expect(pop).not_to_have_attribute("data-call-id", call_id)
     earlier = page.get_by_test_id("pop-earlier-item")
     expect(earlier).to_have_count(1)
-    expect(earlier).to_contain_text(code.code)
+    expect(earlier).to_contain_text(code.label)
+    expect(earlier).to_contain_text("Visa and entering the Netherlands (Español)")
     expect(earlier).to_contain_text("Visa appointment explained; calls back next week.")
     floor.run(caller.command("hangup", leg=leg))
     expect(page.get_by_test_id("call-state")).to_have_text("ended")

@@ -52,7 +52,7 @@ def test_wrap_up_with_countdown_then_later_from_todays_calls(page: Page, floor: 
     page.get_by_test_id("wrap-up-save").click()
     expect(page.get_by_test_id("wrap-up")).to_be_hidden()
     expect(row.get_by_test_id("history-not-wrapped")).to_have_count(0)
-    expect(row.get_by_test_id("history-code")).to_contain_text(code.code)
+    expect(row.get_by_test_id("history-code")).to_have_text(code.label)
     expect(page.get_by_test_id("agent-state")).to_have_text("available")
     stored = floor.call(floor.gw.store.wrap_up, call_id)
     assert stored is not None and (stored["advisor"], stored["code"]) == ("sofia", code.code)

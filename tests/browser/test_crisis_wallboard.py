@@ -91,7 +91,9 @@ def test_start_watch_and_end_a_crisis_from_the_wallboard(page: Page, floor: Floo
     # The waiting crisis call is offered to her; its card names the crisis.
     expect(desk.get_by_test_id("call-state")).to_have_text("offered")
     expect(desk.get_by_test_id("pop-crisis")).to_have_text(f"Crisis: {CRISIS}")
-    expect(desk.get_by_test_id("pop-topic")).to_have_text("emergency")
+    expect(desk.get_by_test_id("pop-topic")).to_have_text("Emergency")
+    # A crisis call's raised priority, in words (an ordinary caller gets no badge).
+    expect(desk.get_by_test_id("pop-priority")).to_have_text(re.compile(r"^Priority caller \(raised by \d+\)$"))
     incoming = floor.run(dalia_phone.wait_for("leg.incoming", timeout=20))
     floor.run(dalia_phone.command("answer", leg=incoming["leg"], code=200))
     expect(desk.get_by_test_id("call-state")).to_have_text("connected")

@@ -3,6 +3,7 @@ phone, a real caller; the advisor works the call with the app's keys."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -59,7 +60,10 @@ async def test_softphone_shows_the_pop_answers_hangs_up_and_wraps_up(tmp_path: P
                 await pilot.pause()
                 pop = text(app, "#pop")
                 assert SPANISH_CALLER in pop and "(ES)" in pop, pop
-                assert "Language:   es" in pop and "Topic: visa" in pop, pop
+                # Words from the gateway's labels (the config), not the codes.
+                assert "Language:   Español" in pop, pop
+                assert "Topic: Visa and entering the Netherlands" in pop, pop
+                assert "Priority" not in pop, pop  # an ordinary caller (priority 0)
                 assert "lang:es > topic:visa" in pop, pop
                 offered = (await bus_event(gw, "call.offered"))["data"]
                 local = datetime.fromisoformat(offered["caller"]["local_time"])
@@ -74,6 +78,7 @@ async def test_softphone_shows_the_pop_answers_hangs_up_and_wraps_up(tmp_path: P
                     lambda s: s.call.status == "connected" and s.call.media, 15)
                 await pilot.pause()
                 assert "connected" in text(app, "#call")
+                assert re.search(r"talk \d+ s", text(app, "#call")), text(app, "#call")
 
                 # Audio: the caller's tone reaches the softphone's phone (it records it).
                 await caller.command("play", leg=leg, file=str(tmp_path / "caller.wav"),
@@ -99,7 +104,8 @@ async def test_softphone_shows_the_pop_answers_hangs_up_and_wraps_up(tmp_path: P
                 assert ended["data"]["reason"] in ("advisor_hangup", "hangup_by_advisor")
                 await client.wait_until(lambda s: s.call.status == "ended")
                 await pilot.pause()
-                assert "ended" in text(app, "#call")
+                assert re.search(r"ended: Advisor (hung up|ended the call)", text(app, "#call")), \
+                    text(app, "#call")
                 await wait_file_final(heard)
                 assert tone_present(heard, CALLER_TONE, min_seconds=1.5)
 
@@ -160,7 +166,7 @@ async def test_softphone_reconnects_with_its_last_seq_and_misses_nothing(tmp_pat
                 applied = [m for m in client.state.messages if "agent.state" in m and "away" in m]
                 assert len(applied) == 1, applied  # applied exactly once
                 await pilot.pause()
-                assert "state: away (break)" in text(app, "#status")
+                assert "state: Away (Break)" in text(app, "#status")
         finally:
             await client.aclose()
             print("\n".join(client.state.messages))  # shown when the test fails
@@ -215,7 +221,7 @@ async def test_softphone_consult_transfer_to_the_crisis_team(tmp_path: Path) -> 
                 await client.wait_until(lambda s: s.advisor_state == "wrap_up"
                                         and s.call.leg is None and s.call.consult_leg is None)
                 await pilot.pause()
-                assert "state: wrap_up" in text(app, "#status")
+                assert "state: Wrapping up" in text(app, "#status")
                 await wrap_up_with_keys(gw, app, pilot, client, call_id)
                 await bus_event(gw, "agent.state", state="available")
         finally:

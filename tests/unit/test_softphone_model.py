@@ -31,7 +31,7 @@ def test_the_pop_shows_what_the_advisor_needs_before_hello() -> None:
     assert "Local time: 21:05 Europe/Madrid" in text
     assert "Language:   es    Topic: visa" in text
     assert "hours:open > lang:es > topic:visa" in text
-    assert "Waited:     12 s    Priority: 5    CRISIS" in text
+    assert "Waited:     12 s    Priority caller (raised by 5)    CRISIS" in text
     assert "Flags:      vip" in text
     assert "Earlier contacts: 1" in text
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(1795860000.0))
@@ -86,3 +86,38 @@ def test_the_call_panel_shows_the_recording_and_its_pause() -> None:
     assert s.call.recording is None and "recording" not in call_text(s.call).lower()
     s.apply_event(ev(8, "call.recording", state="done", rec_id="r1", paused=[[1.0, 3.0]]))
     assert s.call.recording is None
+
+
+WORDS = {"topics": {"visa": "Visa and entering the Netherlands", "passport": "Passport and ID card"},
+         "languages": {"es": "Español"}, "wrap_up_codes": {"callback": "Call back needed"},
+         "end_reasons": {"caller_hangup": "Caller hung up"},
+         "states": {"wrap_up": "Wrapping up"}, "away_reasons": {"no_answer": "Missed offers"}}
+
+
+def test_with_the_gateways_labels_the_softphone_shows_words() -> None:
+    s = SoftphoneState(user="sofia", labels=WORDS)
+    s.apply_event(ev(1, "call.offered", **{**POP, "priority": 0}))
+    text = pop_text(s.call, s.labels)
+    assert "Language:   Español    Topic: Visa and entering the Netherlands" in text
+    assert "Priority" not in text  # an ordinary caller: nothing to say
+    assert "Español/Passport and ID card  dalia  Caller hung up  [Call back needed]" in text
+    s.apply_event(ev(2, "call.ended", reason="caller_hangup"))
+    assert "ended: Caller hung up" in call_text(s.call, s.labels)
+    s.apply_event(ev(3, "agent.state", None, state="wrap_up", reason=None))
+    assert "state: Wrapping up" in status_text(s)
+    s.apply_event(ev(4, "agent.state", None, state="away", reason="no_answer"))
+    assert "state: away (Missed offers)" in status_text(s)  # no word for away: the code
+
+
+def test_talk_and_hold_timers() -> None:
+    s = SoftphoneState(user="sofia")
+    s.apply_event(ev(1, "call.offered", **POP))
+    s.apply_event({**ev(2, "call.connected", waited_s=1), "ts": 1000.0})
+    assert "talk 12 s" in call_text(s.call, now=1012.0)
+    s.apply_event({**ev(3, "call.held", on=True, by="sofia"), "ts": 1060.0})
+    text = call_text(s.call, now=1075.0)
+    assert "talk 1:15" in text and "on hold 15 s" in text
+    s.apply_event({**ev(4, "call.held", on=False, by="sofia"), "ts": 1080.0})
+    assert "on hold" not in call_text(s.call, now=1090.0)
+    s.apply_event(ev(5, "call.ended", reason="caller_hangup"))
+    assert "talk" not in call_text(s.call, now=1100.0)
