@@ -135,6 +135,9 @@ const FloorPanel = (() => {
       clock("floor-advisor-talk", null)), (tr, a) => {
       const c = a.call_id ? calls.get(a.call_id) : null;
       tr.dataset.state = a.state;
+      // A recovery break (after a distressing call) is marked for the supervisor.
+      tr.classList.toggle("recovery", a.reason === "recovery");
+      tr.toggleAttribute("data-recovery", a.reason === "recovery");
       const reason = a.reason ? ` (${CTI.label("away_reason", a.reason)})` : "";
       setText(tr, "floor-advisor-state", CTI.label("state", a.state) + reason);
       setClock(tr.querySelector("[data-testid='floor-advisor-time']"), a.since);
