@@ -18,6 +18,7 @@ from cti.api.app import create_app
 from cti.api.auth import Authenticator
 from cti.api.ws import Hub
 from cti.config import ConfigError, Settings, ivr_flows
+from cti.controller.admin import AdvisorAdmin
 from cti.controller.durable import restore_states
 from cti.controller.flow import CallFlow
 from cti.controller.loopwatch import DEGRADED_LAG_MS, LoopWatch
@@ -29,6 +30,7 @@ from cti.edge.probe import PROBE_INTERVAL_S, EdgeLiveness, probe_once
 from cti.edge.process import KamailioEdge
 from cti.edge.render import EdgeSettings, EdgeTls, TrunkTarget, WorkerTarget, new_edge_secret
 from cti.edge.rpc import EdgeRpc
+from cti.edge.users import EdgeUsers
 from cti.events import EventBus
 from cti.ivr.announce import announcement_prompts
 from cti.plugin_prompts import plugin_prompt_keys
@@ -116,7 +118,6 @@ class Gateway:
         self.runtime_dir = settings.path(settings.runtime_dir)
         self.bus = EventBus()  # plugins' event types are declared on it at load
         self.store = Store(settings.path(settings.store.path))
-        self.auth = Authenticator(settings, self.store.sessions)
         self.hub = Hub(self.bus)
         specs = worker_specs(settings)
         # The edge adds it to every INVITE it relays to a worker (X-CTI-Edge); the
@@ -131,9 +132,13 @@ class Gateway:
         self.flow = CallFlow(settings, self.pool, self.bus, self.store, self.plugins,
                              self.prompts, self.hub.delivered)
         self.flow.edge_rotation = self._edge_rotation
+        # Logins ask the live directory (the admin API changes it), not the YAML.
+        self.auth = Authenticator(settings, self.store.sessions, self.flow.ctx.advisors)
         self.plugin_runtime = PluginRuntime(settings, self.plugins, self.flow, self.bus,
                                             self.store)
         self.edge = KamailioEdge(self._edge_settings(specs))
+        self.admin = AdvisorAdmin(self.flow.ctx, self.flow.offers.apply, self.auth,
+                                  EdgeUsers(self.edge))
         self.rpc: EdgeRpc | None = None
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[Any] | None = None
@@ -153,7 +158,8 @@ class Gateway:
             realm=s.sip.realm, hotline_numbers=list(s.sip.hotlines),
             workers=[WorkerTarget(w.worker_id, w.ip, w.sip_port, CUSTOMERS_PER_WORKER)
                      for w in specs],
-            advisor_ha1={a.name: a.sip_ha1 for a in s.advisors},
+            # The live directory's (the config's seed and the admin API's changes).
+            advisor_ha1=self.flow.ctx.advisors.sip_ha1s(),
             edge_secret=self.edge_secret,
             trunks=[TrunkTarget(
                 name=t.name, host=t.host, port=t.port, transport=t.transport,
