@@ -5,6 +5,7 @@ in or register. Real edge, workers and phones."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,10 @@ async def test_an_advisor_added_through_the_api_works_at_once_and_after_a_restar
             me = await lucia.http.get("/api/v1/agents/me",
                                       headers={"Authorization": f"Bearer {lucia.token}"})
             assert me.status_code == 401
+            # Her open WebSocket is closed too (its token is checked every second).
+            assert lucia.stream is not None and lucia.stream._task is not None
+            await asyncio.wait_for(lucia.stream._task, 10)
+            assert lucia.stream._ws.close_code == 4401
             assert "lucia" not in gw.flow.distributor.advisor_names()
             assert not await gw.rpc.registered("lucia") if gw.rpc else False
         assert (await login(http, "lucia")).status_code == 401
