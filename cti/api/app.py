@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, WebSocket
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from cti.api import routes_agents, routes_audit, routes_calls, routes_floor
+from cti.api import routes_admin, routes_agents, routes_audit, routes_calls, routes_floor
 from cti.api.commands import Commands
 from cti.api.deps import GatewayApi
 from cti.api.guard import EarlyGuard, make_guard
@@ -44,7 +44,7 @@ def create_app(gw: GatewayApi) -> FastAPI:
                   dependencies=[Depends(make_guard(gw))],
                   default_response_class=AsciiJSONResponse)
     reports = Reports(gw.store.path)
-    for module in (routes_agents, routes_audit, routes_calls, routes_floor):
+    for module in (routes_admin, routes_agents, routes_audit, routes_calls, routes_floor):
         module.register(app, gw, reports)
     for plugin in gw.plugin_routers:  # each route has its rule (checked at cti_load)
         mount_plugin_routes(app, plugin.plugin, plugin.router)

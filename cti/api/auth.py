@@ -22,6 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from cti.config import Settings
+from cti.core.advisors import AdvisorDirectory
 from cti.store.sessions import SessionsRepo, StoredSession, token_hash
 
 log = logging.getLogger("cti.api")
@@ -101,8 +102,11 @@ class Authenticator:
     """Logins, their tokens and the login limits. ``sessions``: where tokens are kept
     (hashed) so that a restart of the controller does not log everyone out."""
 
-    def __init__(self, settings: Settings, sessions: SessionsRepo | None = None) -> None:
-        self._users = {a.name: (a.password_hash, a.role) for a in settings.advisors}
+    def __init__(self, settings: Settings, sessions: SessionsRepo | None = None,
+                 directory: AdvisorDirectory | None = None) -> None:
+        # Live: an advisor added, changed or removed through the admin API logs in
+        # (or not) at once. Without a directory: the config's list.
+        self._directory = directory or AdvisorDirectory(settings.advisors)
         self._ttl = settings.http.token_ttl_s
         # By the token's hash: the stored sessions are loaded the same way.
         self._tokens: dict[str, Principal] = {}
@@ -129,11 +133,16 @@ class Authenticator:
         if wait:
             raise RateLimited(wait)
 
+    def _user(self, name: str) -> tuple[str, str] | None:
+        """(password hash, role) of a user who may log in now."""
+        a = self._directory.get(name)
+        return None if a is None else (a.password_hash, a.role)
+
     def verify(self, username: str, password: str) -> bool:
         """Blocking (argon2 takes tens of ms): login() runs it in a thread."""
-        stored = self._users.get(username, (self._dummy, ""))[0]
+        user = self._user(username)
         try:
-            return _hasher.verify(stored, password) and username in self._users
+            return _hasher.verify(user[0] if user else self._dummy, password) and user is not None
         except (VerificationError, InvalidHashError):
             return False
 
@@ -151,8 +160,11 @@ class Authenticator:
             return None
         for window, key in windows:
             window.forget(key, now)
+        user = self._user(username)
+        if user is None:  # removed while the hash was checked
+            return None
         token = secrets.token_urlsafe(32)
-        p = Principal(username, self._users[username][1], self.clock() + self._ttl)
+        p = Principal(username, user[1], self.clock() + self._ttl)
         if self._sessions is not None:
             try:  # stored before it is handed out: it outlives a restart
                 await self._sessions.add(StoredSession(token_hash(token), p.user, p.role,
@@ -170,17 +182,28 @@ class Authenticator:
             return 0
         n = 0
         for s in self._sessions.live(self.clock()):
-            if self._users.get(s.user, ("", ""))[1] == s.role:
+            user = self._user(s.user)
+            if user is not None and user[1] == s.role:
                 self._tokens[s.token_hash] = Principal(s.user, s.role, s.expires_at)
                 n += 1
         return n
+
+    def revoke(self, user: str) -> int:
+        """End every token of a user now (removed, or given a new role); the stored
+        sessions are the caller's to remove. Returns how many were ended."""
+        ended = [k for k, p in self._tokens.items() if p.user == user]
+        for key in ended:
+            del self._tokens[key]
+        return len(ended)
 
     def check(self, token: str | None) -> Principal | None:
         if not token:
             return None
         key = token_hash(token)
         p = self._tokens.get(key)
-        if p is None or p.expires_at < self.clock():
+        # A user removed or given another role since the login holds no token.
+        user = None if p is None else self._user(p.user)
+        if p is None or p.expires_at < self.clock() or user is None or user[1] != p.role:
             self._tokens.pop(key, None)
             return None
         return p

@@ -17,8 +17,9 @@ from typing import Any, Literal, Protocol
 
 from cti.api.auth import Authenticator
 from cti.api.ws import Hub
-from cti.config import Settings
+from cti.config import AdvisorSettings, Settings
 from cti.controller.webphone import BrowserPhones
+from cti.core.advisors import AdvisorDirectory
 from cti.core.skills import Skills
 from cti.events import EventBus
 from cti.plugins.host import PluginHost
@@ -75,6 +76,9 @@ class FlowApi(Protocol):
     @property
     def skills(self) -> SkillsApi: ...
     @property
+    def advisors(self) -> AdvisorDirectory:
+        """Who works here, live (not ``settings.advisors``: only the seed)."""
+    @property
     def flags(self) -> Mapping[str, bool]: ...
 
     def active_calls(self) -> list[dict[str, Any]]: ...
@@ -105,6 +109,16 @@ class FlowApi(Protocol):
                             address: str | None = None) -> None: ...
     async def set_flag(self, name: str, value: bool, by: str | None = None,
                        address: str | None = None) -> None: ...
+
+
+class AdminApi(Protocol):
+    """Who works here (cti/controller/admin.py); raises AdminError."""
+
+    async def add(self, name: str, password: str, fields: Mapping[str, Any],
+                  by: str, address: str | None = None) -> AdvisorSettings: ...
+    async def update(self, name: str, fields: Mapping[str, Any], password: str | None,
+                     by: str, address: str | None = None) -> AdvisorSettings: ...
+    async def remove(self, name: str, by: str, address: str | None = None) -> None: ...
 
 
 class WorkerApi(Protocol):
@@ -138,6 +152,8 @@ class GatewayApi(Protocol):
     def store(self) -> Store: ...
     @property
     def flow(self) -> FlowApi: ...
+    @property
+    def admin(self) -> AdminApi: ...
     @property
     def pool(self) -> PoolApi: ...
     @property

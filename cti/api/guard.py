@@ -22,7 +22,7 @@ from cti.api.roles import Rule, allows, route_rules
 log = logging.getLogger("cti.api")
 
 #: Who a refused rule is for, in its 403 message.
-WHO = {"advisor": "advisors", "coach": "coaches, supervisors and admins"}
+WHO = {"advisor": "advisors", "coach": "coaches, supervisors and admins", "admin": "admins"}
 
 bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]

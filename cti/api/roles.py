@@ -13,6 +13,7 @@ Rules:
 - ``supervisor``: supervisors and admins.
 - ``coach``: coaches, supervisors and admins (conversation coaches listen to
   recordings and to live calls; they take no calls and see no floor).
+- ``admin``: admins only (who works here: advisors, their passwords and roles).
 - ``local_or_supervisor``: /metrics: a Prometheus scraper on the same host
   without a token (a scraper cannot renew expiring tokens), else a supervisor's
   or admin's token.
@@ -23,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
-Rule = Literal["public", "user", "advisor", "coach", "supervisor", "local_or_supervisor"]
+Rule = Literal["public", "user", "advisor", "coach", "supervisor", "admin",
+               "local_or_supervisor"]
 
 V1 = "/api/v1"
 #: Plugins' routes live under /api/v1/plugins/<plugin>.
@@ -40,6 +42,10 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/advisors"): "supervisor",
     ("PUT", f"{V1}/advisors/{{name}}/skills"): "supervisor",
     ("POST", f"{V1}/advisors/{{name}}/recovery"): "supervisor",
+    ("GET", f"{V1}/admin/advisors"): "admin",
+    ("POST", f"{V1}/admin/advisors"): "admin",
+    ("PATCH", f"{V1}/admin/advisors/{{name}}"): "admin",
+    ("DELETE", f"{V1}/admin/advisors/{{name}}"): "admin",
     ("GET", f"{V1}/routing"): "supervisor",
     ("GET", f"{V1}/ivr/flags"): "supervisor",
     ("PUT", f"{V1}/ivr/flags/{{name}}"): "supervisor",
@@ -115,4 +121,6 @@ def allows(rule: Rule, role: str) -> bool:
         return role == "advisor"
     if rule == "coach":
         return role in ("coach", "supervisor", "admin")
+    if rule == "admin":
+        return role == "admin"
     return role in ("supervisor", "admin")

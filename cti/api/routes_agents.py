@@ -94,7 +94,7 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
 
     @app.get(f"{V1}/advisors", response_model=list[AgentView])
     async def advisors(p: Auth) -> list[AgentView]:
-        return [agent_view(gw, a.name) for a in gw.settings.advisors]
+        return [agent_view(gw, a.name) for a in gw.flow.advisors.all()]
 
     @app.put(f"{V1}/advisors/{{name}}/skills", response_model=AgentView,
              responses={404: {"description": "no such advisor"},
@@ -105,7 +105,7 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
         """Live skill and training changes: they count from the next routing decision.
         Stored (they survive a restart) and audited before this answers. Languages
         and topics are the IVR's codes, trainings those the config names."""
-        a = gw.settings.advisor(name)
+        a = gw.flow.advisors.get(name)
         if a is None or a.role != "advisor":
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such advisor")
         errors = (unknown_keys("languages", body.languages, vocab.languages)
@@ -128,7 +128,7 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
                              p: Auth) -> AgentView:
         """A recovery break for an advisor: away (reason recovery) for the minutes
         given, from now or from the end of their call; audited, announced."""
-        a = gw.settings.advisor(name)
+        a = gw.flow.advisors.get(name)
         if a is None or a.role != "advisor":
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such advisor")
         if gw.flow.distributor.advisor_state(name) is AdvisorState.LOGGED_OUT:
@@ -140,7 +140,7 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
 
 
 def agent_view(gw: GatewayApi, name: str) -> AgentView:
-    a = gw.settings.advisor(name)
+    a = gw.flow.advisors.get(name)
     if a is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such advisor")
     if a.role != "advisor":

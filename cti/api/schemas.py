@@ -150,3 +150,44 @@ class DirectoryItem(BaseModel):
 class WrapUpCodeItem(BaseModel):
     code: str
     label: str
+
+
+Role = Literal["advisor", "supervisor", "admin", "coach"]
+#: A password as typed (hashed at once; never stored, logged or audited).
+Password = Annotated[str, Field(min_length=10, max_length=256)]
+
+
+class AdvisorCreate(Strict):
+    """A new advisor (or supervisor, coach, admin). Languages and topics are the
+    IVR's codes, trainings those the config names; an advisor needs one of each."""
+
+    name: Annotated[Name, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+    display_name: Annotated[Name, Field(max_length=100)] | None = None
+    role: Role = "advisor"
+    password: Password
+    languages: dict[Key, Level] = Field({}, max_length=64)
+    topics: dict[Key, Level] = Field({}, max_length=64)
+    trainings: dict[Key, date | None] = Field({}, max_length=64)
+
+
+class AdvisorChange(Strict):
+    """What changes (what is left out stays); skills replace the old ones each."""
+
+    display_name: Annotated[Name, Field(max_length=100)] | None = None
+    role: Role | None = None
+    password: Password | None = None
+    languages: dict[Key, Level] | None = Field(None, max_length=64)
+    topics: dict[Key, Level] | None = Field(None, max_length=64)
+    trainings: dict[Key, date | None] | None = Field(None, max_length=64)
+
+
+class AdminAdvisorView(BaseModel):
+    """An advisor as the admin sees them (never a hash)."""
+
+    name: str
+    display_name: str | None
+    role: str
+    languages: dict[str, int]
+    topics: dict[str, int]
+    trainings: dict[str, date | None]
+    state: str | None  # None: takes no calls

@@ -21,6 +21,7 @@ from cti.controller.durable import restore_skills, start_flags
 from cti.controller.prompts import PromptLibrary
 from cti.controller.skills import SkillBook
 from cti.controller.workers import WorkerCommandError, WorkerSpec
+from cti.core.advisors import AdvisorDirectory
 from cti.events import EventBus, make_event
 from cti.plugins import PluginHost
 from cti.routing import Distributor, EscalationStep
@@ -110,7 +111,9 @@ class FlowContext:
         #: Gateway-wide flags flows branch on (ivr.flags; supervisors change them live).
         #: Stored values (a supervisor's change before a restart) win over the config's.
         self.flags: dict[str, bool] = start_flags(settings.ivr.flags, store)
-        self.skills = SkillBook(settings)
+        #: Who works here, live: the config's seed with the admin API's changes over it.
+        self.advisors = AdvisorDirectory.load(settings.advisors, store.advisors.all())
+        self.skills = SkillBook(self.advisors.all())
         restore_skills(self.skills, store)
         #: A change is stored, then applied: in the same order when two requests race.
         self.state_lock = asyncio.Lock()

@@ -152,7 +152,7 @@ class CallControl:
             if target not in {m.code for m in settings.ivr.topics}:
                 raise CallControlError(f"{target!r} is not a queue (an IVR topic)")
         elif target_type == "advisor":
-            if settings.advisor(target) is None or target == call.advisor:
+            if target not in self.ctx.advisors or target == call.advisor:
                 raise CallControlError(f"{target!r} is not another advisor")
             if distributor.advisor_state(target) is AdvisorState.LOGGED_OUT:
                 raise CallControlError(f"{target} is logged out")

@@ -48,6 +48,7 @@ from cti.controller.skills import SkillBook, Skills
 from cti.controller.waiting import Waiting
 from cti.controller.work import TaskHandler, inbound_only
 from cti.controller.workers import WorkerLink
+from cti.core.advisors import AdvisorDirectory
 from cti.core.views import WorkKind
 from cti.events import EventBus
 from cti.plugins import PluginHost
@@ -108,6 +109,10 @@ class CallFlow:
     @property
     def skills(self) -> SkillBook:
         return self.ctx.skills
+
+    @property
+    def advisors(self) -> AdvisorDirectory:
+        return self.ctx.advisors
 
     @property
     def flags(self) -> dict[str, bool]:

@@ -18,6 +18,7 @@ from cti.api.app import create_app
 from cti.api.auth import Authenticator
 from cti.api.ws import Hub
 from cti.config import ConfigError, Settings, ivr_flows
+from cti.controller.admin import AdvisorAdmin
 from cti.controller.durable import restore_states
 from cti.controller.flow import CallFlow
 from cti.controller.loopwatch import DEGRADED_LAG_MS, LoopWatch
@@ -40,6 +41,7 @@ from cti.edge.render import (
 )
 from cti.edge.rpc import EdgeRpc
 from cti.edge.rtpengine import RtpEngine, RtpEngineSettings
+from cti.edge.users import EdgeUsers
 from cti.events import EventBus
 from cti.ivr.announce import announcement_prompts
 from cti.plugin_prompts import plugin_prompt_keys
@@ -122,7 +124,6 @@ class Gateway:
         self.runtime_dir = settings.path(settings.runtime_dir)
         self.bus = EventBus()  # plugins' event types are declared on it at load
         self.store = Store(settings.path(settings.store.path))
-        self.auth = Authenticator(settings, self.store.sessions)
         self.hub = Hub(self.bus)
         specs = worker_specs(settings)
         # The edge adds it to every INVITE it relays to a worker (X-CTI-Edge); the
@@ -138,12 +139,16 @@ class Gateway:
                              self.prompts, self.hub.delivered)
         self.flow.edge_rotation = self._edge_rotation
         self.flow.monitors.phone_registered = self._phone_registered
+        # Logins ask the live directory (the admin API changes it), not the YAML.
+        self.auth = Authenticator(settings, self.store.sessions, self.flow.ctx.advisors)
         self.plugin_runtime = PluginRuntime(settings, self.plugins, self.flow, self.bus,
                                             self.store)
         self.edge = KamailioEdge(self._edge_settings(specs))
+        self.admin = AdvisorAdmin(self.flow.ctx, self.flow.offers.apply, self.auth,
+                                  EdgeUsers(self.edge))
         # The browser phone's media relay (webrtc.enabled), started before the edge.
         self.rtpengine = self._rtpengine()
-        self.browser_phones = BrowserPhones(settings)
+        self.browser_phones = BrowserPhones(settings, self.flow.advisors.get)
         self.auth.on_end.append(self.browser_phones.revoke_soon)
         self.rpc: EdgeRpc | None = None
         # Away (phone_offline) while an advisor's phone has no registered contact.
@@ -181,7 +186,8 @@ class Gateway:
             realm=s.sip.realm, hotline_numbers=list(s.sip.hotlines),
             workers=[WorkerTarget(w.worker_id, w.ip, w.sip_port, CUSTOMERS_PER_WORKER)
                      for w in specs],
-            advisor_ha1={a.name: a.sip_ha1 for a in s.advisors},
+            # The live directory's (the config's seed and the admin API's changes).
+            advisor_ha1=self.flow.ctx.advisors.sip_ha1s(),
             edge_secret=self.edge_secret,
             trunks=[TrunkTarget(
                 name=t.name, host=t.host, port=t.port, transport=t.transport,

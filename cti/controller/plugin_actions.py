@@ -53,7 +53,7 @@ class PluginCalls:
     def advisor_views(self) -> list[AdvisorView]:
         d, now = self.ctx.distributor, time.time()
         views = []
-        for a in self.ctx.settings.advisors:
+        for a in self.ctx.advisors.all():
             if a.name not in d.advisor_names():
                 continue  # a supervisor: takes no calls
             profile = d.advisor_profile(a.name)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
-from cti.config import Settings
+from cti.config import AdvisorSettings, Settings
 from cti.routing import AdvisorProfile
 
 
@@ -37,14 +37,27 @@ class Skills:
         }
 
 
+def skills_of(advisor: AdvisorSettings) -> Skills:
+    return Skills(dict(advisor.languages), dict(advisor.topics), dict(advisor.trainings))
+
+
 class SkillBook:
     """The current skills of every advisor (config at start, then API edits)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._skills = {
-            a.name: Skills(dict(a.languages), dict(a.topics), dict(a.trainings))
-            for a in settings.advisors if a.role == "advisor"
-        }
+    def __init__(self, advisors: Settings | Iterable[AdvisorSettings]) -> None:
+        """``advisors``: the live list (cti/core/advisors.py), or a config's seed."""
+        people = advisors.advisors if isinstance(advisors, Settings) else advisors
+        self._skills = {a.name: skills_of(a) for a in people if a.role == "advisor"}
+
+    def add(self, advisor: AdvisorSettings) -> AdvisorProfile:
+        """A new advisor who takes calls (ValueError: not one, or the name is taken)."""
+        if advisor.role != "advisor" or advisor.name in self._skills:
+            raise ValueError(f"{advisor.name!r} cannot be added as an advisor who takes calls")
+        self._skills[advisor.name] = skills_of(advisor)
+        return self._skills[advisor.name].profile(advisor.name)
+
+    def remove(self, name: str) -> None:
+        self._skills.pop(name, None)
 
     def names(self) -> list[str]:
         return list(self._skills)

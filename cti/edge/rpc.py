@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import socket
 import tempfile
 from pathlib import Path
@@ -120,6 +121,14 @@ class EdgeRpc:
             raise ValueError("EdgeRpc needs the realm to add advisors")
         check_advisor_name(name)
         await self.call("htable.sets", "users", name, ha1(name, self.realm, password))
+
+    async def set_advisor_ha1(self, name: str, ha1_hex: str) -> None:
+        """Add an advisor or change their password, given as the digest HA1 (what the
+        config and the admin API keep: no password in clear)."""
+        check_advisor_name(name)
+        if not re.fullmatch(r"[0-9a-f]{32}", ha1_hex):
+            raise ValueError(f"invalid HA1 for advisor {name!r}: expected 32 hex digits")
+        await self.call("htable.sets", "users", name, ha1_hex)
 
     async def remove_advisor(self, name: str) -> None:
         """Forget an advisor and drop its registrations (a binding outlives the htable entry)."""

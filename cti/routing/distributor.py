@@ -132,6 +132,28 @@ class Distributor(ConsultMixin):
         self._advisors[profile.name] = _Advisor(profile, order=len(self._advisors))
         self._index_languages(profile, add=True)
 
+    def remove_advisor(self, name: str, now: float) -> list[Action]:
+        """Forget an advisor (removed by an admin). Refused (ValueError) while they
+        are reserved for, or on, a call: that call is theirs to finish. Calls that
+        preferred them wait for anyone now; a running wrap-up just ends."""
+        adv = self._advisor(name)
+        if adv.state in (AdvisorState.RESERVED, AdvisorState.ON_CALL):
+            raise ValueError(f"advisor {name!r} is {adv.state.value}: remove them after "
+                             "the call")
+        now = self._clock(now)
+        actions: list[Action] = []
+        if adv.state is not AdvisorState.LOGGED_OUT:
+            actions.append(self._change(adv, AdvisorState.LOGGED_OUT, None, now))
+        self._index_languages(adv.profile, add=False)
+        del self._advisors[name]
+        self._dirty_advisors.discard(name)
+        self._missed_advisors.discard(name)
+        for call_id in self._held.pop(name, set()):
+            call = self._calls[call_id]
+            call.preferred, call.direct, call.preferred_until = None, False, 0.0
+            self._dirty_calls.add(call_id)
+        return actions + self._dispatch(now)
+
     def update_advisor(self, profile: AdvisorProfile, now: float | None = None) -> list[Action]:
         """Replace an advisor's skills and trainings; they count from the next decision."""
         adv = self._advisor(profile.name)
@@ -482,8 +504,9 @@ class Distributor(ConsultMixin):
         if kind == "offer":
             call = self._calls.get(ident)
             return call is None or call.offer_deadline != at
-        if kind == "wrap":
-            return self._advisors[ident].wrap_until != at
+        if kind == "wrap":  # (an advisor removed meanwhile has no wrap-up left)
+            adv = self._advisors.get(ident)
+            return adv is None or adv.wrap_until != at
         # A step timer stays while the call rings an advisor: the offer may fail and
         # the call wait on (next_deadline() once dropped it then, and the step was lost).
         call = self._calls.get(ident)

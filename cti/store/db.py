@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cti.store.advisors import AdvisorsRepo
 from cti.store.audit import AuditLog
 from cti.store.flags import FlagsRepo
 from cti.store.migrations import STATE_SCHEMA, Migration, migrate_core
@@ -102,6 +103,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             at       REAL NOT NULL
         );
     """),
+    # Advisors managed through the admin API (over the config's seed); a NULL
+    # record: removed through the API. seq keeps the order they were added in.
+    Migration(6, """
+        CREATE TABLE advisors (
+            seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+            name    TEXT NOT NULL UNIQUE,
+            record  TEXT,
+            by      TEXT,
+            at      REAL NOT NULL
+        );
+    """),
 )
 
 #: The end_reason of a call the controller died during (closed at the next start).
@@ -169,6 +181,7 @@ class Store:
         self.timers = TimersRepo(self.writer, self._db)
         self.sessions = SessionsRepo(self.writer, self._db)
         self.advisor_states = AdvisorStatesRepo(self.spool, self._db)
+        self.advisors = AdvisorsRepo(self.writer, self._db)
         # Offer ids are given here, not by SQLite: an offer queued while the store
         # cannot write has its id at once (its outcome is queued behind it).
         row = self._db.execute("SELECT MAX(offer_id) FROM offers").fetchone()

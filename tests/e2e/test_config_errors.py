@@ -286,5 +286,5 @@ def test_http_port_taken_names_the_file(runnable: tuple[Path, Path]) -> None:
 def test_check_config_accepts_the_demo_config() -> None:
     res = _run("check-config")
     assert res.returncode == 0, res.stderr
-    assert res.stdout.startswith("config/cti.yaml: ok (6 advisors, 2 media workers)")
+    assert res.stdout.startswith("config/cti.yaml: ok (7 advisors, 2 media workers)")
     assert res.stderr == ""

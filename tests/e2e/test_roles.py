@@ -56,7 +56,7 @@ async def login(http: httpx.AsyncClient, user: str) -> dict[str, str]:
 
 async def send(http: httpx.AsyncClient, method: str, path: str,
                headers: dict[str, str] | None = None) -> httpx.Response:
-    body = {} if method in ("POST", "PUT") else None
+    body = {} if method in ("POST", "PUT", "PATCH") else None
     return await http.request(method, concrete(path), json=body, headers=headers or {})
 
 
@@ -73,6 +73,7 @@ async def test_every_route_has_a_rule_and_the_rule_holds(tmp_path: Path) -> None
         async with httpx.AsyncClient(base_url=base) as http:
             sofia, nadia = await login(http, "sofia"), await login(http, "nadia")
             ines = await login(http, "ines")  # a coach: recordings only
+            ada = await login(http, "ada")  # an admin: who works here
             checked = 0
             for method, path in routes:
                 rule = table[(method, path)]
@@ -97,6 +98,14 @@ async def test_every_route_has_a_rule_and_the_rule_holds(tmp_path: Path) -> None
                     assert as_nadia.status_code == 403, (method, path, as_nadia.text)
                     assert as_ines.status_code == 403, (method, path, as_ines.text)
                     assert as_sofia.status_code not in (401, 403), (method, path)
+                elif rule == "admin":
+                    for refused in (as_sofia, as_nadia, as_ines):
+                        assert refused.status_code == 403, (method, path, refused.text)
+                    # (a name nobody has: an admin's DELETE of sofia would remove her)
+                    as_ada = await http.request(
+                        method, concrete(path).replace("/sofia", "/nobody"), headers=ada,
+                        json={} if method in ("POST", "PATCH") else None)
+                    assert as_ada.status_code not in (401, 403), (method, path)
                 elif rule == "coach":
                     assert as_sofia.status_code == 403, (method, path, as_sofia.text)
                     assert as_ines.status_code not in (401, 403), (method, path)
