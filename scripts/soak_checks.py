@@ -37,11 +37,15 @@ class Memory:
         self.pid = controller_pid
         self.t0 = time.monotonic()
         self.samples: list[tuple[float, float, dict[str, float]]] = []
+        # The bus keeps the last 10,000 events for WebSocket replay (cti/events.py): the
+        # controller grows until it is full; shown next to the RSS to tell that apart.
+        self.replay: list[tuple[float, int]] = []
 
     async def sample(self, gw: Any) -> None:
         workers = {w.worker_id: rss_mb(w.process.pid) for w in gw.pool.links.values()
                    if w.process is not None and w.process.returncode is None}
         ctrl = rss_mb(self.pid)
+        self.replay.append((time.monotonic() - self.t0, len(gw.bus._recent)))
         if ctrl is not None:
             self.samples.append((time.monotonic() - self.t0, ctrl,
                                  {k: v for k, v in workers.items() if v is not None}))
@@ -199,6 +203,11 @@ def _print_figures(soak: Any, memory: Memory, first: list[Any], last: list[Any],
                 ws.setdefault(w, []).append(v)
         print(f"  {'rss ' + label:28s} controller {_mean([x[1] for x in win]):.1f} MB, "
               + ", ".join(f"{w} {_mean(v):.1f} MB" for w, v in sorted(ws.items())))
+    for label, win in (("first window", first), ("last window", last)):
+        if win:
+            held = [n for t, n in memory.replay if win[0][0] <= t <= win[-1][0]]
+            print(f"  {'bus replay ' + label:28s} {min(held, default=0)}-"
+                  f"{max(held, default=0)} events held")
     print(f"  {'log ERROR lines':28s} {errors}")
     for line in top:
         print(f"      {line}")
