@@ -32,6 +32,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -365,9 +366,7 @@ class Soak:
             await asyncio.sleep(rng.uniform(0.3, 1.0))
             await team.command("answer", leg=incoming["leg"], code=200, check=False)
             if rng.random() < 0.5:
-                asyncio.get_running_loop().call_later(
-                    rng.uniform(3, 8), lambda leg=incoming["leg"]: asyncio.ensure_future(
-                        team.command("hangup", leg=leg, check=False)))
+                asyncio.ensure_future(_hangup_later(team, incoming["leg"], rng.uniform(3, 8)))
             trim(team)
 
     async def killer_loop(self) -> None:
@@ -389,8 +388,7 @@ class Soak:
             kill = {"worker": link.worker_id, "calls": calls, "recovered_s": None}
             self.stats.kills.append(kill)
             with contextlib.suppress(asyncio.TimeoutError):
-                await until(lambda link=link, old=old: link.up and link.process is not None
-                            and link.process.pid != old, 30)
+                await until(partial(_restarted, link, old), 30)
                 kill["recovered_s"] = round(time.monotonic() - t0, 2)
 
     async def ws_client_loop(self) -> None:
@@ -422,6 +420,15 @@ class Soak:
     async def _drain(self, ws: Any) -> None:
         async for _ in ws:
             self.stats.c["ws_events"] += 1
+
+
+def _restarted(link: Any, old_pid: int) -> bool:
+    return bool(link.up and link.process is not None and link.process.pid != old_pid)
+
+
+async def _hangup_later(phone: Phone, leg: str, after: float) -> None:
+    await asyncio.sleep(after)
+    await phone.command("hangup", leg=leg, check=False)
 
 
 async def _guard(coro: Any, stats: Stats) -> None:
@@ -476,10 +483,10 @@ async def run(args: argparse.Namespace) -> int:
         await asyncio.gather(*(soak.caller_loop(c) for c in callers))
         for task in background[:-2]:
             task.cancel()
-        for adv in soak.advisors.values():  # back from a break they chose, for the check
-            if adv.chosen == "away":
-                adv.chosen = "available"
-                await adv.ws_command("state", state="available")
+        for actor in soak.advisors.values():  # back from a break they chose, for the check
+            if actor.chosen == "away":
+                actor.chosen = "available"
+                await actor.ws_command("state", state="available")
         await memory.sample(gw)
         code = await final_checks(gw, soak, memory, slots0, args)
         for task in background[-2:]:
