@@ -30,6 +30,7 @@ import signal
 import sys
 import tempfile
 import time
+import tracemalloc
 import uuid
 from collections import Counter
 from functools import partial
@@ -474,6 +475,10 @@ async def run(args: argparse.Namespace) -> int:
               f"{len(callers)} callers, {len(ADVISORS)} advisors, {args.workers} workers, "
               f"{args.minutes} min, seed {args.seed}", flush=True)
         slots0 = {w: gw.flow._free_calls(w) for w in gw.pool.links}
+        first_snapshot = None
+        if args.tracemalloc:
+            tracemalloc.start()
+            first_snapshot = await _snapshot_after(min(300, args.minutes * 20))
         background = [asyncio.create_task(_guard(c, soak.stats)) for c in (
             *(a.answer_loop() for a in soak.advisors.values()),
             *(a.state_loop(gw) for a in soak.advisors.values()),
@@ -488,11 +493,32 @@ async def run(args: argparse.Namespace) -> int:
                 actor.chosen = "available"
                 await actor.ws_command("state", state="available")
         await memory.sample(gw)
+        if args.tracemalloc:
+            _allocation_growth(first_snapshot)
         code = await final_checks(gw, soak, memory, slots0, args)
         for task in background[-2:]:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         return code
+
+
+async def _snapshot_after(delay: float) -> asyncio.Task[tracemalloc.Snapshot]:
+    """A snapshot of the allocations taken once the traffic has warmed up."""
+    async def take() -> tracemalloc.Snapshot:
+        await asyncio.sleep(delay)
+        return tracemalloc.take_snapshot()
+    return asyncio.create_task(take())
+
+
+def _allocation_growth(first: asyncio.Task[tracemalloc.Snapshot] | None) -> None:
+    """Where the Python heap grew since the warm-up snapshot, by file."""
+    if first is None or not first.done():
+        return
+    stats = tracemalloc.take_snapshot().compare_to(first.result(), "filename")
+    print("\nheap growth since the warm-up (tracemalloc, by file):")
+    for st in stats[:12]:
+        print(f"  {st.size_diff / 1024:+9.1f} KiB  {st.count_diff:+7d} blocks  "
+              f"{st.traceback[0].filename}")
 
 
 def _prompts(prompts: Path) -> dict[str, str]:
@@ -519,6 +545,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--kill-every", type=float, default=180, help="seconds between kills")
     p.add_argument("--sample-every", type=float, default=30, help="RSS sampling, seconds")
+    p.add_argument("--tracemalloc", action="store_true",
+                   help="print where the Python heap grew after the warm-up (slower)")
     p.add_argument("--log", default="", help="the gateway's log file (default: in /tmp)")
     args = p.parse_args()
     args.log = args.log or f"/tmp/soak-{time.strftime('%Y%m%d-%H%M%S')}.log"
