@@ -1,8 +1,11 @@
 """Room on the media workers, and the edge's rotation of workers for new callers.
 
 A media worker holds 4 calls (2 customers with their advisors). Consults need
-extra legs; the edge counts callers, not legs, so a worker a consult filled up
-leaves the edge's rotation until it has room for a caller and an advisor again.
+extra legs; the edge counts callers, not legs (up to 2 per worker, its dispatcher's
+maxload), so a worker whose legs a consult (or a call back) takes leaves the edge's
+rotation until it has room for every caller the edge may still send it, each with an
+advisor. Room for one caller is not enough: the edge would send two, and the second
+one's advisor could not be dialled (PJ_ETOOMANY; found by scripts/soak.py).
 Capacity for customers is never reserved for consults that may not happen.
 """
 
@@ -17,6 +20,9 @@ log = logging.getLogger("cti.flow")
 
 #: Calls one media worker holds (PJSUA_MAX_CALLS of the pjsua2 wheel).
 CALLS_PER_WORKER = 4
+
+#: Callers the edge sends one worker at most (its dispatcher's maxload).
+CALLERS_PER_WORKER = CALLS_PER_WORKER // 2
 
 #: Take a worker out of (False) or back into (True) the edge's rotation.
 EdgeRotation = Callable[[str, bool], None]
@@ -41,9 +47,16 @@ class WorkerRooms:
                 used += 1
         return CALLS_PER_WORKER - used
 
+    def fits_the_edge(self, worker: str) -> bool:
+        """Room for each caller the edge may still send the worker, with an advisor."""
+        callers = sum(1 for call in self.ctx.calls.all()
+                      if call.kind == "inbound" and call.worker == worker
+                      and call.customer.state != "disconnected")
+        return self.free_calls(worker) >= 2 * max(0, CALLERS_PER_WORKER - callers)
+
     def guard_room(self, worker: str) -> None:
         """A worker a consult filled up leaves the rotation (see the module doc)."""
-        if self.free_calls(worker) < 2 and worker not in self.out_of_rotation:
+        if not self.fits_the_edge(worker) and worker not in self.out_of_rotation:
             self.out_of_rotation.add(worker)
             log.info("worker out of rotation for a consult worker=%s", worker)
             if self.edge_rotation is not None:
@@ -53,7 +66,7 @@ class WorkerRooms:
         """After legs ended: workers with room again go back into the edge's rotation."""
         for worker in list(self.out_of_rotation):
             link = self.ctx.pool.get(worker)
-            if self.free_calls(worker) >= 2 and link is not None and link.up:
+            if self.fits_the_edge(worker) and link is not None and link.up:
                 self.out_of_rotation.discard(worker)
                 log.info("worker back in rotation worker=%s", worker)
                 if self.edge_rotation is not None:

@@ -163,3 +163,34 @@ async def test_facade_exposes_the_services(h: Harness) -> None:
     assert flow.flags["crisis"] is True
     assert h.of_type("ivr.flag")[0]["data"] == {"name": "crisis", "value": True, "by": "nadia"}
     assert flow._free_calls("w1") == 4 and flow._out_of_rotation == set()
+
+
+async def test_a_worker_holding_a_consult_stays_out_of_rotation_until_the_edge_fits(
+    h: Harness,
+) -> None:
+    """Found by scripts/soak.py: w2 carried a consult for w1's call, its own caller
+    hung up, and w2 went back into the edge's rotation with room for one caller; the
+    edge (which counts callers, not legs) sent two, and the second caller's advisor
+    could not be dialled there (PJ_ETOOMANY)."""
+    seen: list[tuple[str, bool]] = []
+    h.flow.edge_rotation = lambda worker, active: seen.append((worker, active))
+    call_id, _ = await h.connected("sofia", worker="w1", leg="c1")
+    await h.queued("w1", "c2")  # w1 is full: its waiting caller keeps a call for an advisor
+    await h.incoming("w2", "c3")
+    h.flow.transfer_call(call_id, "sofia", "consult", "external", "crisis_team")
+    await h.settle()
+    consult = h.call(call_id).consult
+    assert consult.worker == "w2" and seen == [("w2", False)]
+
+    h.leg_state("w2", "c3", "disconnected", code=200)  # w2's own caller hangs up
+    await h.settle()
+    # Room for one caller and an advisor, but the edge would send w2 two callers.
+    assert h.flow._free_calls("w2") == 2
+    assert seen == [("w2", False)] and h.flow._out_of_rotation == {"w2"}
+
+    h.flow.consult_cancel(call_id, "sofia")
+    for leg in (consult.advisor_leg, consult.target_leg):
+        h.leg_state("w2", leg.leg_id, "disconnected", code=200)
+    await h.settle()
+    await h.settle()
+    assert seen == [("w2", False), ("w2", True)] and h.flow._out_of_rotation == set()
