@@ -383,7 +383,8 @@
     if (!guide || !guide.markdown) return;
     panel.dataset.topic = guide.topic;
     panel.dataset.language = guide.language;
-    T("pop-guide-title").textContent = `${guide.topic} · ${CTI.languageName(guide.language) || guide.language}`;
+    T("pop-guide-title").textContent =
+      `${CTI.label("topic", guide.topic)} · ${CTI.label("language", guide.language)}`;
     T("pop-guide-body").replaceChildren(Markdown.render(guide.markdown));
   }
 

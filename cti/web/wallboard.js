@@ -41,6 +41,7 @@
     CallbacksPanel.stop();
     CampaignsPanel.stop();
     FloorPanel.stop();
+    FloorMonitor.stop();
     CTI.logout(session);  // revokes the token (best effort) and forgets it
     show(ui.board, false);
     show(ui.login, true);
@@ -70,6 +71,7 @@
     CrisisPanel.start(session);
     CallbacksPanel.start(session);
     CampaignsPanel.start(session);
+    FloorMonitor.start(session);
     FloorPanel.start(session);
   }
 

@@ -71,7 +71,9 @@ def test_the_floor_advisor_by_advisor_live_and_waiting_calls(page: Page, floor: 
     expect(live.get_by_test_id("live-call-language")).to_have_text("Español")
     expect(live.get_by_test_id("live-call-topic")).to_have_text("Visa and entering the Netherlands")
     expect(live.get_by_test_id("live-call-advisor")).to_have_text("sofia")
-    expect(live.get_by_test_id("live-call-actions")).to_be_empty()  # for monitoring buttons
+    # The supervisor's monitoring controls (tests/e2e/test_monitoring.py hears them).
+    expect(live.get_by_test_id("live-call-actions").get_by_role("button")).to_have_text(
+        ["Listen", "Whisper", "Barge", "Stop"])
     _counts_on(live.get_by_test_id("live-call-talk"))
     # Sofia's row: on a call, with the call's caller country, language, topic, talk time.
     expect(sofia.get_by_test_id("floor-advisor-state")).to_have_text("On a call")
