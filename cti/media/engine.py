@@ -35,6 +35,7 @@ from cti.media.model import EngineConfig, Leg
 from cti.media.pjobjects import MediaAccount, MediaCall, MediaEndpoint
 from cti.media.recording import Recording
 from cti.media.sipmsg import parse_headers
+from cti.media.sound import NULL_DEVICE, choose_sound
 
 log = logging.getLogger("cti.media")
 
@@ -74,6 +75,7 @@ class Engine(Commands):
         self._local_acc: MediaAccount | None = None
         self._reg_acc: MediaAccount | None = None
         self.legs: dict[str, Leg] = {}
+        self.audio = NULL_DEVICE  # which sound device (choose_sound at start)
         self.recordings: dict[str, Recording] = {}
         self._queue: queue.SimpleQueue[dict[str, Any] | Callable[[], None]] = queue.SimpleQueue()
         self._parked: list[tuple[float, Any]] = []  # (free-after monotonic time, pjsua2 obj)
@@ -119,8 +121,9 @@ class Engine(Commands):
             ep.libInit(self._ep_config())
             self._create_transports()
             ep.libStart()
-            # The null device clocks the conference bridge (no sound card here).
-            ep.audDevManager().setNullDev()
+            # The null device clocks the conference bridge; a softphone takes the
+            # machine's sound card when there is one.
+            self.audio = choose_sound(ep.audDevManager(), self.cfg.sound_device)
             self._arm_sound_auto_close()
             self._set_codec_priorities()
             self._local_acc = self._create_local_account()
@@ -132,7 +135,7 @@ class Engine(Commands):
 
     def ready_event(self) -> None:
         self.emit(P.EV_READY, worker=self.cfg.ident, pid=os.getpid(), sip_port=self.cfg.sip_port,
-                  max_calls=MAX_CALLS, protocol=P.PROTOCOL_VERSION)
+                  max_calls=MAX_CALLS, protocol=P.PROTOCOL_VERSION, audio=self.audio)
 
     def run(self) -> int:
         """Main loop until shutdown; returns the process exit code."""

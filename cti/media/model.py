@@ -25,6 +25,9 @@ class EngineConfig:
     # always has a player or a bridge connected while it must send audio, so it
     # lets the clock stop when idle (idle CPU ~0.2 % -> ~0 % of a core).
     snd_auto_close_s: int = -1
+    # The machine's sound card (a softphone's advisor talks through it) when there
+    # is one; False: always the null device (media workers, test phones).
+    sound_device: bool = False
     # A media worker behind the edge: INVITEs must carry X-CTI-Edge with this
     # value (the edge adds it, and strips X-CTI-* from outside), others get 403
     # before anything is answered. Empty: every INVITE is taken (test phones).

@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tls-ca", default="",
                         help="CA certificate (PEM) to check a TLS registrar against; "
                              "turns on the TLS transport (register with transport tls)")
+    parser.add_argument("--sound", action="store_true",
+                        help="use the machine's sound card when there is one (cti softphone)")
     add_engine_options(parser)
     return parser.parse_args(argv)
 
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     out_fd = protocol_stdout()
     cfg = EngineConfig(ident=args.name, ip=args.ip, sip_port=args.sip_port, rtp_port=args.rtp_port,
                        rtp_range=args.rtp_range, user=args.name, pj_log_level=args.pj_log_level,
-                       tls_ca_file=args.tls_ca)
+                       tls_ca_file=args.tls_ca, sound_device=args.sound)
     engine: Engine | None = None
 
     def on_broken() -> None:  # the socket is gone: stop once the engine exists

@@ -118,7 +118,9 @@ class SoftphoneClient:
     async def start(self) -> None:
         """Start the phone and register, log in, follow the events."""
         try:
-            await self.phone.start()
+            ready = await self.phone.start()
+            self.state.audio = str(ready.get("audio") or "")
+            self._note(f"audio: {self.state.audio or 'unknown'}")
             await self._register()
             await self.login()
         except (PhoneProcessError, SoftphoneError, httpx.HTTPError) as e:

@@ -52,6 +52,7 @@ class CallView:
 class SoftphoneState:
     user: str
     registration: str = "not registered"
+    audio: str = ""  # the phone's sound device, as its engine said it (cti.media.sound)
     registered: bool = False
     logged_in: bool = False
     ws_connected: bool = False
@@ -191,4 +192,5 @@ def status_text(s: SoftphoneState) -> str:
     return (f"{s.user}  |  SIP: {s.registration}  |  API: "
             f"{'logged in' if s.logged_in else 'not logged in'}"
             f"{'' if s.ws_connected or not s.logged_in else ' (events offline)'}"
-            f"  |  state: {word(s.labels, 'states', s.advisor_state)}{reason}")
+            f"  |  state: {word(s.labels, 'states', s.advisor_state)}{reason}"
+            f"{f'  |  audio: {s.audio}' if s.audio else ''}")

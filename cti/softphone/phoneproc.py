@@ -34,8 +34,9 @@ class PhoneProcess:
     """One ``cti.media.phone`` child: send commands, get their results, stream events."""
 
     def __init__(self, name: str, ip: str, on_event: EventHandler, log_path: Path,
-                 sip_port: int = 0, rtp_port: int = 0) -> None:
+                 sip_port: int = 0, rtp_port: int = 0, sound: bool = True) -> None:
         self.name = name
+        self.sound = sound  # the machine's sound card when there is one
         self.ip = ip
         self.sip_port = sip_port or free_port(ip)
         self.rtp_port = rtp_port or free_port_range(RTP_RANGE, ip)
@@ -65,6 +66,7 @@ class PhoneProcess:
             sys.executable, "-X", "faulthandler", "-m", "cti.media.phone",
             "--name", self.name, "--ip", self.ip, "--sip-port", str(self.sip_port),
             "--rtp-port", str(self.rtp_port), "--rtp-range", str(RTP_RANGE),
+            *(["--sound"] if self.sound else []),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=self._log_file, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

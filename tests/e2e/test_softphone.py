@@ -47,6 +47,11 @@ async def test_softphone_shows_the_pop_answers_hangs_up_and_wraps_up(tmp_path: P
                 # The app starts its phone, registers to the edge, logs in, follows events.
                 await client.wait_until(lambda s: s.registered and s.ws_connected, 30)
                 assert "SIP: registered" in text(app, "#status")
+                # Its audio: the sound card when there is one; this machine has none,
+                # and the screen says so (the advisor would hear nothing).
+                audio = client.state.audio
+                assert audio.startswith(("sound device:", "null device")), audio
+                assert f"audio: {audio}" in text(app, "#status")
 
                 await pilot.press("s")
                 await pilot.click("#available")
