@@ -137,6 +137,12 @@ class PoolApi(Protocol):
     def links(self) -> Mapping[str, WorkerApi]: ...
 
 
+class PresenceApi(Protocol):
+    """State follows the phone (cti.controller.presence.PhonePresence)."""
+
+    async def refresh(self) -> None: ...
+
+
 class GatewayApi(Protocol):
     """The gateway as the API sees it (cti/controller/gateway.py implements it)."""
 
@@ -156,6 +162,8 @@ class GatewayApi(Protocol):
     def admin(self) -> AdminApi: ...
     @property
     def pool(self) -> PoolApi: ...
+    @property
+    def presence(self) -> PresenceApi: ...
     @property
     def started_at(self) -> float: ...
     @property

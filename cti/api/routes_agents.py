@@ -81,6 +81,8 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
             responses={422: {"description": "unknown state or away reason"}})
     async def state(body: StateRequest, p: Auth) -> AgentView:
         """available / away (with a reason from config away_reasons) / logged_out."""
+        if body.state == "available":
+            await gw.presence.refresh()  # a phone that registered a moment ago counts
         try:
             set_state(gw, p, body.state, body.reason)
         except ActionError as e:

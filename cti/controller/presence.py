@@ -54,6 +54,17 @@ class PhonePresence:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
+    async def refresh(self) -> None:
+        """One look now (an advisor asking to be available right after their phone
+        registered should not wait for the next poll); no edge: nothing changes."""
+        rpc = self._rpc()
+        if self._task is None or rpc is None:
+            return
+        try:
+            self.update(await rpc.registered_users())
+        except Exception as e:
+            log.debug("registrations not refreshed: %s", e)
+
     async def _run(self) -> None:
         failing = False
         while True:

@@ -227,6 +227,11 @@ class Carrier:
                 await asyncio.sleep(0.02)
             if _group_alive(proc.pid):
                 self._killpg(proc.pid)
+                # SIGKILLed children are gone only once init has reaped them: on a
+                # loaded machine that takes a moment; stop() returns after it.
+                deadline = time.monotonic() + 5.0
+                while _group_alive(proc.pid) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
         if self._reader is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._reader, 2)
