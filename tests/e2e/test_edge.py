@@ -844,6 +844,10 @@ async def test_registrations_survive_a_killed_edge(
     await edge.stop()
 
     again = await make_edge()
+    # (loaded from the file at start; on a loaded machine give it a moment)
+    deadline = time.monotonic() + 5
+    while not await again.rpc.registered("alice") and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
     assert await again.rpc.registered("alice")
     assert not await again.rpc.registered("bob")
     assert again.files is not None
