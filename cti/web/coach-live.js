@@ -51,13 +51,7 @@ const CoachLive = (() => {
   }
 
   async function act(callId, method, mode) {
-    try {
-      await api(session, `/calls/${encodeURIComponent(callId)}/monitor`,
-        { method, body: mode ? { mode } : undefined });
-      setError("");
-    } catch (err) {
-      setError(err.message);  // e.g. no free line on the call's media worker
-    }
+    setError(await CTI.monitorCall(session, callId, method, mode));
     refresh();
   }
 

@@ -320,6 +320,18 @@ const CTI = (() => {
       : words.slice(0, -1).join(", ") + " and " + words[words.length - 1];
   }
 
+  // Live monitoring of a call (POST: start or change the mode, DELETE: stop); the
+  // coach page and the wallboard's floor both use it. Resolves to an error text or "".
+  async function monitorCall(session, callId, method, mode) {
+    try {
+      await api(session, `/calls/${encodeURIComponent(callId)}/monitor`,
+        { method, body: mode ? { mode } : undefined });
+      return "";
+    } catch (err) {
+      return err.message;  // e.g. no free line on the call's media worker
+    }
+  }
+
   function wireLogin(form, errorNode, session, roles, done) {
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
@@ -343,6 +355,6 @@ const CTI = (() => {
 
   return {
     Session, Socket, ApiError, Refresher, api, login, logout, $, el, show, fmtDuration, fmtTime, fmtDate,
-    languageName, countryName, renderStatus, wireLogin, loadLabels, label,
+    languageName, countryName, renderStatus, wireLogin, monitorCall, loadLabels, label,
   };
 })();

@@ -4,19 +4,14 @@
 "use strict";
 
 (() => {
-  const { el, api } = CTI;
+  const { el } = CTI;
   const MODES = [["listen", "Listen"], ["whisper", "Whisper"], ["barge", "Barge"]];
   let session = null;
 
   async function act(callId, method, mode) {
-    const error = document.querySelector('[data-testid="floor-error"]');
-    try {
-      await api(session, `/calls/${encodeURIComponent(callId)}/monitor`,
-        { method, body: mode ? { mode } : undefined });
-      error.textContent = "";
-    } catch (err) {
-      error.textContent = `Monitor: ${err.message}`;  // e.g. your phone is not registered
-    }
+    const problem = await CTI.monitorCall(session, callId, method, mode);
+    document.querySelector('[data-testid="floor-error"]').textContent =
+      problem ? `Monitor: ${problem}` : "";  // e.g. your phone is not registered
   }
 
   FloorPanel.addLiveCallAction((cell, call) => {
