@@ -39,6 +39,8 @@ def table(res: Result) -> str:
            if res.failures else "") + " |",
         "| SIPp calls | " + ", ".join(f"{k} {v}" for k, v in res.calls.items()) + " |",
         "| gateway events | " + ", ".join(f"{k} {v}" for k, v in res.events.items()) + " |",
+        "| call end reasons | " + ", ".join(f"{k} {v}" for k, v in res.end_reasons.items())
+        + " |",
         f"| INVITE → 200 OK ({len(setup)} calls) | p50 {percentile(setup, 50):.1f} ms, "
         f"p99 {percentile(setup, 99):.1f} ms, max {max(setup, default=float('nan')):.1f} ms |",
         f"| gateway CPU / PSS | {cpu:.1f} % of a core / {pss:.0f} MiB |",

@@ -31,6 +31,7 @@ from scripts.load.gwconfig import DIGITS, HOTLINE, QUEUE, LoadConfig, generate, 
 from scripts.load.pcap import advisor_pcap, caller_pcap
 
 SCENARIOS = ("ivr-queue", "talks", "rate")
+CALLER_ENDS = ("caller_hangup", "caller_abandoned")
 CALLS_PER_WORKER = 2  # the workers' customer-call slots
 SETUP_RATE = 10  # calls a second while filling up ivr-queue and talks
 IVR_WALK_S = 1.0 + len(DIGITS) * 1.0 + 2.0  # the digits' times in the pcap, and slack
@@ -71,6 +72,7 @@ class Result:
     events: dict[str, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     setup_ms: list[float] = field(default_factory=list)
+    end_reasons: dict[str, int] = field(default_factory=dict)
     folder: Path | None = None
 
     @property
@@ -239,6 +241,12 @@ def collect(r: Run, callers: sipp.Sipp) -> None:
             res.calls["advisor_answered"] = done["successful"]
             r.fail("advisor calls failed", done["failed"])
     r.fail("calls not ended at the gateway", ev.counts["call.incoming"] - ev.counts["call.ended"])
+    # every call ends by the caller's BYE (caller_hangup; in the IVR or the queue:
+    # caller_abandoned); anything else (rtp_timeout: no RTP arrived, worker_failed,
+    # advisor_hangup) is the gateway or the peers failing
+    res.end_reasons = dict(ev.end_reasons)
+    r.fail("calls ended otherwise than by the caller",
+           sum(n for why, n in ev.end_reasons.items() if why not in CALLER_ENDS))
     r.fail("calls not seen at the gateway", res.calls["expected"] - ev.counts["call.incoming"])
     if r.plan.scenario != "rate":
         r.fail("callers not queued by their digits",
