@@ -27,6 +27,10 @@ HOTLINE = "+31247247247"
 ADVISOR_PASSWORD = "load-advisor"
 SUPERVISOR = ("nadia", "demo-nadia")
 RTP_PER_WORKER = 40
+# The load's RTP ranges (workers, rtpengine) come from below the range cti.ports
+# hands to tests' gateways (20000-32000): in a test run those small random spans,
+# remembered for the whole process, leave no run of hundreds of free ports there.
+RTP_LOW, RTP_HIGH = 10000, 20000
 # The menus the callers walk: language 1 (nl), topic 2 (visa): not the defaults a
 # silent caller gets (a Dutch number guesses nl, the default topic is travel_advice),
 # so a call queued for visa proves the digits arrived.
@@ -103,14 +107,15 @@ def generate(workers: int, advisors: int, webrtc: bool = True,
                        call_attempts_per_source_per_minute=0)
     data["http"].update(port=free_port(), login_attempts_per_minute=10_000)
     data["workers"].update(count=workers, sip_port_base=_free_tcp_udp_block(workers),
-                           rtp_port_base=free_port_range(workers * RTP_PER_WORKER),
+                           rtp_port_base=free_port_range(workers * RTP_PER_WORKER,
+                                                         low=RTP_LOW, high=RTP_HIGH),
                            rtp_ports_per_worker=RTP_PER_WORKER)
     data["prompts"] = {"texts": str(REPO / "config" / "prompts.yaml"),
                        "cache_dir": str(REPO / "var" / "prompts"),
                        "override_dir": str(REPO / "config" / "prompts")}
     data["store"] = {"path": str(root / "cti.sqlite3")}
     data["routing"]["wrap_up_s"] = 0  # advisors are free again at once
-    rtp_min = free_port_range(64)
+    rtp_min = free_port_range(64, low=RTP_LOW, high=RTP_HIGH)
     data["webrtc"].update(enabled=webrtc, ws_port=free_port(), ng_port=free_port(),
                           rtp_port_min=rtp_min, rtp_port_max=rtp_min + 63)
     data["advisors"] = [_supervisor(data), *advisor_entries(advisors, data["sip"]["realm"])]
