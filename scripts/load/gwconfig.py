@@ -11,6 +11,7 @@ crisis-trained advisors).
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,13 @@ def generate(workers: int, advisors: int, webrtc: bool = True,
              root: Path | None = None) -> LoadConfig:
     """Write the config into a fresh runtime folder under /tmp (unix socket paths are
     capped at 107 bytes: it stays short)."""
-    root = root or Path(tempfile.mkdtemp(prefix="cti-load-"))
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix="cti-load-"))
+        try:
+            return generate(workers, advisors, webrtc, root)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)  # no free ports: leave nothing
+            raise
     data: dict[str, Any] = yaml.safe_load(DEMO_CONFIG.read_text())
     guides = (data.get("plugins") or {}).get("guides")
     if guides is not None:
