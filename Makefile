@@ -13,10 +13,12 @@ run: setup
 	.venv/bin/cti check-config --config $(CONFIG)
 	.venv/bin/cti serve --config $(CONFIG)
 
-# ruff, then the type checker (its settings: [tool.mypy] in pyproject.toml)
+# ruff, then the type checker (its settings: [tool.mypy] in pyproject.toml); the
+# load generator (scripts/load, a package run with -m) is type-checked too
 lint: setup
 	.venv/bin/ruff check cti plugins tests scripts
 	.venv/bin/mypy cti plugins
+	.venv/bin/mypy --explicit-package-bases -p scripts.load
 
 # Browser tests run in their own pytest process: pytest-playwright and
 # pytest-asyncio clash in one (later async tests fail on a running loop).

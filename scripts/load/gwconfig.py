@@ -1,0 +1,131 @@
+"""A gateway config for N media workers and M advisors on free loopback ports.
+
+Starts from the demo config (its IVR, prompts, routing) like the e2e harness's
+``gateway_settings``; the advisors are generated: ``load<i>`` with the skills every
+load caller asks for, one shared API password (one argon2id hash, not M: hashing
+costs ~150 ms each) and each their own SIP HA1. The demo supervisor stays for the
+load generator's event stream. The per-source call limits are off: every SIPp
+caller comes from 127.0.0.1. The crisis line's plugin is left out (it wants
+crisis-trained advisors).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cti.api.auth import hash_password, sip_ha1
+from cti.ports import bindable, free_port, free_port_range
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_CONFIG = REPO / "config" / "cti.yaml"
+HOTLINE = "+31247247247"
+ADVISOR_PASSWORD = "load-advisor"
+SUPERVISOR = ("nadia", "demo-nadia")
+RTP_PER_WORKER = 40
+# The load's RTP ranges (workers, rtpengine) come from below the range cti.ports
+# hands to tests' gateways (20000-32000): in a test run those small random spans,
+# remembered for the whole process, leave no run of hundreds of free ports there.
+RTP_LOW, RTP_HIGH = 10000, 20000
+# The menus the callers walk: language 1 (nl), topic 2 (visa): not the defaults a
+# silent caller gets (a Dutch number guesses nl, the default topic is travel_advice),
+# so a call queued for visa proves the digits arrived.
+DIGITS = "12"
+QUEUE = {"language": "nl", "topic": "visa"}
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    path: Path
+    data: dict[str, Any]
+    advisors: list[str]
+
+    @property
+    def sip(self) -> tuple[str, int]:
+        return self.data["sip"]["ip"], int(self.data["sip"]["port"])
+
+    @property
+    def api(self) -> str:
+        http = self.data["http"]
+        return f"http://{http['host']}:{http['port']}"
+
+    @property
+    def realm(self) -> str:
+        return str(self.data["sip"]["realm"])
+
+
+def _free_tcp_udp_block(n: int) -> int:
+    """First of n consecutive ports free for both TCP and UDP (the workers' SIP)."""
+    import socket
+
+    while True:
+        base = free_port()
+        if all(bindable(base + i, (socket.SOCK_STREAM, socket.SOCK_DGRAM), "127.0.0.1")
+               for i in range(n)):
+            return base
+
+
+def advisor_entries(count: int, realm: str) -> list[dict[str, Any]]:
+    hashed = hash_password(ADVISOR_PASSWORD)
+    return [{"name": name, "password_hash": hashed,
+             "sip_ha1": sip_ha1(name, realm, sip_password(name)),
+             "display_name": f"Load {i}",
+             "languages": {"nl": 5, "en": 5},
+             "topics": {"visa": 5, "passport": 5, "travel_advice": 5}}
+            for i, name in enumerate(advisor_names(count))]
+
+
+def advisor_names(count: int) -> list[str]:
+    return [f"load{i}" for i in range(count)]
+
+
+def sip_password(name: str) -> str:
+    return f"sip-{name}"
+
+
+def _supervisor(data: dict[str, Any]) -> dict[str, Any]:
+    return next(a for a in data["advisors"] if a["name"] == SUPERVISOR[0])
+
+
+def generate(workers: int, advisors: int, webrtc: bool = True,
+             root: Path | None = None) -> LoadConfig:
+    """Write the config into a fresh runtime folder under /tmp (unix socket paths are
+    capped at 107 bytes: it stays short)."""
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix="cti-load-"))
+        try:
+            return generate(workers, advisors, webrtc, root)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)  # no free ports: leave nothing
+            raise
+    data: dict[str, Any] = yaml.safe_load(DEMO_CONFIG.read_text())
+    guides = (data.get("plugins") or {}).get("guides")
+    if guides is not None:
+        guides["directory"] = str(DEMO_CONFIG.parent / guides.get("directory", "guides"))
+    # the crisis line's plugin needs crisis-trained advisors; the load has none
+    data["plugins"].pop("crisis_line", None)
+    data["runtime_dir"] = str(root / "run")
+    data["sip"].update(port=free_port(), max_calls_per_source=0,
+                       call_attempts_per_source_per_minute=0)
+    data["http"].update(port=free_port(), login_attempts_per_minute=10_000)
+    data["workers"].update(count=workers, sip_port_base=_free_tcp_udp_block(workers),
+                           rtp_port_base=free_port_range(workers * RTP_PER_WORKER,
+                                                         low=RTP_LOW, high=RTP_HIGH),
+                           rtp_ports_per_worker=RTP_PER_WORKER)
+    data["prompts"] = {"texts": str(REPO / "config" / "prompts.yaml"),
+                       "cache_dir": str(REPO / "var" / "prompts"),
+                       "override_dir": str(REPO / "config" / "prompts")}
+    data["store"] = {"path": str(root / "cti.sqlite3")}
+    data["routing"]["wrap_up_s"] = 0  # advisors are free again at once
+    rtp_min = free_port_range(64, low=RTP_LOW, high=RTP_HIGH)
+    data["webrtc"].update(enabled=webrtc, ws_port=free_port(), ng_port=free_port(),
+                          rtp_port_min=rtp_min, rtp_port_max=rtp_min + 63)
+    data["advisors"] = [_supervisor(data), *advisor_entries(advisors, data["sip"]["realm"])]
+    path = root / "cti.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return LoadConfig(path, data, advisor_names(advisors))
