@@ -30,15 +30,17 @@ available advisor ("dirty" calls and advisors are re-examined in _dispatch).
 
 from __future__ import annotations
 
-import bisect
-import heapq
 import itertools
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cti.routing.consult import ConsultMixin
-from cti.routing.eligibility import match_score, reserve_fit, skill_gap
+from cti.routing.matching import (
+    best_advisor_for,
+    best_call_for,
+    full_fit_taker,
+)
 from cti.routing.model import (
     DEFAULT_STEPS,
     DEFAULT_TOPIC_TRAININGS,
@@ -56,9 +58,10 @@ from cti.routing.model import (
     Requirements,
     WrapUpExpired,
 )
+from cti.routing.queue import Key, Timer, Timers, WaitingCalls, queue_key
 from cti.routing.records import _Advisor, _Call
 from cti.routing.trace import build_trace
-from cti.routing.views import advisor_view, call_view, queue_views
+from cti.routing.views import expected_wait, snapshot_view
 
 STRATEGIES = ("best_match", "longest_idle", "least_talk_time", "round_robin")
 DEFAULT_HANDLE_S = 180.0  # expected handle time before any call was measured
@@ -108,9 +111,8 @@ class Distributor(ConsultMixin):
         self._by_language: dict[str, set[str]] = {}  # every advisor, by language
         self._available: dict[str, set[str]] = {}  # AVAILABLE advisors, by language
         self._calls: dict[str, _Call] = {}
-        self._buckets: dict[tuple[str, str], list[tuple[tuple[float, float, int], str]]] = {}
-        self._topics_waiting: dict[str, set[str]] = {}  # language -> topics with a bucket
-        self._timers: list[tuple[float, int, str, str]] = []  # (at, seq, kind, id)
+        self._waiting = WaitingCalls()
+        self._timers = Timers(self._stale)
         self._dirty_calls: set[str] = set()
         self._dirty_advisors: set[str] = set()
         self._missed_advisors: set[str] = set()  # freed by a miss: they pick last
@@ -333,17 +335,13 @@ class Distributor(ConsultMixin):
         """Offer timeouts, wrap-up ends and escalation steps due at ``now``."""
         now = self._clock(now)
         actions: list[Action] = []
-        while self._timers and self._timers[0][0] <= now:
-            entry = heapq.heappop(self._timers)
-            if not self._stale(entry):
-                actions += self._fire(entry[2], entry[3], now)
+        for _, _, kind, ident in self._timers.due(now):
+            actions += self._fire(kind, ident, now)
         return actions + self._dispatch(now)
 
     def next_deadline(self) -> float | None:
         """The earliest offer timeout, wrap-up end or escalation step, or None."""
-        while self._timers and self._stale(self._timers[0]):
-            heapq.heappop(self._timers)
-        return self._timers[0][0] if self._timers else None
+        return self._timers.next_at()
 
     # -- queries ------------------------------------------------------------
 
@@ -370,15 +368,14 @@ class Distributor(ConsultMixin):
 
     def waiting_calls(self) -> list[str]:
         """Waiting calls (not offered, not connected) in queue order."""
-        entries = sorted(e for b in self._buckets.values() for e in b)
-        return [cid for _, cid in entries]
+        return self._waiting.in_order()
 
     def position(self, call_id: str) -> int | None:
         """1-based rank among waiting calls of the same language and topic."""
         call = self._call(call_id)
         if call.status is not CallStatus.WAITING:
             return None
-        return bisect.bisect_left(self._buckets[call.bucket], (call.key, call_id)) + 1
+        return self._waiting.position(call)
 
     def expected_wait_s(self, call_id: str, now: float | None = None) -> float | None:
         """position x average handle time / advisors able to take it (logged in).
@@ -389,18 +386,7 @@ class Distributor(ConsultMixin):
         pos = self.position(call_id)
         if pos is None:
             return None
-        call = self._calls[call_id]
-        now = self._now if now is None else now
-        _, step = call.step(now)
-        able = sum(
-            1 for name in self._by_language.get(call.requirements.language, ())
-            if self._advisors[name].state is not AdvisorState.LOGGED_OUT
-            and (skill_gap(self._advisors[name].profile, call.requirements, step, now) is None
-                 or reserve_fit(self._advisors[name].profile, call.requirements))
-        )
-        if able == 0:
-            return None
-        return round(pos * self.avg_handle_s() / able, 1)
+        return expected_wait(self, self._calls[call_id], pos, self._now if now is None else now)
 
     def offered_to(self, call_id: str) -> str | None:
         call = self._call(call_id)
@@ -408,17 +394,7 @@ class Distributor(ConsultMixin):
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
         """JSON-able picture for supervisors (waited times at ``now``)."""
-        now = self._now if now is None else now
-        calls = sorted(self._calls.values(), key=lambda c: c.key)
-        return {
-            "now": now,
-            "strategy": self.strategy,
-            "avg_handle_s": round(self.avg_handle_s(), 1),
-            "advisors": [advisor_view(a, now) for a in self._advisors.values()],
-            "calls": [call_view(self, c, now) for c in calls],
-            "waiting": self.waiting_calls(),
-            "queues": queue_views(self, now),
-        }
+        return snapshot_view(self, self._now if now is None else now)
 
     def avg_handle_s(self) -> float:
         """Mean talk + wrap-up of the last 100 ended calls (180 s before any)."""
@@ -456,12 +432,10 @@ class Distributor(ConsultMixin):
         """Asked-for trainings plus the topic's own (which nobody can waive)."""
         return frozenset(trainings) | self._topic_trainings.get(topic, frozenset())
 
-    def _key(self, priority: int, enqueued_at: float, seq: int) -> tuple[float, float, int]:
-        # priority + aging * waited orders calls; minus that at enqueue time is
-        # the same order at any time, so buckets can stay sorted.
-        return (self.aging_per_s * enqueued_at - priority, enqueued_at, seq)
+    def _key(self, priority: int, enqueued_at: float, seq: int) -> Key:
+        return queue_key(self.aging_per_s, priority, enqueued_at, seq)
 
-    def _head_key(self, call: _Call) -> tuple[float, float, int]:
+    def _head_key(self, call: _Call) -> Key:
         """A key ahead of every call not yet connected of the same or a lower priority
         (the call's own key if that is ahead already, through aging or its wait)."""
         normal = self._key(call.priority, call.enqueued_at, call.seq)
@@ -485,21 +459,16 @@ class Distributor(ConsultMixin):
             names.add(adv.name) if available else names.discard(adv.name)
 
     def _enqueue(self, call: _Call) -> None:
-        bisect.insort(self._buckets.setdefault(call.bucket, []), (call.key, call.call_id))
-        self._topics_waiting.setdefault(call.bucket[0], set()).add(call.bucket[1])
+        self._waiting.add(call)
         self._dirty_calls.add(call.call_id)
 
     def _dequeue(self, call: _Call) -> None:
-        bucket = self._buckets[call.bucket]
-        del bucket[bisect.bisect_left(bucket, (call.key, call.call_id))]
-        if not bucket:
-            del self._buckets[call.bucket]
-            self._topics_waiting[call.bucket[0]].discard(call.bucket[1])
+        self._waiting.remove(call)
 
     def _push_timer(self, at: float, kind: str, ident: str) -> None:
-        heapq.heappush(self._timers, (at, next(self._seq), kind, ident))
+        self._timers.push(at, kind, ident)
 
-    def _stale(self, timer: tuple[float, int, str, str]) -> bool:
+    def _stale(self, timer: Timer) -> bool:
         at, _, kind, ident = timer
         if kind == "offer":
             call = self._calls.get(ident)
@@ -641,7 +610,7 @@ class Distributor(ConsultMixin):
         self._dirty_calls.clear()
         for call in calls:
             if call.status is CallStatus.WAITING:
-                adv = self._best_advisor_for(call, now)
+                adv = best_advisor_for(self, call, now)
                 if adv is not None:
                     actions += self._offer(call, adv, now, trigger="call_waiting")
         return actions + self._advisors_pick(self._missed_advisors, now)
@@ -655,95 +624,12 @@ class Distributor(ConsultMixin):
         for adv in advisors:
             # Each turn offers one call, to this advisor or to a full fit (then retry).
             while adv.state is AdvisorState.AVAILABLE:
-                call = self._best_call_for(adv, now)
+                call = best_call_for(self, adv, now)
                 if call is None:
                     break
-                taker = self._full_fit_taker(adv, call, now) or adv
+                taker = full_fit_taker(self, adv, call, now) or adv
                 actions += self._offer(call, taker, now, trigger="advisor_free")
         return actions
-
-    def _full_fit_taker(self, adv: _Advisor, call: _Call, now: float) -> _Advisor | None:
-        """When ``adv`` may take ``call`` only from its reserve pool: the best free
-        advisor who fits it fully and has no better call to take, or None.
-
-        Several advisors freed at once pick in idle order; without this the first
-        one, a reserve, could take a call a trained colleague freed with them fits.
-        Advisors who just missed an offer are left out (they pick last anyway).
-        """
-        _, step = call.step(now)
-        if not self._reserve_only(adv, call, step, now):
-            return None
-        fitting = []
-        for name in self._available.get(call.requirements.language, ()):
-            other = self._advisors[name]
-            if other is adv or name in self._missed_advisors \
-                    or self._gap(other, call, step, now) is not None \
-                    or self._reserve_only(other, call, step, now):
-                continue
-            if self._best_call_for(other, now) is call:
-                fitting.append(other)
-        return min(fitting, key=lambda a: self._rank(a, call, step, now)) if fitting else None
-
-    def _gap(self, adv: _Advisor, call: _Call, step: EscalationStep, now: float) -> str | None:
-        """Why this advisor may not take the call now, fully or from its reserve pool
-        (state not checked). A call kept for its preferred advisor is kept from the
-        reserve too."""
-        if call.preferred and call.preferred != adv.name and now < call.preferred_until:
-            pref = self._advisors[call.preferred]
-            if pref.state is not AdvisorState.LOGGED_OUT \
-                    and self._fits(pref, call, step, now) is None:
-                return f"kept for preferred advisor {call.preferred}"
-        gap = self._fits(adv, call, step, now)
-        return None if gap is not None and reserve_fit(adv.profile, call.requirements) else gap
-
-    def _reserve_only(self, adv: _Advisor, call: _Call, step: EscalationStep,
-                      now: float) -> bool:
-        """For an advisor who may take the call: only as its reserve (not a full fit)?"""
-        return self._fits(adv, call, step, now) is not None
-
-    def _fits(self, adv: _Advisor, call: _Call, step: EscalationStep, now: float) -> str | None:
-        if call.direct and adv.name == call.preferred:
-            lang = call.requirements.language
-            return None if lang in adv.profile.languages else f"does not speak {lang}"
-        return skill_gap(adv.profile, call.requirements, step, now)
-
-    def _best_call_for(self, adv: _Advisor, now: float) -> _Call | None:
-        """The waiting call this advisor may take with the best key (priority+aging, wait)."""
-        best: _Call | None = None
-        for lang in adv.profile.languages:
-            for topic in self._topics_waiting.get(lang, ()):
-                for key, cid in self._buckets[(lang, topic)]:
-                    if best is not None and key >= best.key:
-                        break
-                    call = self._calls[cid]
-                    if self._gap(adv, call, call.step(now)[1], now) is None:
-                        best = call
-                        break
-        return best
-
-    def _best_advisor_for(self, call: _Call, now: float) -> _Advisor | None:
-        _, step = call.step(now)
-        names = self._available.get(call.requirements.language, ())
-        eligible = [self._advisors[n] for n in names if n not in self._missed_advisors
-                    and self._gap(self._advisors[n], call, step, now) is None]
-        others = [a for a in eligible if a.name != call.last_failed_by]
-        candidates = others or eligible
-        return min(candidates, key=lambda a: self._rank(a, call, step, now)) \
-            if candidates else None
-
-    def _rank(self, adv: _Advisor, call: _Call, step: EscalationStep,
-              now: float) -> tuple[float, ...]:
-        """Lower is better: full fits before the reserve pool, then by strategy; ties
-        go to the longest idle, then config order."""
-        reserve = (1 if self._reserve_only(adv, call, step, now) else 0,)
-        idle = (adv.since if adv.since is not None else 0.0, adv.order)
-        if self.strategy == "best_match":
-            return (*reserve, -match_score(adv.profile, call.requirements), *idle)
-        if self.strategy == "least_talk_time":
-            return (*reserve, adv.talk_s, *idle)
-        if self.strategy == "round_robin":
-            return (*reserve, adv.last_offer, *idle)
-        return (*reserve, *idle)
 
     def _offer(self, call: _Call, adv: _Advisor, now: float, trigger: str) -> list[Action]:
         index, step = call.step(now)

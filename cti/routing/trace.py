@@ -7,6 +7,7 @@ from collections.abc import Container, Mapping
 from typing import Any, Protocol
 
 from cti.routing.eligibility import match_score
+from cti.routing.matching import gap, rank, reserve_only
 from cti.routing.model import AdvisorState, EscalationStep
 from cti.routing.records import _Advisor, _Call
 
@@ -23,11 +24,6 @@ class TracedDistributor(Protocol):
     def _by_language(self) -> Mapping[str, set[str]]: ...
     @property
     def _missed_advisors(self) -> Container[str]: ...
-    def _gap(self, adv: _Advisor, call: _Call, step: EscalationStep, now: float) -> str | None: ...
-    def _rank(self, adv: _Advisor, call: _Call, step: EscalationStep,
-              now: float) -> tuple[float, ...]: ...
-    def _reserve_only(self, adv: _Advisor, call: _Call, step: EscalationStep,
-                      now: float) -> bool: ...
 
 MAX_CANDIDATES = 10
 MAX_NAMED_EXCLUSIONS = 50
@@ -68,15 +64,15 @@ def build_trace(
     counts: Counter[str] = Counter()
     for name in sorted(speakers):
         adv = dist._advisors[name]
-        reason = dist._gap(adv, call, step, now) or (
+        reason = gap(adv, call, step, now, dist._advisors) or (
             None if adv is chosen else _state_reason(adv))
         if reason is None and adv is not chosen and name in dist._missed_advisors:
             missed_this = name == call.last_failed_by
             reason = "missed this call just before" if missed_this else "just missed an offer"
         if reason is None:
             candidates.append({"advisor": name, "score": match_score(adv.profile, req),
-                               "rank": list(dist._rank(adv, call, step, now)),
-                               "reserve": dist._reserve_only(adv, call, step, now)})
+                               "rank": list(rank(dist.strategy, adv, call, step, now)),
+                               "reserve": reserve_only(adv, call, step, now)})
             continue
         counts[reason.split(" (")[0] if reason.startswith("busy") else reason] += 1
         if len(excluded) < MAX_NAMED_EXCLUSIONS:
@@ -90,7 +86,7 @@ def build_trace(
         "strategy": dist.strategy,
         "chosen": chosen.name,
         # Taken from the call's reserve pool: the advisor lacks its topic or trainings.
-        "from_reserve": dist._reserve_only(chosen, call, step, now),
+        "from_reserve": reserve_only(chosen, call, step, now),
         "requirements": {"language": req.language, "topic": req.topic,
                          "trainings": sorted(req.trainings)},
         "reserve_pool": sorted(req.reserve),
