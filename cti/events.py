@@ -8,6 +8,7 @@ the bus keeps the last events so a reconnecting client gets what it missed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import time
 from collections import deque
@@ -115,12 +116,22 @@ def visible_to(event: Event, user: str, role: str) -> bool:
 
 
 class EventBus:
-    """Numbered events, a replay buffer, pyee for in-process listeners."""
+    """Numbered events, a replay buffer, pyee for in-process listeners.
 
-    def __init__(self, replay: int = 10_000, types: EventTypes | None = None) -> None:
+    The replay buffer holds what a client that lost its WebSocket for a moment
+    needs to catch up: at most ``replay`` events and none older than
+    ``replay_s`` seconds (a client gone longer reloads its snapshot; it says so
+    from ``replay_complete``). The age bound keeps a quiet gateway from carrying
+    thousands of stale events, the count bound keeps a crisis from growing it.
+    """
+
+    def __init__(self, replay: int = 10_000, types: EventTypes | None = None, *,
+                 replay_s: float = 300.0, clock: Callable[[], float] = time.time) -> None:
         self.types = types or EventTypes()
         self._seq = 0
         self._recent: deque[Event] = deque(maxlen=replay)
+        self._replay_s = replay_s
+        self._clock = clock
         self.emitter = AsyncIOEventEmitter()
         self._subscribers: set[Callable[[Event], None]] = set()
 
@@ -133,6 +144,7 @@ class EventBus:
             raise ValueError(f"unknown event type {event['type']!r}")
         self._seq += 1
         event["seq"] = self._seq
+        self._forget_old()
         self._recent.append(event)
         for sub in list(self._subscribers):
             sub(event)
@@ -142,10 +154,21 @@ class EventBus:
 
     def since(self, seq: int) -> list[Event]:
         """Events after `seq` still in the buffer, oldest first."""
-        return [e for e in self._recent if e["seq"] > seq]
+        self._forget_old()
+        if not self._recent:
+            return []
+        # Numbers in the buffer are consecutive: slice instead of scanning it all.
+        skip = max(0, seq - self._recent[0]["seq"] + 1)
+        return list(itertools.islice(self._recent, skip, None))
 
     def oldest_seq(self) -> int:
+        self._forget_old()
         return self._recent[0]["seq"] if self._recent else self._seq + 1
+
+    def _forget_old(self) -> None:
+        oldest = self._clock() - self._replay_s
+        while self._recent and self._recent[0].get("ts", oldest) < oldest:
+            self._recent.popleft()
 
     def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:
         """Call fn synchronously for every event; returns the unsubscribe function."""
