@@ -150,6 +150,7 @@ class Gateway:
         self.rtpengine = self._rtpengine()
         self.browser_phones = BrowserPhones(settings, self.flow.advisors.get)
         self.auth.on_end.append(self.browser_phones.revoke_soon)
+        self.auth.on_user_end.append(self.browser_phones.revoke_advisor_soon)
         self.rpc: EdgeRpc | None = None
         # Away (phone_offline) while an advisor's phone has no registered contact.
         self.presence = PhonePresence(self.flow.ctx.distributor, self.flow.offers.apply,

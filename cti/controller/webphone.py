@@ -93,6 +93,11 @@ class BrowserPhones:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def revoke_advisor_soon(self, advisor: str) -> None:
+        """Every page of an advisor whose logins all ended (Authenticator.on_user_end)."""
+        for token in [t for t, c in self._by_token.items() if c.advisor == advisor]:
+            self.revoke_soon(token)
+
     async def revoke(self, token: str, unregister: bool = True) -> None:
         timer = self._timers.pop(token, None)
         if timer is not None:
