@@ -3,6 +3,7 @@ at the edge: an advisor's phone registers over TLS and takes a call over it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import ssl
@@ -141,6 +142,35 @@ async def test_an_https_page_gets_wss_with_the_apis_certificate(
         with pytest.raises(Exception, match="403"):
             async with WsSip(creds["ws_url"], f"http://{h.host}:{h.port}", ssl=ctx):
                 pass
+
+
+async def test_wss_shows_its_own_certificate_beside_sip_tls(
+        tmp_path: Path, cert: tuple[Path, Path]) -> None:
+    wss_cert = self_signed_cert(tmp_path / "wss-pem")
+    wss_port, tls_port = free_port(), free_port()
+    async with running_gateway(tmp_path, sip__tls={"port": tls_port, **_files(cert)},
+                               webrtc__enabled=True, webrtc__wss_port=wss_port,
+                               webrtc__tls=_files(wss_cert)) as gw:
+        s = gw.settings
+        # Each listener its own certificate: a client trusting only one of them
+        # gets through on its port and is refused on the other.
+        only_sip = ssl.create_default_context(cafile=str(cert[0]))
+        only_wss = ssl.create_default_context(cafile=str(wss_cert[0]))
+        async with WsSip(f"wss://{s.sip.ip}:{wss_port}", f"http://{s.http.host}:{s.http.port}",
+                         ssl=only_wss) as ws:
+            reply = await ws.register("sofia", s.sip.realm, "sofia", "demo-sofia")
+            assert reply.status == 200, reply
+        with pytest.raises(ssl.SSLCertVerificationError):
+            async with WsSip(f"wss://{s.sip.ip}:{wss_port}", "http://x", ssl=only_sip):
+                pass
+        for ctx, ok in ((only_sip, True), (only_wss, False)):
+            try:
+                _, writer = await asyncio.open_connection(s.sip.ip, tls_port, ssl=ctx)
+                writer.close()
+                verified = True
+            except ssl.SSLCertVerificationError:
+                verified = False
+            assert verified is ok
 
 
 def _check_config(cfg: Path) -> subprocess.CompletedProcess[str]:
