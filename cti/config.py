@@ -129,6 +129,12 @@ class WebRtcSettings(ConfigModel):
 
     enabled: bool = False
     ws_port: int = Field(5066, ge=1, le=65535)  # ws://<sip.ip>:<ws_port> (Kamailio)
+    # wss://<sip.ip>:<wss_port> for pages served over https (browsers refuse ws://
+    # from an https page); 0: no wss.
+    wss_port: int = Field(0, ge=0, le=65535)
+    # The wss certificate; null: http.tls's, or else a self-signed one made with
+    # openssl into <runtime_dir>/wss/ (the browser must be told to trust it).
+    tls: TlsFiles | None = None
     ng_port: int = Field(2223, ge=1, le=65535)  # rtpengine's control socket, on 127.0.0.1
     # The address rtpengine offers browsers for media (their ICE candidate); sip.ip if unset.
     media_ip: str | None = None
@@ -143,6 +149,9 @@ class WebRtcSettings(ConfigModel):
     def _range(self) -> WebRtcSettings:
         if self.rtp_port_max - self.rtp_port_min < 7:
             raise ValueError("rtp_port_max must be at least rtp_port_min + 7 (4 ports a call)")
+        if self.tls is not None and not self.wss_port:
+            raise ValueError("tls is set but wss_port is 0 (no wss listener would use it): "
+                             "set wss_port, or remove tls")
         return self
 
 
@@ -478,6 +487,8 @@ class Settings(ConfigModel):
             media_ip = rtc.media_ip or self.sip.ip
             spans += [
                 ("webrtc.ws_port", self.sip.ip, rtc.ws_port, rtc.ws_port),
+                *([("webrtc.wss_port", self.sip.ip, rtc.wss_port, rtc.wss_port)]
+                  if rtc.wss_port else []),
                 ("webrtc.ng_port", "127.0.0.1", rtc.ng_port, rtc.ng_port),
                 ("webrtc.rtp_port_min", media_ip, rtc.rtp_port_min, rtc.rtp_port_max),
                 ("workers.rtp_port_base", w.ip, w.rtp_port_base,
