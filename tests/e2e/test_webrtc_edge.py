@@ -254,8 +254,9 @@ async def test_browser_credentials_expire_with_the_token(tmp_path: Path) -> None
         await until_async(lambda: gw.rpc.registered("sofia"), False, timeout=3)  # type: ignore[union-attr]
 
 
-async def until_async(probe: Any, expected: Any, timeout: float = 5) -> None:
-    """Poll an async probe until it returns `expected`."""
+async def until_async(probe: Any, expected: Any, timeout: float = 15) -> None:
+    """Poll an async probe until it returns `expected` (the deadline is a guard for a
+    loaded machine: a passing probe returns at once)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last = None
