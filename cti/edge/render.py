@@ -17,6 +17,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from cti.edge.dispatch import WorkerTarget as WorkerTarget  # (re-exported)
+from cti.edge.dispatch import (
+    dispatcher_list_text,
+    max_while_loops,
+    probe_interval,
+    worker_sets,
+)
 from cti.edge.tls import EdgeTls, tls_block, tls_config_text, tls_routes
 
 # Advisor names end up inside the Kamailio config ($sht(users=>NAME)) and in SIP
@@ -32,26 +39,10 @@ _PLACEHOLDER_RE = re.compile(r"\{\{([A-Z0-9_]+)\}\}")
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH = 107
 
-DISPATCHER_GROUP = 1
-
 
 def new_edge_secret() -> str:
     """A fresh secret for the X-CTI-Edge header (one per gateway start)."""
     return secrets.token_hex(16)
-
-
-@dataclass(frozen=True)
-class WorkerTarget:
-    """One media worker as the dispatcher sees it."""
-
-    duid: str
-    host: str
-    port: int
-    maxload: int = 2
-
-    @property
-    def uri(self) -> str:
-        return f"sip:{self.host}:{self.port}"
 
 
 _TRUNK_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -127,7 +118,9 @@ class EdgeSettings:
     advisors: dict[str, str] = field(default_factory=dict)  # name -> plaintext password
     advisor_ha1: dict[str, str] = field(default_factory=dict)  # name -> HA1 (hex md5)
     children: int = 2
-    ping_interval: int = 5  # seconds between OPTIONS probes of each worker
+    # Seconds between OPTIONS probes of each worker; None: dispatch.probe_interval
+    # (5 s, longer for pools of more than 100 workers).
+    ping_interval: int | None = None
     hotline_branch_timeout_ms: int = 3000  # fr_timer on dispatched branches
     hotline_inv_timeout_ms: int = 60000  # fr_inv_timer on dispatched branches
     # X-CTI-Edge value the edge adds to every INVITE it relays to a worker; the
@@ -326,20 +319,6 @@ def accept_from_condition(networks: list[str] | None) -> str:
     return f'is_in_subnet("$si", "{",".join(nets)}")'
 
 
-def dispatcher_list_text(workers: list[WorkerTarget]) -> str:
-    """Dispatcher list file: `setid uri flags priority attrs`, one worker a line."""
-    seen: set[str] = set()
-    lines = ["# rendered by cti.edge.render: setid uri flags priority attrs"]
-    for w in workers:
-        if not _DUID_RE.fullmatch(w.duid) or w.duid in seen:
-            raise ValueError(f"invalid or duplicate worker duid {w.duid!r}")
-        if not _HOST_RE.fullmatch(w.host) or not 0 < w.port < 65536 or w.maxload < 1:
-            raise ValueError(f"invalid worker {w!r}")
-        seen.add(w.duid)
-        lines.append(f"{DISPATCHER_GROUP} {w.uri} 0 0 duid={w.duid};maxload={w.maxload}")
-    return "\n".join(lines) + "\n"
-
-
 def users_text(advisors: dict[str, str], realm: str,
                advisor_ha1: dict[str, str] | None = None) -> str:
     """htable include file: one `$sht(users=>NAME) = "HA1";` statement per advisor
@@ -480,7 +459,9 @@ def render(settings: EdgeSettings) -> RenderedEdge:
             "DISPATCHER_LIST": str(edge.dispatcher_list),
             "USERS_FILE": str(edge.users_file),
             "REALM": settings.realm,
-            "PING_INTERVAL": str(settings.ping_interval),
+            "PING_INTERVAL": str(settings.ping_interval or probe_interval(len(settings.workers))),
+            "WORKER_SETS": str(worker_sets(settings.workers)),
+            "MAX_WHILE_LOOPS": str(max_while_loops(settings.workers)),
             "HOTLINE_CONDITION": hotline_condition(settings.hotline_numbers),
             "HOTLINE_BRANCH_TIMEOUT_MS": str(settings.hotline_branch_timeout_ms),
             "HOTLINE_INV_TIMEOUT_MS": str(settings.hotline_inv_timeout_ms),

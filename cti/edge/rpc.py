@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from cti.edge.render import DISPATCHER_GROUP, check_advisor_name, check_duid, ha1
+from cti.edge.render import check_advisor_name, check_duid, ha1
 
 _MAX_DATAGRAM = 1 << 20
 
@@ -109,7 +109,17 @@ class EdgeRpc:
         probed) until set active again.
         """
         state = "a" if active else "d"
-        await self.call("dispatcher.set_duid_state", state, DISPATCHER_GROUP, duid)
+        await self.call("dispatcher.set_duid_state", state, await self._worker_set(duid), duid)
+
+    async def _worker_set(self, duid: str) -> int:
+        """The dispatcher set of a worker (each worker has its own: cti.edge.dispatch)."""
+        result = await self.call("dispatcher.list")
+        for record in (result or {}).get("RECORDS", []):
+            dset = record.get("SET", {})
+            for target in dset.get("TARGETS", []):
+                if (target.get("DEST", {}).get("ATTRS") or {}).get("DUID") == duid:
+                    return int(dset["ID"])
+        raise EdgeRpcError("dispatcher.set_duid_state", f"no worker {duid!r} in the dispatcher")
 
     async def reload_dispatcher(self) -> None:
         """Re-read the list file (resets run-time states to the file's flags)."""

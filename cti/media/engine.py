@@ -32,7 +32,7 @@ import pjsua2 as pj
 from cti.media import protocol as P
 from cti.media.commands import PLAYER_GRACE_S, CommandError, Commands
 from cti.media.model import EngineConfig, Leg
-from cti.media.pjobjects import MediaAccount, MediaCall, MediaEndpoint
+from cti.media.pjobjects import MediaAccount, MediaCall, MediaEndpoint, release
 from cti.media.recording import Recording
 from cti.media.sipmsg import parse_headers
 from cti.media.sound import NULL_DEVICE, choose_sound
@@ -310,6 +310,8 @@ class Engine(Commands):
         now = time.monotonic()
         keep = [(t, o) for t, o in self._parked if t > now]
         if len(keep) != len(self._parked):
+            for obj in [o for t, o in self._parked if t <= now]:
+                release(obj)  # a Call whose slot was reused is kept, not destroyed
             self._parked = keep  # the last references go here: freed on this thread
             gc.collect(0)  # cheap safety net; pjsua2 objects are kept out of cycles
 

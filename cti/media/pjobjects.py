@@ -78,6 +78,21 @@ class MediaCall(pj.Call):
         self._engine = engine
         self.leg_id = leg_id
 
+    def slot_taken(self) -> bool:
+        """Is this (finished) call's pjsua call id now owned by another, newer Call?
+
+        pjsua hands a freed slot to the next call at once (with every slot busy,
+        the one just freed). pjsua2's Call destructor works on the id it kept:
+        it clears that slot's user data and hangs it up, so dropping the old
+        object after the slot was reused would decline the newer call (603) and
+        cut it off from its events. Call.lookup gives the Python object that
+        owns the slot (the same object, not a copy)."""
+        call_id = self.getId()
+        if call_id == pj.PJSUA_INVALID_ID:
+            return False
+        owner = pj.Call.lookup(call_id)
+        return owner is not None and owner is not self
+
     def onCallState(self, prm: Any) -> None:  # noqa: N802
         guard("onCallState", self._engine.on_call_state, self)
 
@@ -101,6 +116,18 @@ class MediaCall(pj.Call):
         guard("onCallRedirected", log.warning, "leg=%s redirect to %s refused", self.leg_id,
               prm.targetUri)
         return int(pj.PJSIP_REDIRECT_REJECT)
+
+
+def release(obj: Any) -> None:
+    """Let go of a parked pjsua2 object (main thread; the caller drops the last
+    reference). A Call whose slot a newer call took is never destroyed: it is
+    handed to its C++ side for good (SWIG's __disown__), so its destructor never
+    runs against the newer call. It is inert (pjsua no longer points to it) and
+    small; it only happens when a slot is reused within one poll."""
+    if isinstance(obj, MediaCall) and obj.slot_taken():
+        log.warning("leg=%s call id %d already reused by a newer call: old Call kept, "
+                    "not destroyed", obj.leg_id, obj.getId())
+        obj.__disown__()
 
 
 def _refuse(prm: Any, what: str, leg_id: str, target: str) -> None:

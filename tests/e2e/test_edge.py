@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import socket
@@ -18,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,8 +124,9 @@ async def make_edge(runtime_dir: Path, edge_port: int) -> AsyncIterator[EdgeFact
     """Start an edge on this test's port and run dir; always stopped afterwards."""
     started: list[KamailioEdge] = []
 
-    async def make(workers: list[WorkerTarget] | None = None) -> KamailioEdge:
-        edge = KamailioEdge(edge_settings(runtime_dir, edge_port, workers or []))
+    async def make(workers: list[WorkerTarget] | None = None, **overrides: Any) -> KamailioEdge:
+        settings = edge_settings(runtime_dir, edge_port, workers or [])
+        edge = KamailioEdge(dataclasses.replace(settings, **overrides))
         started.append(edge)
         await edge.start()
         return edge
@@ -365,7 +368,7 @@ async def test_dead_worker_fails_over_after_branch_timeout(
     live = sipp_workers(1)[0]
     dead = WorkerTarget("dead", "127.0.0.1", free_port())  # nothing listens there
     edge = await make_edge([dead, live])
-    # Two calls: with equal loads one of them is tried on the dead worker first.
+    # Two calls: both are tried on the dead worker first (the first to fill).
     ua = ua_factory()
     start = time.monotonic()
     dialogs = [ua.send_invite(hotline_uri(edge_port)) for _ in range(2)]
@@ -381,6 +384,49 @@ async def test_dead_worker_fails_over_after_branch_timeout(
     for d in dialogs:
         assert ua.bye(d).status == 200
     assert loads(await edge.rpc.dispatcher_list()) == {"dead": 0, "w1": 0}
+
+
+async def test_a_worker_fills_before_the_next_one_gets_a_call(
+    make_edge: EdgeFactory,
+    sipp_workers: SippWorkers,
+    ua_factory: Callable[..., SipUA],
+    edge_port: int,
+) -> None:
+    """The cost is per busy worker: w1's two slots take the first two calls, w2's
+    the next two; w1, once its probes go unanswered, is skipped."""
+    edge = await make_edge(sipp_workers(3), ping_interval=1)
+    ua = ua_factory()
+    dialogs = []
+    for expected in ({"w1": 1, "w2": 0, "w3": 0}, {"w1": 2, "w2": 0, "w3": 0},
+                     {"w1": 2, "w2": 1, "w3": 0}):
+        dialogs.append(ua.send_invite(hotline_uri(edge_port)))
+        assert ua.wait_invite(dialogs[-1]).status == 200
+        assert loads(await edge.rpc.dispatcher_list()) == expected
+    # A slot freed on w1 is the next call's, although w2 and w3 have more room.
+    assert ua.bye(dialogs.pop(0)).status == 200
+    dialogs.append(ua.send_invite(hotline_uri(edge_port)))
+    assert ua.wait_invite(dialogs[-1]).status == 200
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 2, "w2": 1, "w3": 0}
+    for dialog in dialogs:
+        assert ua.bye(dialog).status == 200
+
+    # w1 stops answering: its OPTIONS go unanswered, the dispatcher marks it
+    # inactive, and the next call goes straight to w2 (no branch timeout).
+    sipp_workers.kill("w1")
+    deadline = time.monotonic() + 15
+    while "I" not in _flags(await edge.rpc.dispatcher_list(), "w1"):
+        assert time.monotonic() < deadline, await edge.rpc.dispatcher_list()
+        await asyncio.sleep(0.2)
+    start = time.monotonic()
+    dialog = ua.send_invite(hotline_uri(edge_port))
+    assert ua.wait_invite(dialog).status == 200
+    assert time.monotonic() - start < 2.5  # not tried on w1 first (3 s branch timeout)
+    assert loads(await edge.rpc.dispatcher_list()) == {"w1": 0, "w2": 1, "w3": 0}
+    assert ua.bye(dialog).status == 200
+
+
+def _flags(dests: list[dict[str, object]], duid: str) -> str:
+    return str(next(d["flags"] for d in dests if d["duid"] == duid))
 
 
 def _ringing_hotline_call(caller: SipUA, worker_ua: SipUA, edge_port: int

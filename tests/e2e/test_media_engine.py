@@ -269,3 +269,38 @@ async def test_a_refer_is_declined_and_nothing_is_dialled() -> None:
             assert worker.received("leg.incoming") == [inc]  # and no other leg appeared
             assert worker.received("leg.state", leg=inc["leg"], state="disconnected") == []
             assert (await asyncio.to_thread(caller.bye, dialog)).status == 200
+
+
+async def test_an_old_legs_cleanup_never_hangs_up_the_call_that_reused_its_slot() -> None:
+    """pjsua hands a finished call's slot (its call id) to the next INVITE at once.
+    When the BYE ending one call and a new INVITE arrive in one poll, the new call
+    has the old one's id before the engine frees the old Call object; pjsua2's Call
+    destructor then clears that id's user data (the new call's events are lost) and
+    hangs it up: a 603 to a caller who was never answered (issue 15, the load
+    generator's `rate` run). All four slots busy, so the freed one is reused."""
+    async with Phone(name="worker") as worker:
+        with SipUA((worker.ip, worker.sip_port), user="caller") as caller:
+            dialogs, legs = [], []
+            for _ in range(4):
+                dialog = caller.send_invite(worker.uri())
+                inc = await worker.wait_for("leg.incoming")
+                await worker.command("answer", leg=inc["leg"], code=200)
+                assert (await asyncio.to_thread(caller.wait_invite, dialog)).status == 200
+                dialogs.append(dialog)
+                legs.append(inc["leg"])
+
+            caller.send_bye(dialogs[0])  # one burst: both datagrams wait in one poll
+            fifth = caller.send_invite(worker.uri())
+            await worker.wait_for("leg.state", leg=legs[0], state="disconnected")
+            inc = await worker.wait_for("leg.incoming")
+            await worker.command("answer", leg=inc["leg"], code=200)
+            reply = await asyncio.to_thread(caller.wait_invite, fifth)
+            assert reply.status == 200, reply
+            await worker.wait_for("leg.state", leg=inc["leg"], state="confirmed")
+            # the new call's events still reach the engine: its end is reported
+            assert (await asyncio.to_thread(caller.bye, fifth)).status == 200
+            await worker.wait_for("leg.state", leg=inc["leg"], state="disconnected")
+            for dialog in dialogs[1:]:
+                assert (await asyncio.to_thread(caller.bye, dialog)).status == 200
+            # (and the race did happen: the old Call was kept, not destroyed)
+            assert "already reused by a newer call" in worker.stderr_path.read_text()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cti.edge.dispatch import probe_interval
 from cti.edge.render import EdgeSettings, TrunkTarget, WorkerTarget, find_module_path, render
 
 
@@ -60,8 +61,20 @@ def test_dispatcher_list_has_duid_and_maxload(tmp_path: Path) -> None:
     lines = [line for line in text.splitlines() if not line.startswith("#")]
     assert lines == [
         "1 sip:127.0.0.1:5081 0 0 duid=w1;maxload=2",
-        "1 sip:127.0.0.1:5082 0 0 duid=w2;maxload=3",
+        "2 sip:127.0.0.1:5082 0 0 duid=w2;maxload=3",
     ]
+
+
+def test_each_worker_has_its_own_set_and_large_pools_are_probed_less_often(
+        tmp_path: Path) -> None:
+    cfg = render(settings(tmp_path)).config.read_text()
+    assert "while ($avp(ds_set) <= 2)" in cfg  # route PICK_WORKER: sets 1..2
+    assert 'modparam("dispatcher", "ds_ping_interval", 5)' in cfg
+    many = [WorkerTarget(f"w{i}", "127.0.0.1", 10000 + i) for i in range(500)]
+    cfg = render(settings(tmp_path, workers=many)).config.read_text()
+    assert "while ($avp(ds_set) <= 500)" in cfg and "max_while_loops=510" in cfg
+    assert 'modparam("dispatcher", "ds_ping_interval", 25)' in cfg
+    assert probe_interval(0) == probe_interval(100) == 5 and probe_interval(101) == 6
 
 
 def test_users_file_holds_ha1_not_passwords(tmp_path: Path) -> None:
