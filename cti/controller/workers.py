@@ -35,6 +35,10 @@ COMMAND_TIMEOUT_S = 5.0
 START_PROGRESS_TIMEOUT_S = 20.0
 # Workers connecting at once (asyncio's default backlog is 100).
 ACCEPT_BACKLOG = 4096
+# Workers starting (started, not yet ready) at a time: 500 at once starved each
+# other and the zygote of CPU on 2 cores; a few at a time is faster overall.
+STARTING_AT_ONCE = 8
+READY_TIMEOUT_S = 30.0  # a started worker that neither says ready nor exits frees its turn
 
 
 class WorkerProcess(Protocol):
@@ -146,6 +150,10 @@ class WorkerPool:
         self._supervisors: list[asyncio.Task[None]] = []
         self._stopping = False
         self.zygote = Zygote(log_dir / "zygote.log") if fork_from_zygote else None
+        # When a worker was last started or came up (the start's timeout is on
+        # progress: spawning hundreds blocks this loop for seconds on 2 cores).
+        self._progress_at = 0.0
+        self._starting = asyncio.Semaphore(STARTING_AT_ONCE)
 
     def get(self, worker_id: str) -> WorkerLink | None:
         return self.links.get(worker_id)
@@ -161,16 +169,14 @@ class WorkerPool:
         for link in self.links.values():
             self._supervisors.append(asyncio.create_task(self._supervise(link)))
         loop = asyncio.get_running_loop()
-        up, last_progress = 0, loop.time()
-        while (now_up := sum(link.ready.is_set() for link in self.links.values())) < len(self.links):
+        self._progress_at = loop.time()
+        while (up := sum(link.ready.is_set() for link in self.links.values())) < len(self.links):
             self._fail_if_one_exited()
-            if now_up > up:
-                up, last_progress = now_up, loop.time()
-            elif loop.time() - last_progress > progress_timeout:
+            if loop.time() - self._progress_at > progress_timeout:
                 down = [w for w, link in self.links.items() if not link.ready.is_set()]
                 raise RuntimeError(
                     f"media workers {', '.join(down[:20])}{' …' if len(down) > 20 else ''} "
-                    f"did not start: none came up for {progress_timeout:.0f} s "
+                    f"did not start: none started or came up for {progress_timeout:.0f} s "
                     f"({up} of {len(self.links)} up; see {self.log_dir}/worker-*.log)")
             await asyncio.sleep(0.05)
         log.info("workers up count=%d", len(self.links))
@@ -236,16 +242,19 @@ class WorkerPool:
     async def _supervise(self, link: WorkerLink) -> None:
         """Run the worker; when it dies, report it down and start it again."""
         while not self._stopping:
-            try:
-                link.process = await self._launch(link)
-            except (ZygoteError, OSError) as e:
-                if self._stopping:
-                    return
-                log.error("worker not started worker=%s: %s", link.worker_id, e)
-                link.restarts += 1
-                await asyncio.sleep(max(self._restart_delay_s, 0.5))
-                continue
-            log.info("worker started worker=%s pid=%s", link.worker_id, link.process.pid)
+            async with self._starting:
+                try:
+                    link.process = await self._launch(link)
+                except (ZygoteError, OSError) as e:
+                    if self._stopping:
+                        return
+                    log.error("worker not started worker=%s: %s", link.worker_id, e)
+                    link.restarts += 1
+                    await asyncio.sleep(max(self._restart_delay_s, 0.5))
+                    continue
+                self._progress_at = asyncio.get_running_loop().time()
+                log.info("worker started worker=%s pid=%s", link.worker_id, link.process.pid)
+                await _ready_or_exited(link, link.process)
             code = await link.process.wait()
             if self._stopping:
                 return
@@ -274,6 +283,7 @@ class WorkerPool:
                 return
             link.writer = writer
             link.ready.set()
+            self._progress_at = asyncio.get_running_loop().time()
             log.info("worker ready worker=%s sip_port=%s", link.worker_id, first.get("sip_port"))
             await self._on_up(link)
             await self._read_events(link, reader)
@@ -311,6 +321,14 @@ def _last_line(path: Path) -> str:
         return f"see {path}"
     failed = [x.split("cti.media: ", 1)[-1] for x in lines if "start failed" in x]
     return (failed or lines or [f"see {path}"])[-1][-300:]
+
+
+async def _ready_or_exited(link: WorkerLink, proc: WorkerProcess) -> None:
+    waits = [asyncio.ensure_future(link.ready.wait()), asyncio.ensure_future(proc.wait())]
+    await asyncio.wait(waits, timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    await asyncio.gather(*waits, return_exceptions=True)
 
 
 async def _shutdown(link: WorkerLink) -> None:

@@ -71,6 +71,9 @@ class Zygote:
         self._ids = itertools.count(1)
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # One fork in flight: the timeout is then the zygote's, not a queue's (500
+        # requests at once timed out behind each other on a busy machine).
+        self._fork_lock = asyncio.Lock()
         self._stopping = False
 
     @property
@@ -107,6 +110,11 @@ class Zygote:
         """Fork worker ``worker_id`` running ``cti.media.worker`` with ``argv``."""
         if self._stopping:
             raise ZygoteError("the pool is stopping")
+        async with self._fork_lock:
+            return await self._fork(worker_id, argv, log_path, env)
+
+    async def _fork(self, worker_id: str, argv: list[str], log_path: Path,
+                    env: dict[str, str]) -> ForkedProcess:
         await self.start()
         proc = self.process
         assert proc is not None and proc.stdin is not None
@@ -148,9 +156,14 @@ class Zygote:
         event = msg.get("event")
         if event == "forked":
             # Registered here, in order: the zygote's "exited" for it comes after.
+            fut = self._pending.get(msg.get("id", -1))
             if "pid" in msg:
                 self._children[int(msg["pid"])] = ForkedProcess(int(msg["pid"]))
-            fut = self._pending.get(msg.get("id", -1))
+                if fut is None or fut.done():  # too late: its worker was forked again
+                    log.error("late fork of worker=%s pid=%s: ended", msg.get("worker"),
+                              msg["pid"])
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(msg["pid"]), signal.SIGKILL)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
         elif event == "exited":
