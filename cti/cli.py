@@ -50,8 +50,12 @@ async def _serve(settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from cti.procutil import raise_open_files_limit
+
     _setup_logging(args.log_level)
     settings = load_settings(args.config)
+    before, after = raise_open_files_limit()
+    logging.getLogger("cti").info("open files limit %d -> %d", before, after)
     return asyncio.run(_serve(settings))
 
 

@@ -81,11 +81,17 @@ class SipSettings(ConfigModel):
 
 
 class WorkerSettings(ConfigModel):
-    count: int = Field(2, ge=1, le=256)
+    # No cap below what memory allows (issue 15): a worker is ~7 MiB PSS forked from
+    # the zygote; the port plan (a SIP port and an RTP span each) is checked below.
+    count: int = Field(2, ge=1, le=5000)
     ip: str = "127.0.0.1"
     sip_port_base: int = Field(5071, ge=1, le=65000)
     rtp_port_base: int = Field(20000, ge=1024, le=64000)
+    # Each worker's RTP ports (RTP+RTCP pairs): even, so every span starts even.
     rtp_ports_per_worker: int = Field(40, ge=8, le=1000)
+    # Fork the workers from a warm parent that imported pjsua2 once (they share its
+    # pages: about half the memory a worker); off: each is its own python process.
+    fork_from_zygote: bool = True
     restart_delay_s: float = Field(0.2, ge=0)
     # A call that received no RTP for this long is ended (reason rtp_timeout);
     # calls on hold are exempt. 0 turns it off.
@@ -100,6 +106,23 @@ class WorkerSettings(ConfigModel):
         if 0 < v < 90:
             raise ValueError("session_expires_s must be 0 (off) or >= 90 (RFC 4028 minimum)")
         return v
+
+    @field_validator("rtp_port_base", "rtp_ports_per_worker")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError(f"must be even (RTP+RTCP port pairs), not {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _ports_fit(self) -> WorkerSettings:
+        last_sip = self.sip_port_base + self.count - 1
+        last_rtp = self.rtp_port_base + self.count * self.rtp_ports_per_worker - 1
+        for key, last in (("sip_port_base", last_sip), ("rtp_port_base", last_rtp)):
+            if last > 65535:
+                raise ValueError(f"{self.count} workers do not fit: {key} {getattr(self, key)} "
+                                 f"+ their ports ends at {last}, past 65535")
+        return self
 
 
 class HttpSettings(ConfigModel):

@@ -27,3 +27,18 @@ def die_with_parent(new_group: bool = False) -> Callable[[], None]:
             os.setpgrp()
 
     return preexec
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Soft RLIMIT_NOFILE up to the hard limit; (before, after).
+
+    The controller holds a socket per media worker, and its children inherit the
+    limit: the default soft 1024 is the first limit 500+ workers hit.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return soft, hard
+    return soft, soft

@@ -133,7 +133,7 @@ class Gateway:
             specs, self.runtime_dir / "workers.sock", self.runtime_dir,
             on_event=self._on_worker_event, on_up=self._on_worker_up,
             on_down=self._on_worker_down, restart_delay_s=settings.workers.restart_delay_s,
-            edge_secret=self.edge_secret,
+            edge_secret=self.edge_secret, fork_from_zygote=settings.workers.fork_from_zygote,
         )
         self.flow = CallFlow(settings, self.pool, self.bus, self.store, self.plugins,
                              self.prompts, self.hub.delivered)

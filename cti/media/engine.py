@@ -213,7 +213,12 @@ class Engine(Commands):
         acfg.idUri = id_uri
         tc = acfg.mediaConfig.transportConfig
         tc.port = self.cfg.rtp_port
-        tc.portRange = self.cfg.rtp_range
+        # rtp_range is the span of ports this engine owns. PJSIP binds RTP+RTCP
+        # pairs and wraps only once the RTP port is *past* port + portRange, so it
+        # binds up to port + portRange + 1: two below the span keeps every socket
+        # inside it (else the last pair lands on the next worker's first ports:
+        # "Address already in use" under churn, issue 15).
+        tc.portRange = max(2, self.cfg.rtp_range - 2)
         tc.boundAddress = self.cfg.ip  # else RTP leaves from the outside address
         if self.cfg.session_expires_s > 0:
             # RFC 4028 on every call, whether the peer supports it or not: when it

@@ -27,11 +27,14 @@ DEMO_CONFIG = REPO / "config" / "cti.yaml"
 HOTLINE = "+31247247247"
 ADVISOR_PASSWORD = "load-advisor"
 SUPERVISOR = ("nadia", "demo-nadia")
-RTP_PER_WORKER = 40
 # The load's RTP ranges (workers, rtpengine) come from below the range cti.ports
 # hands to tests' gateways (20000-32000): in a test run those small random spans,
 # remembered for the whole process, leave no run of hundreds of free ports there.
 RTP_LOW, RTP_HIGH = 10000, 20000
+# Ports a worker: 40 while they fit, fewer for a large pool (a worker holds at most
+# 4 calls, an RTP+RTCP pair each: 16 leave room to churn), so 500+ workers fit.
+RTP_PER_WORKER, RTP_PER_WORKER_MIN = 40, 16
+RTPENGINE_PORTS = 64
 # The menus the callers walk: language 1 (nl), topic 2 (visa): not the defaults a
 # silent caller gets (a Dutch number guesses nl, the default topic is travel_advice),
 # so a call queued for visa proves the digits arrived.
@@ -68,6 +71,16 @@ def _free_tcp_udp_block(n: int) -> int:
         if all(bindable(base + i, (socket.SOCK_STREAM, socket.SOCK_DGRAM), "127.0.0.1")
                for i in range(n)):
             return base
+
+
+def rtp_per_worker(workers: int) -> int:
+    """The RTP span per worker that fits ``workers`` (and rtpengine's) in the range."""
+    room = RTP_HIGH - RTP_LOW - RTPENGINE_PORTS - 1000  # slack: some ports are in use
+    per = min(RTP_PER_WORKER, room // workers) & ~1
+    if per < RTP_PER_WORKER_MIN:
+        raise ValueError(f"{workers} workers do not fit in RTP ports {RTP_LOW}-{RTP_HIGH} "
+                         f"({RTP_PER_WORKER_MIN} each)")
+    return per
 
 
 def advisor_entries(count: int, realm: str) -> list[dict[str, Any]]:
@@ -113,18 +126,19 @@ def generate(workers: int, advisors: int, webrtc: bool = True,
     data["sip"].update(port=free_port(), max_calls_per_source=0,
                        call_attempts_per_source_per_minute=0)
     data["http"].update(port=free_port(), login_attempts_per_minute=10_000)
+    per = rtp_per_worker(workers)
     data["workers"].update(count=workers, sip_port_base=_free_tcp_udp_block(workers),
-                           rtp_port_base=free_port_range(workers * RTP_PER_WORKER,
+                           rtp_port_base=free_port_range(workers * per,
                                                          low=RTP_LOW, high=RTP_HIGH),
-                           rtp_ports_per_worker=RTP_PER_WORKER)
+                           rtp_ports_per_worker=per)
     data["prompts"] = {"texts": str(REPO / "config" / "prompts.yaml"),
                        "cache_dir": str(REPO / "var" / "prompts"),
                        "override_dir": str(REPO / "config" / "prompts")}
     data["store"] = {"path": str(root / "cti.sqlite3")}
     data["routing"]["wrap_up_s"] = 0  # advisors are free again at once
-    rtp_min = free_port_range(64, low=RTP_LOW, high=RTP_HIGH)
+    rtp_min = free_port_range(RTPENGINE_PORTS, low=RTP_LOW, high=RTP_HIGH)
     data["webrtc"].update(enabled=webrtc, ws_port=free_port(), ng_port=free_port(),
-                          rtp_port_min=rtp_min, rtp_port_max=rtp_min + 63)
+                          rtp_port_min=rtp_min, rtp_port_max=rtp_min + RTPENGINE_PORTS - 1)
     data["advisors"] = [_supervisor(data), *advisor_entries(advisors, data["sip"]["realm"])]
     path = root / "cti.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True))

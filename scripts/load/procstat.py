@@ -35,14 +35,22 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def pss_kib(pid: int) -> int:
+def _kib(path: str, key: str) -> int:
     try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def pss_kib(pid: int) -> int:
+    return _kib(f"/proc/{pid}/smaps_rollup", "Pss:")
+
+
+def rss_kib(pid: int) -> int:
+    return _kib(f"/proc/{pid}/status", "VmRSS:")
 
 
 def descendants(root: int) -> list[int]:
@@ -67,6 +75,11 @@ def gateway_role(pid: int, root: int) -> str:
     cmd = _cmdline(pid)
     if "cti.media.worker" in cmd:
         return "workers"
+    if "cti.media.zygote" in cmd:
+        # Forked workers keep the zygote's command line; the zygote is the
+        # controller's child (counted in "other": one process, shared pages).
+        st = _stat(pid)
+        return "other" if st is None or st[0] == root else "workers"
     if "kamailio" in cmd:
         return "kamailio"
     if "rtpengine" in cmd:

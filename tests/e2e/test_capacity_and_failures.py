@@ -74,10 +74,17 @@ async def test_2w_plus_1_callers_exactly_2w_answered_and_a_503(tmp_path: Path) -
             await c.command("hangup", leg=leg)
 
 
+def _ppid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+@pytest.mark.parametrize("zygote", [True, False], ids=["forked", "spawned"])
 async def test_killed_worker_ends_the_call_frees_the_advisor_and_comes_back(
-    tmp_path: Path,
+    tmp_path: Path, zygote: bool,
 ) -> None:
-    async with running_gateway(tmp_path) as gw, Advisor(gw, "sofia") as sofia, \
+    async with running_gateway(tmp_path, workers__fork_from_zygote=zygote) as gw, \
+            Advisor(gw, "sofia") as sofia, \
             Phone(name="+34911234567") as caller, Phone(name="+34911234568") as caller2:
         await sofia.set_state("available")
         leg = await call_hotline(caller, gw, "32")
@@ -87,6 +94,9 @@ async def test_killed_worker_ends_the_call_frees_the_advisor_and_comes_back(
         call_id = connected["call_id"]
         link = gw.pool.get(gw.flow.calls.get(call_id).worker)
         old_pid = link.process.pid
+        # Forked: every worker is the zygote's child; spawned: ours.
+        parent = gw.pool.zygote.process.pid if zygote else os.getpid()
+        assert {_ppid(w.process.pid) for w in gw.pool.links.values()} == {parent}
 
         os.kill(old_pid, signal.SIGKILL)
         ended = await sofia.stream.wait_for("call.ended", call_id=call_id, timeout=2)
@@ -105,6 +115,7 @@ async def test_killed_worker_ends_the_call_frees_the_advisor_and_comes_back(
 
         await asyncio.wait_for(link.ready.wait(), 10)
         assert link.process.pid != old_pid and link.restarts == 1
+        assert _ppid(link.process.pid) == parent
         # The next call is answered (by whichever worker the edge picks).
         leg2 = await _dial(caller2, hotline_uri(gw))
         assert (await _outcome(caller2, leg2))["state"] == "confirmed"

@@ -6,6 +6,8 @@ No Kamailio: phones dial each other by IP:port URIs on loopback.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +174,39 @@ async def test_fifth_call_does_not_crash() -> None:
         await a.command("dial", leg="a5", uri=c.uri())
         await c.wait_for("leg.incoming")
     assert a.alive is False and b.alive is False
+
+
+def udp_ports(pid: int) -> set[int]:
+    """The UDP ports process ``pid`` has bound (its socket inodes in /proc/net/udp)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            m = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+        if m:
+            inodes.add(m.group(1))
+    lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+    return {int(f[1].rsplit(":", 1)[1], 16) for f in map(str.split, lines) if f[9] in inodes}
+
+
+async def test_rtp_stays_inside_the_phones_own_range() -> None:
+    """pjsua binds RTP+RTCP pairs and wraps late: with portRange = span it took
+    span + 2 ports, the next worker's first pair (issue 15: bind errors under churn)."""
+    span = 8  # 4 pairs; 2 calls at a time for 8 rounds walk them twice
+    async with Phone(name="alice", rtp_range=span) as a, Phone(name="bob") as b:
+        assert a._proc is not None
+        seen: set[int] = set()
+        for i in range(8):
+            legs = [f"a{i}x", f"a{i}y"]
+            for leg in legs:
+                await connect(a, b, leg)
+            seen |= udp_ports(a._proc.pid)
+            for leg in legs:
+                await a.command("hangup", leg=leg)
+                await a.wait_for("leg.state", leg=leg, state="disconnected")
+    near = {p for p in seen if a.rtp_port - 64 <= p < a.rtp_port + span + 64}
+    assert near == set(range(a.rtp_port, a.rtp_port + span)), sorted(near)
 
 
 class FakeRegistrar(asyncio.DatagramProtocol):

@@ -34,12 +34,14 @@ class PhoneError(RuntimeError):
 
 class Phone:
     def __init__(self, name: str = "phone", ip: str = "127.0.0.1", log_dir: str | None = None,
-                 pj_log_level: int = 1, tls_ca: Path | None = None) -> None:
+                 pj_log_level: int = 1, tls_ca: Path | None = None,
+                 rtp_range: int = RTP_RANGE) -> None:
         self.name = name
+        self.rtp_range = rtp_range
         self.tls_ca = tls_ca  # a CA file: the phone can register over TLS
         self.ip = ip
         self.sip_port = free_port(ip)
-        self.rtp_port = free_port_range(RTP_RANGE, ip)
+        self.rtp_port = free_port_range(rtp_range, ip)
         self.pj_log_level = pj_log_level
         self._own_log_dir = log_dir is None  # removed after a clean run
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix=f"phone-{name}-"))
@@ -77,7 +79,7 @@ class Phone:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable, "-X", "faulthandler", "-m", "cti.media.phone",
             "--name", self.name, "--ip", self.ip, "--sip-port", str(self.sip_port),
-            "--rtp-port", str(self.rtp_port), "--rtp-range", str(RTP_RANGE),
+            "--rtp-port", str(self.rtp_port), "--rtp-range", str(self.rtp_range),
             "--pj-log-level", str(self.pj_log_level),
             *(["--tls-ca", str(self.tls_ca)] if self.tls_ca is not None else []),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

@@ -60,3 +60,19 @@ def test_a_session_interval_under_the_rfc_minimum_is_a_config_error() -> None:
     data["workers"]["session_expires_s"] = 30
     with pytest.raises(ConfigError, match="session_expires_s"):
         parse_settings(data, DEMO_CONFIG)
+
+
+def test_no_worker_cap_below_memory_but_the_port_plan_must_fit() -> None:
+    data = demo_config_data()
+    data["workers"].update(count=500, sip_port_base=40000, rtp_port_base=10000,
+                           rtp_ports_per_worker=18)
+    settings = parse_settings(data, DEMO_CONFIG)
+    assert settings.workers.fork_from_zygote  # the default
+    specs = worker_specs(settings)
+    assert len(specs) == 500 and specs[-1].rtp_port == 10000 + 499 * 18
+    data["workers"].update(count=2000, rtp_ports_per_worker=40)
+    with pytest.raises(ConfigError, match="past 65535"):
+        parse_settings(data, DEMO_CONFIG)
+    data["workers"].update(count=2, rtp_ports_per_worker=41)
+    with pytest.raises(ConfigError, match="even"):
+        parse_settings(data, DEMO_CONFIG)
