@@ -39,7 +39,7 @@ class QualitySample:
         return sum(1 for v in self.loss_pct if v > LOSSY_PCT)
 
     def row(self) -> list[str]:
-        """The report's lines (cti/load/report.py)."""
+        """The report's lines (scripts/load/report.py)."""
         if not self.legs:
             return [f"| RTP loss / jitter | no leg figures ({self.without} answered legs "
                     "without) |"]
