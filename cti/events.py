@@ -43,6 +43,7 @@ EVENT_TYPES = frozenset(
         "call.bridged",
         "call.recording",
         "call.monitor",
+        "call.quality",
         "call.ended",
         "agent.state",
         "agent.recovery",

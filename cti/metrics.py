@@ -115,6 +115,7 @@ def render(gw: GatewayApi, reports: Reports) -> str:
              [({}, 1 if edge["up"] and edge["answering"] else 0)])
     w.family("cti_edge_restarts", "counter", "Restarts of the SIP edge (Kamailio).",
              [({}, edge["restarts"])])
+    w.lines.extend(gw.flow.quality.prometheus_lines())  # histograms: their own lines
     w.family("cti_uptime_seconds", "gauge", "Seconds since the gateway started.",
              [({}, round(now - gw.started_at, 1))])
     return w.text()

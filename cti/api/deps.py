@@ -63,6 +63,12 @@ class RecoveryApi(Protocol):
     def until(self, advisor: str) -> float | None: ...
 
 
+class QualityApi(Protocol):
+    """The legs' RTP figures (cti.controller.quality.LineQuality)."""
+
+    def prometheus_lines(self) -> list[str]: ...
+
+
 class FlowApi(Protocol):
     """The call flow: who has which call, call control, advisors' state and skills.
 
@@ -80,6 +86,8 @@ class FlowApi(Protocol):
         """Who works here, live (not ``settings.advisors``: only the seed)."""
     @property
     def flags(self) -> Mapping[str, bool]: ...
+    @property
+    def quality(self) -> QualityApi: ...
 
     def active_calls(self) -> list[dict[str, Any]]: ...
     def advisor_of(self, call_id: str) -> str | None: ...

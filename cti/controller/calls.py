@@ -55,12 +55,14 @@ class Leg:
     created_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     end_code: int | None = None
+    # The worker's RTP figures as the leg ended (cti/controller/quality.py).
+    quality: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "leg": self.leg_id, "worker": self.worker, "role": self.role, "peer": self.peer,
             "state": self.state, "sip_call_id": self.sip_call_id, "created_at": self.created_at, "ended_at": self.ended_at,
-            "end_code": self.end_code,
+            "end_code": self.end_code, "quality": self.quality,
         }
 
 

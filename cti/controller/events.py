@@ -24,6 +24,7 @@ from cti.controller.ending import CallEnding
 from cti.controller.inbound import Inbound
 from cti.controller.monitor import Monitors
 from cti.controller.offers import Offers
+from cti.controller.quality import LineQuality
 from cti.controller.recorder import CallRecorder
 from cti.controller.workers import WorkerLink
 
@@ -35,8 +36,9 @@ CONSULT_ROLES = ("consult_advisor", "consult_target", "join")
 class WorkerEvents:
     def __init__(self, ctx: FlowContext, inbound: Inbound, offers: Offers,
                  consults: Consults, ending: CallEnding, rooms: WorkerRooms,
-                 recorder: CallRecorder, monitors: Monitors) -> None:
+                 recorder: CallRecorder, monitors: Monitors, quality: LineQuality) -> None:
         self.ctx = ctx
+        self.quality = quality
         self.recorder = recorder
         self.monitors = monitors
         self.inbound = inbound
@@ -57,6 +59,7 @@ class WorkerEvents:
         if call is None:
             if kind == "leg.state" and msg.get("state") != "disconnected":
                 log.warning("event for unknown leg worker=%s: %s", link.worker_id, msg)
+            self.quality.late_leg(link.worker_id, msg)  # a leg of a call that ended
             return
         on_customer = msg.get("leg") == call.customer.leg_id
         if kind == "leg.state":
@@ -83,6 +86,7 @@ class WorkerEvents:
         if state == "disconnected":
             leg.ended_at = time.time()
             leg.end_code = msg.get("code")
+            self.quality.leg_ended(call, leg, msg)
             cause = str(msg.get("cause") or "")
             if cause:  # the worker ended the leg itself (docs/ipc.md: leg.state cause)
                 log.warning("leg ended by its worker call_id=%s leg=%s role=%s cause=%s",

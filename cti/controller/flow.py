@@ -15,6 +15,7 @@ use case, and is the thin facade the gateway, the API and the tests use:
 - ``monitors`` :class:`~cti.controller.monitor.Monitors` — listen, whisper, barge
 - ``inbound``  :class:`~cti.controller.inbound.Inbound` — new calls, the IVR, transfers out
 - ``control``  :class:`~cti.controller.control.CallControl` — advisors' and supervisors' actions
+- ``quality``  :class:`~cti.controller.quality.LineQuality` — the legs' RTP loss and jitter
 - ``events``   :class:`~cti.controller.events.WorkerEvents` — worker events to the services
 - ``plugin_calls`` :class:`~cti.controller.plugin_actions.PluginCalls` — what plugins see and do
 
@@ -42,6 +43,7 @@ from cti.controller.monitor import Monitors
 from cti.controller.offers import Delivered, Offers
 from cti.controller.plugin_actions import PluginCalls
 from cti.controller.prompts import PromptLibrary
+from cti.controller.quality import LineQuality
 from cti.controller.recorder import CallRecorder
 from cti.controller.recovery import RecoveryBreaks
 from cti.controller.skills import SkillBook, Skills
@@ -78,10 +80,11 @@ class CallFlow:
         self.ivr_sessions = IvrSessions()
         self.recorder = CallRecorder(ctx)
         self.monitors = Monitors(ctx, self.rooms)
+        self.quality = LineQuality(ctx)
         # (the recording is stopped first, so the worker finishes it before the hangups)
         self.ending = CallEnding(ctx, self.offers, forget=(
             self.recorder.stop, self.ivr_sessions.end, self.waiting.forget,
-            self.monitors.call_ended))
+            self.monitors.call_ended, self.quality.call_ended))
         self.offers.bind_ending(self.ending)
         callback.ending = self.ending
         self.callbacks = Callbacks(ctx, self.offers, self.ending)
@@ -93,7 +96,8 @@ class CallFlow:
         self.control = CallControl(ctx, self.offers, self.consults, self.waiting,
                                    self.inbound, self.ending, self.recovery)
         self.events = WorkerEvents(ctx, self.inbound, self.offers, self.consults,
-                                   self.ending, self.rooms, self.recorder, self.monitors)
+                                   self.ending, self.rooms, self.recorder, self.monitors,
+                                   self.quality)
         self.plugin_calls = PluginCalls(ctx, self.waiting, self.offers, self.control,
                                         self.inbound, self.ending)
 

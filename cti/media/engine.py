@@ -30,6 +30,7 @@ from typing import Any
 import pjsua2 as pj
 
 from cti.media import protocol as P
+from cti.media import quality
 from cti.media.commands import PLAYER_GRACE_S, CommandError, Commands
 from cti.media.model import EngineConfig, Leg
 from cti.media.pjobjects import MediaAccount, MediaCall, MediaEndpoint, release
@@ -462,7 +463,9 @@ class Engine(Commands):
         leg = self.legs.get(call.leg_id)
         if leg is None:
             return  # refused in on_incoming_call (already parked): never announced
-        extra = {"cause": leg.end_cause} if leg.end_cause else {}
+        extra: dict[str, Any] = {"cause": leg.end_cause} if leg.end_cause else {}
+        if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            extra.update(quality.disconnected_fields(leg))
         self.emit(P.EV_LEG_STATE, leg=call.leg_id, state=state, code=ci.lastStatusCode,
                   reason=ci.lastReason, sip_call_id=ci.callIdString, **extra)
         if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
@@ -519,6 +522,12 @@ class Engine(Commands):
         if was_active != leg.media_active:
             log.info("leg.media leg=%s active=%s", leg.id, leg.media_active)
             self.emit(P.EV_LEG_MEDIA, leg=leg.id, active=leg.media_active)
+
+    def on_stream_destroyed(self, call: MediaCall, index: int) -> None:
+        """Its statistics are still readable (also on our own hangup): keep them."""
+        leg = self.legs.get(call.leg_id)
+        if leg is not None:
+            quality.keep(leg, call, index)
 
     def on_dtmf_digit(self, call: MediaCall, prm: Any) -> None:
         method = _DTMF_METHODS.get(prm.method, str(prm.method))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pjsua2 as pj
 
@@ -66,6 +67,9 @@ class Leg:
     rx_seen_at: float = 0.0
     rx_expected: bool = False  # audio active and we are meant to receive (not on hold)
     end_cause: str = ""  # why the engine itself ended the leg ("rtp_timeout")
+    # The figures of this leg's audio streams that ended (a re-INVITE, the far
+    # end's BYE, just before our own hangup): cti/media/quality.py.
+    streams: list[dict[str, Any]] = field(default_factory=list)
 
     def audio_media(self) -> pj.AudioMedia:
         """The leg's current conference port; only while the call is alive and active."""

@@ -31,6 +31,7 @@ class EngineHooks(Protocol):
     def on_call_state(self, call: MediaCall) -> None: ...
     def on_call_media_state(self, call: MediaCall) -> None: ...
     def on_dtmf_digit(self, call: MediaCall, prm: Any) -> None: ...
+    def on_stream_destroyed(self, call: MediaCall, index: int) -> None: ...
     def on_player_eof(self, leg_id: str, play_id: str, loop: bool, stopped: bool) -> None: ...
 
 
@@ -101,6 +102,10 @@ class MediaCall(pj.Call):
 
     def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802
         guard("onDtmfDigit", self._engine.on_dtmf_digit, self, prm)
+
+    def onStreamDestroyed(self, prm: Any) -> None:  # noqa: N802
+        # The stream's statistics are still readable here (cti/media/quality.py).
+        guard("onStreamDestroyed", self._engine.on_stream_destroyed, self, int(prm.streamIdx))
 
     # pjsua's defaults would follow a REFER (dial the Refer-To URI: anyone in a
     # call could make the worker call any number), let an INVITE with Replaces

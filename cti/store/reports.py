@@ -17,7 +17,12 @@ _SELECT = (
     "SELECT c.call_id, c.caller_number, c.caller_country, c.dialled, c.language, c.topic, "
     "c.priority, c.advisor, c.started_at, c.queued_at, c.answered_at, c.ended_at, "
     "c.end_reason, w.code AS wrap_up_code, w.note AS wrap_up_note, "
-    "w.advisor AS wrap_up_by FROM calls c LEFT JOIN last_wrap_ups w ON w.call_id = c.call_id"
+    "w.advisor AS wrap_up_by, "
+    # the worst leg's figures, from the legs' JSON (cti/controller/quality.py)
+    "(SELECT MAX(json_extract(l.value, '$.quality.loss_pct')) FROM json_each(c.legs) l) "
+    "AS worst_loss_pct, "
+    "(SELECT MAX(json_extract(l.value, '$.quality.jitter_ms')) FROM json_each(c.legs) l) "
+    "AS worst_jitter_ms FROM calls c LEFT JOIN last_wrap_ups w ON w.call_id = c.call_id"
 )
 # An advisor's own calls: the last advisor, one who accepted an offer (before a
 # transfer), or one who wrapped it up.

@@ -43,6 +43,7 @@ def table(res: Result) -> str:
         + " |",
         f"| INVITE → 200 OK ({len(setup)} calls) | p50 {percentile(setup, 50):.1f} ms, "
         f"p99 {percentile(setup, 99):.1f} ms, max {max(setup, default=float('nan')):.1f} ms |",
+        *res.quality.row(),
         f"| gateway CPU / PSS | {cpu:.1f} % of a core / {pss:.0f} MiB |",
         f"| per {unit} | {cpu / n:.2f} % of a core / {pss / n:.1f} MiB |",
         "",

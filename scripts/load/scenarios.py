@@ -29,6 +29,7 @@ import httpx
 from scripts.load import api, procstat, sipp
 from scripts.load.gwconfig import DIGITS, HOTLINE, QUEUE, LoadConfig, generate, sip_password
 from scripts.load.pcap import advisor_pcap, caller_pcap
+from scripts.load.quality import QualitySample, from_store
 
 SCENARIOS = ("ivr-queue", "talks", "rate")
 CALLER_ENDS = ("caller_hangup", "caller_abandoned")
@@ -74,6 +75,7 @@ class Result:
     failures: dict[str, int] = field(default_factory=dict)
     setup_ms: list[float] = field(default_factory=list)
     end_reasons: dict[str, int] = field(default_factory=dict)
+    quality: QualitySample = field(default_factory=QualitySample)  # every leg's RTP figures
     folder: Path | None = None
 
     @property
@@ -210,6 +212,8 @@ async def run(plan: Plan) -> Result:
         await r.events.close()
         await r.http.aclose()
         r.stop()
+    # The records are complete once the gateway stopped (late legs' figures too).
+    r.result.quality = from_store(Path(r.cfg.data["store"]["path"]))
     if not r.result.failed and not plan.keep:
         shutil.rmtree(r.folder, ignore_errors=True)
         r.result.folder = None
