@@ -34,8 +34,9 @@ class PhoneError(RuntimeError):
 
 class Phone:
     def __init__(self, name: str = "phone", ip: str = "127.0.0.1", log_dir: str | None = None,
-                 pj_log_level: int = 1, tls_ca: Path | None = None) -> None:
+                 pj_log_level: int = 1, tls_ca: Path | None = None, paced: bool = False) -> None:
         self.name = name
+        self.paced = paced  # clock the bridge as a media worker does (cti/media/pacing.py)
         self.tls_ca = tls_ca  # a CA file: the phone can register over TLS
         self.ip = ip
         self.sip_port = free_port(ip)
@@ -80,6 +81,7 @@ class Phone:
             "--rtp-port", str(self.rtp_port), "--rtp-range", str(RTP_RANGE),
             "--pj-log-level", str(self.pj_log_level),
             *(["--tls-ca", str(self.tls_ca)] if self.tls_ca is not None else []),
+            *(["--paced"] if self.paced else []),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=self._stderr_file, cwd=REPO,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
