@@ -4,7 +4,7 @@ Threading model (see /work/shared/design/pjsua2.md, "A worker loop that costs
 nothing when idle"): the main thread is the ONLY thread that calls pjsua2. It
 blocks in ``libHandleEvents(5000)`` (SIP and RTP share one poll: no media
 ioqueue), runs the queued commands, frees parked objects; a worker with media
-wakes once a 20 ms frame instead and clocks the bridge itself (pacing.py). Other
+wakes once every 40 ms instead and clocks the bridge itself (pacing.py). Other
 threads only queue work and ring the "doorbell": a ``\\r\\n\\r\\n`` UDP datagram
 (a SIP keep-alive PJSIP drops) to our SIP port: libHandleEvents returns at once.
 """
@@ -153,7 +153,7 @@ class Engine(Commands):
             while not self._stopping:
                 if self._pacer is None:
                     self._ep.libHandleEvents(self._poll_ms())
-                else:  # one wake-up a 20 ms frame while media flows
+                else:  # one wake-up every 2 frames while media flows
                     self._pacer.poll(self._ep, media_busy(self), self._poll_ms())
                 # Free due objects first: a Call dropped in this poll releases its
                 # pjsua slot before a queued dial needs it (else PJ_ETOOMANY).

@@ -1,4 +1,4 @@
-"""Frame pacing: a busy media worker wakes once a 20 ms frame, not once a packet.
+"""Frame pacing: a busy media worker wakes once every 2 frames (40 ms), not once a packet.
 
 Why (measured, docs/benchmarks.md "Worker CPU"): RTP is read by the SIP poll,
 so ``libHandleEvents`` returned for every RTP packet (50 a second a leg) and the
@@ -9,15 +9,15 @@ second for 100 frames of work.
 
 While any leg has media, the Pacer instead, on the main thread:
 
-- sleeps until the next frame boundary, or until the doorbell rings (a command,
+- sleeps until the next 2 frames are due, or until the doorbell rings (a command,
   a player's EOF, a signal: the engine's ``ring`` sets our Event too);
 - reads every packet and SIP message that arrived meanwhile in one
   ``libHandleEvents(0)`` pass (the jitter buffer takes a frame right after);
 - runs the conference bridge once for each frame that is due: pjsua's "no sound
   device" mode, where the application clocks the bridge's master port.
 
-One wake-up a frame then does the work of (legs + 1), and there is no clock
-thread. SIP and DTMF are handled at most one frame (20 ms) later than before.
+One wake-up then does the work of 2 x (legs + 1), and there is no clock thread.
+SIP and DTMF are handled up to 40 ms later than before.
 With no media for ``TAIL_S`` the loop goes back to ``libHandleEvents(5000)``
 and nothing ticks: an idle worker costs what it did.
 
@@ -45,6 +45,7 @@ FRAME_MS = 20  # the bridge's ptime (medConfig.audioFramePtime, pjsua's default)
 FRAME_S = FRAME_MS / 1000
 TAIL_S = 1.0  # keep ticking this long after the last media (the bridge's queued
 #               port removals run in a tick; mirrors sndAutoCloseTime 1 s)
+FRAMES_PER_WAKE = 2  # frames run per wake-up: a wake-up costs more than the frames' work
 MAX_CATCH_UP = 5  # frames run back to back after a late wake-up (a loaded machine)
 MAX_POLLS = 8  # libHandleEvents(0) passes a frame while each still finds events
 
@@ -130,7 +131,9 @@ class Pacer:
             return
         if not self._next:
             self._next = now  # first frame at once
-        wait = min(self._next - now, limit_ms / 1000)
+        # Sleep until the last frame of this batch is due; earlier ones run late,
+        # within the batch (the jitter buffers hold them; RTP leaves in pairs).
+        wait = min(self._next + (FRAMES_PER_WAKE - 1) * FRAME_S - now, limit_ms / 1000)
         # Held again after this, before the engine drains its queue: no ring is lost.
         self._bell.acquire(timeout=wait) if wait > 0 else self._bell.acquire(False)
         for _ in range(MAX_POLLS):
@@ -145,8 +148,8 @@ class Pacer:
             self._tick()
             self._next += FRAME_S
             done += 1
-        if done > 1:
-            self.late += done - 1
+        if done > FRAMES_PER_WAKE:
+            self.late += done - FRAMES_PER_WAKE
         if self._next <= now:  # still behind (overload): skip, do not burst
             self.late += int((now - self._next) / FRAME_S) + 1
             self._next = now + FRAME_S
@@ -194,6 +197,6 @@ def attach_pacer(clock_rate: int) -> Pacer | None:
     except BridgeUnavailable as exc:
         log.warning("bridge pacing unavailable (%s): the null device's clock thread instead", exc)
         return None
-    log.info("bridge paced by the main thread: one wake-up a %d ms frame while media flows",
-             FRAME_MS)
+    log.info("bridge paced by the main thread: one wake-up every %d ms while media flows",
+             FRAME_MS * FRAMES_PER_WAKE)
     return pacer

@@ -1,7 +1,7 @@
 """A paced engine (the media worker's loop, cti/media/pacing.py) keeps DTMF and prompts right.
 
 Real cti.media.phone processes on loopback: bob runs as a worker does (his main
-thread clocks the bridge once a 20 ms frame, no clock thread), alice as before.
+thread clocks the bridge, 2 frames every 40 ms, no clock thread), alice as before.
 Audio both ways: tests/e2e/test_media_engine.py::test_audio_both_ways[paced].
 """
 
