@@ -26,6 +26,10 @@ class EngineConfig:
     # always has a player or a bridge connected while it must send audio, so it
     # lets the clock stop when idle (idle CPU ~0.2 % -> ~0 % of a core).
     snd_auto_close_s: int = -1
+    # A media worker: its main thread clocks the conference bridge, one wake-up
+    # every 2 frames (40 ms) while media flows, none when idle (cti/media/pacing.py); no
+    # sound device and no clock thread. False: the null device's clock thread.
+    paced: bool = False
     # The machine's sound card (a softphone's advisor talks through it) when there
     # is one; False: always the null device (media workers, test phones).
     sound_device: bool = False

@@ -36,6 +36,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "turns on the TLS transport (register with transport tls)")
     parser.add_argument("--sound", action="store_true",
                         help="use the machine's sound card when there is one (cti softphone)")
+    parser.add_argument("--paced", action="store_true",
+                        help="clock the bridge from the main thread as a media worker does "
+                             "(cti/media/pacing.py); no sound device")
     add_engine_options(parser)
     return parser.parse_args(argv)
 
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     out_fd = protocol_stdout()
     cfg = EngineConfig(ident=args.name, ip=args.ip, sip_port=args.sip_port, rtp_port=args.rtp_port,
                        rtp_range=args.rtp_range, user=args.name, pj_log_level=args.pj_log_level,
-                       tls_ca_file=args.tls_ca, sound_device=args.sound)
+                       tls_ca_file=args.tls_ca, sound_device=args.sound, paced=args.paced)
     engine: Engine | None = None
 
     def on_broken() -> None:  # the socket is gone: stop once the engine exists

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = EngineConfig(ident=args.id, ip=args.ip, sip_port=args.sip_port, rtp_port=args.rtp_port,
                        rtp_range=args.rtp_range, user=args.id, pj_log_level=args.pj_log_level,
-                       snd_auto_close_s=1, edge_secret=os.environ.get(P.EDGE_SECRET_ENV, ""),
+                       snd_auto_close_s=1, paced=True, edge_secret=os.environ.get(P.EDGE_SECRET_ENV, ""),
                        outbound_proxy=args.outbound_proxy, rtp_timeout_s=args.rtp_timeout,
                        session_expires_s=args.session_expires)
     if not cfg.edge_secret:

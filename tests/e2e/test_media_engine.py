@@ -80,10 +80,12 @@ async def test_dial_headers_answer_and_dtmf() -> None:
         assert gone["error"] == "unknown leg"
 
 
-async def test_audio_both_ways(tmp_path: Path) -> None:
+@pytest.mark.parametrize("paced", [False, True], ids=["clock-thread", "paced"])
+async def test_audio_both_ways(tmp_path: Path, paced: bool) -> None:
+    """paced: bob clocks his bridge from the main thread, as a media worker does."""
     low, high = write_tone(tmp_path / "440.wav", 440, 1.0), write_tone(tmp_path / "1k.wav", 1000, 1.0)
     rec_a, rec_b = tmp_path / "rec_a.wav", tmp_path / "rec_b.wav"
-    async with Phone(name="alice") as a, Phone(name="bob") as b:
+    async with Phone(name="alice") as a, Phone(name="bob", paced=paced) as b:
         inc = await connect(a, b, "a1")
         leg_b = inc["leg"]
         await a.command("play", leg="a1", file=str(low), loop=True, play_id="pa")

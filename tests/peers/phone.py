@@ -35,9 +35,10 @@ class PhoneError(RuntimeError):
 class Phone:
     def __init__(self, name: str = "phone", ip: str = "127.0.0.1", log_dir: str | None = None,
                  pj_log_level: int = 1, tls_ca: Path | None = None,
-                 rtp_range: int = RTP_RANGE) -> None:
+                 rtp_range: int = RTP_RANGE, paced: bool = False) -> None:
         self.name = name
         self.rtp_range = rtp_range
+        self.paced = paced  # clock the bridge as a media worker does (cti/media/pacing.py)
         self.tls_ca = tls_ca  # a CA file: the phone can register over TLS
         self.ip = ip
         self.sip_port = free_port(ip)
@@ -82,6 +83,7 @@ class Phone:
             "--rtp-port", str(self.rtp_port), "--rtp-range", str(self.rtp_range),
             "--pj-log-level", str(self.pj_log_level),
             *(["--tls-ca", str(self.tls_ca)] if self.tls_ca is not None else []),
+            *(["--paced"] if self.paced else []),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=self._stderr_file, cwd=REPO,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
