@@ -8,43 +8,37 @@ from __future__ import annotations
 
 import difflib
 import re
-import types
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypedDict
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
+from cti.config_base import ConfigError, ConfigModel, valid_network
+from cti.config_errors import UniqueKeyLoader, describe_validation_error
+from cti.config_ivr import IvrSettings, MenuEntry, OpeningHours, PromptSettings
+from cti.config_trunk import TrunkSettings
 from cti.ivr import Flow, FlowError, check_flow, parse_flow, standard_flow
-from cti.ivr.hours import Day, parse_spans
+
+# Re-exported: the rest of cti imports the config's names from cti.config.
+__all__ = ["AdvisorSettings", "ConfigError", "IvrSettings", "MenuEntry", "OpeningHours",
+           "PromptSettings", "Settings", "TrunkSettings", "describe_validation_error",
+           "ivr_flows", "load_settings", "parse_settings"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
-
-
-class ConfigError(Exception):
-    """A configuration problem; str() is the one line shown to the admin."""
-
-
-class _Model(BaseModel):
-    # extra="forbid": a typo in a key is an error, not a silently ignored setting.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 _CIDR_RE = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$")
 
 
-class TlsFiles(_Model):
+class TlsFiles(ConfigModel):
     """A certificate (PEM, the chain after it) and its private key (PEM); relative
     paths are relative to the config file's folder."""
 
@@ -58,7 +52,7 @@ class SipTlsSettings(TlsFiles):
     port: int = Field(5061, ge=1, le=65535)
 
 
-class SipSettings(_Model):
+class SipSettings(ConfigModel):
     ip: str = "127.0.0.1"
     port: int = Field(5060, ge=1, le=65535)
     realm: str = "cti.local"
@@ -80,121 +74,13 @@ class SipSettings(_Model):
     def _networks(cls, v: Literal["any"] | list[str]) -> Literal["any"] | list[str]:
         if isinstance(v, list):
             for net in v:
-                if not _CIDR_RE.match(net) or not _valid_network(net):
+                if not _CIDR_RE.match(net) or not valid_network(net):
                     raise ValueError(f"expected \"any\" or a list of IPv4 addresses or "
                                      f"networks like 127.0.0.0/8 (got {net!r})")
         return v
 
 
-def _valid_network(net: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.IPv4Network(net, strict=False)
-    except ValueError:
-        return False
-    return True
-
-
-_E164_PREFIX_RE = re.compile(r"^\+[0-9]{1,15}$")
-_HOSTPORT_RE = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}:[0-9]{1,5}$")
-_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class TrunkSettings(_Model):
-    """A SIP trunk to a carrier: call backs (and other numbers) go out through it,
-    and its calls to a hotline are accepted."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
-    address: str  # "ip:port" of the carrier's SIP proxy
-    transport: Literal["udp", "tcp"] = "udp"
-    # Digest credentials for the carrier's 401/407 challenges.
-    username: str | None = Field(None, pattern=r"^[A-Za-z0-9._+-]{1,64}$")
-    password: str | None = Field(None, repr=False)
-    password_env: str | None = None  # the name of an environment variable holding it
-    realm: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,128}$")  # None: any
-    caller_id: str | None = Field(None, pattern=r"^\+?[0-9]{1,20}$")  # the From user
-    asserted_identity: str | None = Field(None, pattern=r"^\+?[0-9]{1,20}$")  # P-Asserted-Identity
-    allowed_prefixes: list[str] = Field(min_length=1)
-    max_calls: int = Field(10, ge=1, le=10_000)
-    # REGISTER with the carrier (the edge's uac_reg; Contact sip:<name>@<edge>).
-    # (The attribute is register_: BaseModel has a register() of its own.)
-    register_: bool = Field(False, alias="register")
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, v: str) -> str:
-        host, _, port = v.rpartition(":")
-        if not _HOSTPORT_RE.match(v) or not _valid_network(host) or not 0 < int(port) < 65536:
-            raise ValueError("expected ip:port (e.g. 192.0.2.10:5060)")
-        return v
-
-    @field_validator("allowed_prefixes")
-    @classmethod
-    def _prefixes(cls, v: list[str]) -> list[str]:
-        for p in v:
-            if not _E164_PREFIX_RE.match(p):
-                raise ValueError(f"expected E.164 prefixes like \"+31\" (got {p!r})")
-        return v
-
-    @field_validator("password_env")
-    @classmethod
-    def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and not _ENV_RE.match(v):
-            raise ValueError("expected the name of an environment variable")
-        return v
-
-    @field_validator("password")
-    @classmethod
-    def _password(cls, v: str | None) -> str | None:
-        if v is not None and (not v or any(c in v for c in '"\\\r\n')):
-            raise ValueError("expected a non-empty password without quotes, backslashes "
-                             "or line breaks")
-        return v
-
-    @model_validator(mode="after")
-    def _credentials(self) -> TrunkSettings:
-        if self.password is not None and self.password_env is not None:
-            raise ValueError("password_env: give password or password_env, not both")
-        has_secret = self.password is not None or self.password_env is not None
-        if self.username is None and has_secret:
-            raise ValueError("username: required key is missing (a password is given)")
-        if self.username is not None and not has_secret:
-            raise ValueError("password: required key is missing (give password or "
-                             "password_env)")
-        if self.register_ and self.username is None:
-            raise ValueError("username: required key is missing (register: true needs "
-                             "the account)")
-        if self.password_env is not None:
-            import os
-
-            if not os.environ.get(self.password_env):
-                raise ValueError(f"password_env: environment variable {self.password_env} "
-                                 "is not set (or empty)")
-        return self
-
-    @property
-    def host(self) -> str:
-        return self.address.rpartition(":")[0]
-
-    @property
-    def port(self) -> int:
-        return int(self.address.rpartition(":")[2])
-
-    def secret(self) -> str | None:
-        """The password (from the environment for password_env); never logged."""
-        if self.password_env is not None:
-            import os
-
-            value = os.environ.get(self.password_env)
-            if not value:
-                raise ConfigError(f"trunk {self.name!r}: environment variable "
-                                  f"{self.password_env} is not set")
-            return value
-        return self.password
-
-
-class WorkerSettings(_Model):
+class WorkerSettings(ConfigModel):
     count: int = Field(2, ge=1, le=256)
     ip: str = "127.0.0.1"
     sip_port_base: int = Field(5071, ge=1, le=65000)
@@ -216,7 +102,7 @@ class WorkerSettings(_Model):
         return v
 
 
-class HttpSettings(_Model):
+class HttpSettings(ConfigModel):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     # Tests configure a few seconds to watch a token expire.
@@ -240,12 +126,18 @@ class HttpSettings(_Model):
     tls: TlsFiles | None = None
 
 
-class WebRtcSettings(_Model):
+class WebRtcSettings(ConfigModel):
     """The browser phone of /agent: Kamailio takes SIP over WebSocket, rtpengine
     relays the browser's DTLS-SRTP media to the workers' plain RTP."""
 
     enabled: bool = False
     ws_port: int = Field(5066, ge=1, le=65535)  # ws://<sip.ip>:<ws_port> (Kamailio)
+    # wss://<sip.ip>:<wss_port> for pages served over https (browsers refuse ws://
+    # from an https page); 0: no wss.
+    wss_port: int = Field(0, ge=0, le=65535)
+    # The wss certificate; null: http.tls's, or else a self-signed one made with
+    # openssl into <runtime_dir>/wss/ (the browser must be told to trust it).
+    tls: TlsFiles | None = None
     ng_port: int = Field(2223, ge=1, le=65535)  # rtpengine's control socket, on 127.0.0.1
     # The address rtpengine offers browsers for media (their ICE candidate); sip.ip if unset.
     media_ip: str | None = None
@@ -260,22 +152,25 @@ class WebRtcSettings(_Model):
     def _range(self) -> WebRtcSettings:
         if self.rtp_port_max - self.rtp_port_min < 7:
             raise ValueError("rtp_port_max must be at least rtp_port_min + 7 (4 ports a call)")
+        if self.tls is not None and not self.wss_port:
+            raise ValueError("tls is set but wss_port is 0 (no wss listener would use it): "
+                             "set wss_port, or remove tls")
         return self
 
 
-class WallboardSettings(_Model):
+class WallboardSettings(ConfigModel):
     # Service level: the share of calls answered within this many seconds.
     service_level_s: float = Field(20.0, gt=0)
 
 
-class WrapUpCode(_Model):
+class WrapUpCode(ConfigModel):
     code: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     label: str = Field(min_length=1)
     # A call wrapped up with it gives the advisor a recovery break.
     distressing: bool = False
 
 
-class WrapUpSettings(_Model):
+class WrapUpSettings(ConfigModel):
     codes: list[WrapUpCode] = []
     # Away (reason "recovery") this long after a distressing call; 0: no break.
     recovery_break_s: float = Field(300.0, ge=0, le=3600)
@@ -289,92 +184,7 @@ class WrapUpSettings(_Model):
         return v
 
 
-class MenuEntry(_Model):
-    digit: str = Field(pattern=r"^[0-9*#]$")
-    code: str
-    name: str
-
-
-class OpeningHours(_Model):
-    timezone: str = "Europe/Amsterdam"
-    # Per day "HH:MM-HH:MM[, ...]"; a day left out is closed.
-    days: dict[Day, str]
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (e.g. Europe/Amsterdam)") from None
-        return v
-
-    @field_validator("days")
-    @classmethod
-    def _spans(cls, v: dict[Day, str]) -> dict[Day, str]:
-        for day, text in v.items():
-            try:
-                parse_spans(text)
-            except ValueError as e:
-                raise ValueError(f"{day}: {e}") from None
-        return v
-
-
-class IvrSettings(_Model):
-    default_language: str = "en"
-    default_topic: str = "travel_advice"
-    digit_timeout_s: float = Field(6.0, gt=0)
-    max_retries: int = Field(2, ge=0, le=10)
-    # A caller who has pressed no key yet: silences a menu allows before its
-    # default (null: max_retries), and whether the later menus are then skipped
-    # with their defaults (the silent caller reaches the queue sooner).
-    silent_retries: int | None = Field(None, ge=0, le=10)
-    silent_skips_menus: bool = False
-    emergency_topics: list[str] = ["emergency"]
-    # None: open 24/7. Outside the hours callers hear the "closed" prompt.
-    opening_hours: OpeningHours | None = None
-    # A prompt key played to every caller after the welcome (a crisis message).
-    notice: str | None = None
-    # Position and expected-wait announcements while a caller waits (0: never).
-    announce_first_s: float = Field(15.0, ge=0)
-    announce_every_s: float = Field(45.0, ge=0)
-    languages: list[MenuEntry] = Field(min_length=1)
-    topics: list[MenuEntry] = Field(min_length=1)
-    # ISO country (from the caller's number) -> language offered first.
-    country_languages: dict[str, str] = {}
-    # Gateway-wide flags flows can branch on (e.g. crisis: true); supervisors
-    # switch them at run time through the API.
-    flags: dict[str, bool] = {}
-    # Flows per dialled number (see cti/ivr/parse.py); a hotline without one runs
-    # the standard flow: opening hours, language menu, topic menu, queue.
-    flows: dict[str, dict[str, Any]] = {}
-
-    @model_validator(mode="after")
-    def _defaults_exist(self) -> IvrSettings:
-        langs = sorted({m.code for m in self.languages})
-        topics = sorted({m.code for m in self.topics})
-        if self.default_language not in langs:
-            raise ValueError(f"default_language: {self.default_language!r} is not in languages "
-                             f"(expected one of {', '.join(langs)})")
-        if self.default_topic not in topics:
-            raise ValueError(f"default_topic: {self.default_topic!r} is not in topics "
-                             f"(expected one of {', '.join(topics)})")
-        for country, lang in self.country_languages.items():
-            if lang not in langs:
-                raise ValueError(f"country_languages.{country}: {lang!r} is not in languages "
-                                 f"(expected one of {', '.join(langs)})")
-        return self
-
-
-class PromptSettings(_Model):
-    texts: Path = Path("prompts.yaml")
-    cache_dir: Path = Path("../var/prompts")
-    override_dir: Path = Path("prompts")
-
-
-class EscalationStepSettings(_Model):
+class EscalationStepSettings(ConfigModel):
     after_s: float = Field(ge=0)
     min_language: int = Field(ge=1, le=5)
     min_topic: int = Field(ge=0, le=5)  # 0: any advisor with the language
@@ -389,7 +199,7 @@ def _default_escalation() -> dict[str, list[EscalationStepSettings]]:
     ]}
 
 
-class RoutingSettings(_Model):
+class RoutingSettings(ConfigModel):
     strategy: Literal["best_match", "longest_idle", "least_talk_time", "round_robin"] = (
         "best_match")
     offer_timeout_s: float = Field(20.0, gt=0)
@@ -453,7 +263,7 @@ Level = Annotated[int, Field(ge=1, le=5)]
 _HA1_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
-class AdvisorSettings(_Model):
+class AdvisorSettings(ConfigModel):
     name: str
     # No plaintext: `cti passwd NAME` prints both lines. password_hash (argon2id)
     # checks API logins; sip_ha1 = md5(name:realm:password) is what SIP digest
@@ -519,7 +329,7 @@ class AdvisorSettings(_Model):
         return v
 
 
-class DirectoryEntry(_Model):
+class DirectoryEntry(ConfigModel):
     """A transfer target: the crisis team, an embassy, another service."""
 
     key: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -529,7 +339,7 @@ class DirectoryEntry(_Model):
     country: str | None = Field(None, pattern=r"^[A-Z]{2}$")  # an embassy's country
 
 
-class StoreSettings(_Model):
+class StoreSettings(ConfigModel):
     path: Path = Path("../var/cti.sqlite3")
 
 
@@ -564,7 +374,7 @@ def _check_plugin_references(prefix: str, section: Mapping[str, Any], langs: lis
                 _known(where, what, v, known[kind])
 
 
-class Settings(_Model):
+class Settings(ConfigModel):
     gateway_name: str = "cti"
     runtime_dir: Path = Path("../var/run")
     sip: SipSettings
@@ -680,6 +490,8 @@ class Settings(_Model):
             media_ip = rtc.media_ip or self.sip.ip
             spans += [
                 ("webrtc.ws_port", self.sip.ip, rtc.ws_port, rtc.ws_port),
+                *([("webrtc.wss_port", self.sip.ip, rtc.wss_port, rtc.wss_port)]
+                  if rtc.wss_port else []),
                 ("webrtc.ng_port", "127.0.0.1", rtc.ng_port, rtc.ng_port),
                 ("webrtc.rtp_port_min", media_ip, rtc.rtp_port_min, rtc.rtp_port_max),
                 ("workers.rtp_port_base", w.ip, w.rtp_port_base,
@@ -732,148 +544,13 @@ def ivr_flows(settings: Settings) -> dict[str, Flow]:
     return flows
 
 
-def _step(tp: Any, part: Any) -> Any:
-    """The type found at `part` (a key or a list index) inside type `tp`, or None."""
-    origin, args = get_origin(tp), get_args(tp)
-    if origin is Annotated:
-        return _step(args[0], part)
-    if origin in (Union, types.UnionType):
-        return next((t for a in args if (t := _step(a, part)) is not None), None)
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        field = tp.model_fields.get(part) if isinstance(part, str) else None
-        return field.annotation if field is not None else None
-    if origin in (list, tuple, set) and isinstance(part, int) and args:
-        return args[0]
-    if origin is dict and len(args) == 2:
-        return args[1]
-    return None
-
-
-def _model_of(tp: Any) -> type[BaseModel] | None:
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return tp
-    if get_origin(tp) in (Annotated, Union, types.UnionType):
-        return next((m for a in get_args(tp) if (m := _model_of(a)) is not None), None)
-    return None
-
-
-def _known_keys(loc: tuple[Any, ...], root: Any = None) -> list[str]:
-    """The keys allowed at the place a loc points into (for 'did you mean')."""
-    tp: Any = Settings if root is None else root
-    for part in loc:
-        tp = _step(tp, part)
-        if tp is None:
-            return []
-    model = _model_of(tp)
-    return [f.alias or k for k, f in model.model_fields.items() if k != "source"] if model else []
-
-
-def _suggestion(err: ErrorDetails, root: Any = None) -> str | None:
-    """For an unknown key: the known key it is probably a typo of."""
-    close = difflib.get_close_matches(str(err["loc"][-1]),
-                                      _known_keys(err["loc"][:-1], root), 1)
-    return close[0] if close else None
-
-
-def _where(data: Any, loc: tuple[Any, ...]) -> str:
-    """A loc as people read it: list items counted from 1, named when they have a
-    name: ``advisors[6] (sofia).topics.digit``, ``routing.escalation.default[1]``."""
-    out, node = "", data
-    for part in loc:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            node = None
-        if isinstance(part, int):
-            name = node.get("name") if isinstance(node, dict) else None
-            out += f"[{part + 1}]" + (f" ({name})" if isinstance(name, str) else "")
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-_SECRET_KEYS = frozenset({"password"})
-_KEY_PREFIX = re.compile(r"^([A-Za-z_][\w.+]*): (.*)$", re.DOTALL)
-
-
-def _describe_error(err: ErrorDetails, data: Any = None, root: Any = None,
-                    prefix: tuple[Any, ...] = ()) -> str:
-    """One line for a validation error; ``root`` is the model the loc starts in
-    (Settings, or a plugin's model whose section is at ``prefix``)."""
-    loc = tuple(err["loc"])
-    msg, kind, inp = err["msg"], err["type"], err.get("input")
-    got = True
-    if kind == "extra_forbidden":
-        close = _suggestion(err, root)
-        msg = f"unknown key (did you mean {close!r}?)" if close else "unknown key"
-        known = _known_keys(loc[:-1], root)
-        if not close and known:
-            msg += f" (expected one of {', '.join(known)})"
-        got = False
-    elif kind == "missing":
-        msg, got = "required key is missing", False
-    elif kind in ("model_type", "model_attributes_type", "dict_type"):
-        msg = "expected a section of keys (a mapping)"
-    elif kind == "value_error":
-        msg = msg.removeprefix("Value error, ")
-        # A validator may name the key inside the section it checked.
-        if m := _KEY_PREFIX.match(msg):
-            keys = (int(k) if k.isdigit() else k for k in m.group(1).split("."))
-            loc, msg = (*loc, *keys), m.group(2)
-        got = not isinstance(inp, (dict, list))  # a whole section is noise
-    loc = (*prefix, *loc)
-    if loc and loc[-1] in _SECRET_KEYS:
-        got = False  # a password is never echoed
-    suffix = f" (got {inp!r:.60})" if got else ""
-    return f"{_where(data, loc)}: {msg}{suffix}"
-
-
-def describe_validation_error(e: ValidationError, model: type[BaseModel], data: Any,
-                              prefix: tuple[Any, ...]) -> str:
-    """The one-line message for the first error of ``model`` validated from ``data``
-    (the section found at ``prefix`` of the config, e.g. ("plugins", "crisis_line"))."""
-    errors = e.errors()
-    typo_of = {(*x["loc"][:-1], s) for x in errors
-               if x["type"] == "extra_forbidden" and (s := _suggestion(x, model))}
-    errors = [x for x in errors if not (x["type"] == "missing" and tuple(x["loc"]) in typo_of)]
-    errors.sort(key=lambda x: x["type"] != "extra_forbidden")
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{_describe_error(errors[0], data, model, prefix)}{more}"
-
-
 def parse_settings(data: Any, source: Path) -> Settings:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level")
     try:
         return Settings.model_validate({**data, "source": source.resolve()})
     except ValidationError as e:
-        errors = e.errors()
-        # A typo shows as an unknown key plus a missing one: the missing one is the typo.
-        typo_of = {(*x["loc"][:-1], s) for x in errors
-                   if x["type"] == "extra_forbidden" and (s := _suggestion(x))}
-        errors = [x for x in errors if not (x["type"] == "missing" and tuple(x["loc"]) in typo_of)]
-        # Name the typo first.
-        errors.sort(key=lambda x: x["type"] != "extra_forbidden")
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"{source}: {_describe_error(errors[0], data)}{more}") from None
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses a key given twice (the second would silently win)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, (str, int, float, bool)) or key is None:
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (the second would silently replace "
-                        "the first)", key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        raise ConfigError(f"{source}: {describe_validation_error(e, Settings, data, ())}") from None
 
 
 def load_settings(path: Path) -> Settings:
@@ -886,7 +563,7 @@ def load_settings(path: Path) -> Settings:
         raise ConfigError(f"{path}: cannot read: not UTF-8 text ({e.reason} at byte "
                           f"{e.start})") from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""

@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # kamailio-tls-modules: tls.so, SIP over TLS for phones (sip.tls)
 # kamailio-websocket-modules: SIP over WebSocket for the browser phone in /agent
 # rtpengine-daemon: relays the browser's DTLS-SRTP media to the workers' plain RTP
+# openssl: the self-signed certificate of the wss listener when none is configured
 # chromium: Debian's browser for the /agent and /wallboard tests (Playwright drives it)
-APT_PACKAGES=(kamailio kamailio-sqlite-modules kamailio-tls-modules kamailio-websocket-modules rtpengine-daemon espeak-ng sox baresip-core sip-tester python3-venv chromium)
+APT_PACKAGES=(kamailio kamailio-sqlite-modules kamailio-tls-modules kamailio-websocket-modules rtpengine-daemon espeak-ng sox baresip-core sip-tester python3-venv chromium openssl)
 PYTHON=${PYTHON:-python3}
 
 missing=()

@@ -123,6 +123,9 @@ class Authenticator:
         # Called with a token ended by logout (the browser phone's SIP credentials
         # end with it; an expired token ends them by its own timer).
         self.on_end: list[Callable[[str], None]] = []
+        # Called with a user whose every token was ended (removed, a new role or a
+        # new password): their browser phone credentials end too.
+        self.on_user_end: list[Callable[[str], None]] = []
 
     def check_rate(self, username: str, ip: str, now: float | None = None) -> None:
         """Raise RateLimited before the (slow) hash is even checked."""
@@ -189,11 +192,13 @@ class Authenticator:
         return n
 
     def revoke(self, user: str) -> int:
-        """End every token of a user now (removed, or given a new role); the stored
-        sessions are the caller's to remove. Returns how many were ended."""
+        """End every token of a user now (removed, a new role or a new password); the
+        stored sessions are the caller's to remove. Returns how many were ended."""
         ended = [k for k, p in self._tokens.items() if p.user == user]
         for key in ended:
             del self._tokens[key]
+        for listener in self.on_user_end:
+            listener(user)
         return len(ended)
 
     def check(self, token: str | None) -> Principal | None:

@@ -71,7 +71,9 @@ def register(app: FastAPI, gw: GatewayApi, reports: Reports) -> None:
             creds = await phones.issue(token, p.user, p.expires_at)
         except EdgeRpcError as e:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e)) from None
-        return creds.public(gw.settings)
+        # The page's own scheme; behind a proxy its X-Forwarded-Proto counts only
+        # from http.trusted_proxies (uvicorn's proxy_headers, cti.controller.gateway).
+        return creds.public(gw.settings, secure=request.url.scheme == "https")
 
     @app.get(f"{V1}/agents/me", response_model=AgentView)
     async def me(p: Auth) -> AgentView:

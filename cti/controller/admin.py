@@ -96,8 +96,9 @@ class AdvisorAdmin:
                 details["password_changed"] = True
             await ctx.store.advisors.save(name, record_of(new), "advisor.update", by,
                                           details, address, new_skills=new_skills)
-            if old.role != new.role:
+            if old.role != new.role or password is not None:
                 # A token carries its role: the user logs in again with the new one.
+                # A new password (the old one leaked?) ends the logins made with it.
                 await ctx.store.advisors.revoke_sessions(name)
                 self._logins.revoke(name)
             ctx.advisors.put(new)

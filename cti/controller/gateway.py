@@ -48,7 +48,7 @@ from cti.plugin_prompts import plugin_prompt_keys
 from cti.plugins import PluginHost
 from cti.plugins.services import PluginRouter, Services
 from cti.store.db import Store
-from cti.tlsfiles import check_tls_files
+from cti.tlsfiles import check_tls_files, wss_files
 
 log = logging.getLogger("cti.gateway")
 
@@ -150,6 +150,7 @@ class Gateway:
         self.rtpengine = self._rtpengine()
         self.browser_phones = BrowserPhones(settings, self.flow.advisors.get)
         self.auth.on_end.append(self.browser_phones.revoke_soon)
+        self.auth.on_user_end.append(self.browser_phones.revoke_advisor_soon)
         self.rpc: EdgeRpc | None = None
         # Away (phone_offline) while an advisor's phone has no registered contact.
         self.presence = PhonePresence(self.flow.ctx.distributor, self.flow.offers.apply,
@@ -178,9 +179,13 @@ class Gateway:
     def _edge_settings(self, specs: list[WorkerSpec]) -> EdgeSettings:
         s = self.settings
         rtc = s.webrtc
+        wss = wss_files(s)  # (a self-signed one is made here when none is configured)
+        # The Origin a page of ours sends: https when the API serves TLS.
+        web = "https" if s.http.tls is not None else "http"
         return EdgeSettings(
             webrtc=WebRtcEdge(ws_port=rtc.ws_port, ng_port=rtc.ng_port,
-                              origins=[f"http://{s.http.host}:{s.http.port}"])
+                              origins=[f"{web}://{s.http.host}:{s.http.port}"],
+                              wss=None if wss is None else EdgeTls(rtc.wss_port, *wss))
             if rtc.enabled else None,
             ip=s.sip.ip, port=s.sip.port, runtime_dir=self.runtime_dir / "edge",
             realm=s.sip.realm, hotline_numbers=list(s.sip.hotlines),
@@ -322,8 +327,10 @@ class Gateway:
             lines.insert(1, f"SIP edge     tls {s.sip.ip}:{s.sip.tls.port}")
         if s.webrtc.enabled:
             rtc = s.webrtc
-            lines.append(f"Browser SIP  ws://{s.sip.ip}:{rtc.ws_port}  media relay rtpengine "
-                         f"{rtc.media_ip or s.sip.ip}:{rtc.rtp_port_min}-{rtc.rtp_port_max}")
+            wss = f" wss://{s.sip.ip}:{rtc.wss_port}" if rtc.wss_port else ""
+            lines.append(f"Browser SIP  ws://{s.sip.ip}:{rtc.ws_port}{wss}  media relay "
+                         f"rtpengine {rtc.media_ip or s.sip.ip}:{rtc.rtp_port_min}-"
+                         f"{rtc.rtp_port_max}")
         for link in self.pool.links.values():
             lines.append(f"media worker {link.worker_id} {link.spec.ip}:{link.spec.sip_port}"
                          f" pid {link.process.pid if link.process else '-'}")

@@ -33,11 +33,15 @@ class WebCredentials:
     password: str = field(repr=False)
     expires_at: float
 
-    def public(self, settings: Settings) -> dict[str, Any]:
-        """What the page gets (POST /api/v1/agents/me/phone)."""
-        s = settings.sip
+    def public(self, settings: Settings, secure: bool = False) -> dict[str, Any]:
+        """What the page gets (POST /api/v1/agents/me/phone); ``secure``: the page
+        is served over https, whose browsers refuse ws:// (mixed content): the
+        wss URL then, when there is one (without, the page says what is wrong)."""
+        s, rtc = settings.sip, settings.webrtc
+        url = (f"wss://{s.ip}:{rtc.wss_port}" if secure and rtc.wss_port
+               else f"ws://{s.ip}:{rtc.ws_port}")
         return {
-            "mode": "browser", "ws_url": f"ws://{s.ip}:{settings.webrtc.ws_port}",
+            "mode": "browser", "ws_url": url,
             "uri": f"sip:{self.advisor}@{s.realm}", "auth_user": self.auth_user,
             "password": self.password, "realm": s.realm, "expires_at": self.expires_at,
             "audio_processing": settings.webrtc.audio_processing,
@@ -92,6 +96,11 @@ class BrowserPhones:
         task = asyncio.get_running_loop().create_task(self.revoke(token))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def revoke_advisor_soon(self, advisor: str) -> None:
+        """Every page of an advisor whose logins all ended (Authenticator.on_user_end)."""
+        for token in [t for t, c in self._by_token.items() if c.advisor == advisor]:
+            self.revoke_soon(token)
 
     async def revoke(self, token: str, unregister: bool = True) -> None:
         timer = self._timers.pop(token, None)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from cti.edge.tls import EdgeTls, tls_block, tls_config_text, tls_routes
+
 # Advisor names end up inside the Kamailio config ($sht(users=>NAME)) and in SIP
 # URIs: allow only characters that need no escaping anywhere.
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -26,8 +28,6 @@ _REALM_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9.:-]+$")
 # The edge's secret goes into the config verbatim (an X-CTI-Edge header value).
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
-# A path written unquoted into tls.cfg and quoted into kamailio.cfg.
-_PATH_RE = re.compile(r"^[A-Za-z0-9/._+-]+$")
 _PLACEHOLDER_RE = re.compile(r"\{\{([A-Z0-9_]+)\}\}")
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH = 107
@@ -81,21 +81,14 @@ class TrunkTarget:
 
 
 @dataclass(frozen=True)
-class EdgeTls:
-    """SIP over TLS for phones: a listener on the edge's IP, this certificate."""
-
-    port: int
-    cert_file: Path
-    key_file: Path
-
-
-@dataclass(frozen=True)
 class WebRtcEdge:
     """SIP over WebSocket for browser phones, media through rtpengine (issue 14)."""
 
     ws_port: int
     ng_port: int  # rtpengine's control socket on 127.0.0.1
     origins: list[str]  # pages allowed to open the WebSocket ("http://127.0.0.1:8080")
+    # SIP over secure WebSocket (webrtc.wss_port) for pages served over https; None: ws only.
+    wss: EdgeTls | None = None
 
 
 _ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.:-]+$")
@@ -113,10 +106,13 @@ def webrtc_values(w: WebRtcEdge | None) -> dict[str, str]:
     """The template's webrtc placeholders (the blocks are #!ifdef WITH_WEBRTC)."""
     if w is None:
         return {"WEBRTC_DEFINE": "# webrtc off: no WebSocket listener, no rtpengine",
-                "WS_PORT": "0", "NG_PORT": "0", "WS_ORIGIN_CONDITION": "0 == 1"}
+                "WS_PORT": "0", "WSS_PORT": "0", "NG_PORT": "0",
+                "WS_ORIGIN_CONDITION": "0 == 1"}
     if not (0 < w.ws_port < 65536 and 0 < w.ng_port < 65536):
         raise ValueError(f"invalid webrtc ports {w!r}")
+    # (the wss listener itself is in the TLS block: cti.edge.tls)
     return {"WEBRTC_DEFINE": "#!define WITH_WEBRTC", "WS_PORT": str(w.ws_port),
+            "WSS_PORT": str(w.wss.port if w.wss is not None else 0),
             "NG_PORT": str(w.ng_port), "WS_ORIGIN_CONDITION": ws_origin_condition(w.origins)}
 
 
@@ -168,7 +164,7 @@ class RenderedEdge:
     log_file: Path
     db_dir: Path  # db_text tables (uac_reg's uacreg) when a trunk registers
     location_db: Path  # usrloc's sqlite database: registrations outlive a restart
-    tls_config: Path  # the tls module's profiles (written when sip.tls is on)
+    tls_config: Path  # the tls module's profiles (written when sip.tls or wss is on)
 
 
 def ha1(user: str, realm: str, password: str) -> str:
@@ -314,79 +310,6 @@ def register_modules(edge: RenderedEdge, ip: str, port: int, registering: bool) 
         'modparam("uac", "reg_retry_interval", 30)',
         'modparam("uac", "reg_keep_callid", 1)',
     ])
-
-
-def tls_config_text(tls: EdgeTls) -> str:
-    """The tls module's config: the server profile with the certificate. Phones
-    are not asked for a certificate (they authenticate with their digest)."""
-    for path in (tls.cert_file, tls.key_file):
-        if not path.is_absolute() or not _PATH_RE.fullmatch(str(path)):
-            raise ValueError(f"invalid TLS file path {path} (absolute, no spaces or quotes)")
-    return "\n".join([
-        "# rendered by cti.edge.render from sip.tls",
-        "[server:default]",
-        "method = TLSv1.2+",
-        "verify_certificate = no",
-        "require_certificate = no",
-        f"certificate = {tls.cert_file}",
-        f"private_key = {tls.key_file}",
-        "",
-        "[client:default]",
-        "method = TLSv1.2+",
-        "verify_certificate = no",
-        "require_certificate = no",
-        "",
-    ])
-
-
-def tls_block(edge: RenderedEdge, ip: str, tls: EdgeTls | None) -> str:
-    """Config lines for SIP over TLS (sip.tls), or a comment when it is off."""
-    if tls is None:
-        return "# sip.tls is not set: no TLS listener"
-    if not 0 < tls.port < 65536:
-        raise ValueError(f"invalid TLS port {tls.port}")
-    return "\n".join([
-        "enable_tls=yes",
-        f"listen=tls:{ip}:{tls.port}",
-        'loadmodule "tls.so"',
-        f'modparam("tls", "config", "{edge.tls_config}")',
-        # (route TLS_REGISTER sets $avp(RECEIVED), the registrar's received_avp in
-        # the template: calls to a TLS phone go back over its connection)
-    ])
-
-
-# A phone on TLS has no certificate, so the edge can never open a TLS connection
-# to it: every request to it must go over the connection it opened. The
-# registration saves that connection's address as "received" (lookup() makes it
-# the destination); a Contact it sends in a dialog (200 OK, re-INVITE) gets an
-# ;alias=ip~port~proto of the connection, which the worker echoes back in its
-# R-URI and handle_ruri_alias() turns into the destination again.
-_TLS_ROUTES = """\
-route[TLS_REGISTER] {
-	if ($proto == "tls") {
-		$avp(RECEIVED) = "sip:" + $si + ":" + $sp + ";transport=tls";
-	}
-}
-
-route[TLS_CONTACT] {
-	if ($proto == "tls" && !is_method("REGISTER") && is_present_hf("Contact")) {
-		set_contact_alias();
-	}
-}
-
-# Only for requests from the workers: an outsider's alias must not pick a target.
-route[TLS_TARGET] {
-	if ($ru =~ ";alias=") {
-		handle_ruri_alias();
-	}
-}"""
-
-
-def tls_routes(tls: EdgeTls | None) -> str:
-    if tls is None:
-        return "\n".join(f"route[{name}] {{\n\treturn;\n}}"
-                         for name in ("TLS_REGISTER", "TLS_CONTACT", "TLS_TARGET"))
-    return _TLS_ROUTES
 
 
 def registered_contact_condition(trunks: list[TrunkTarget]) -> str:
@@ -541,7 +464,8 @@ def render(settings: EdgeSettings) -> RenderedEdge:
     dispatcher = dispatcher_list_text(settings.workers)
     users = users_text(settings.advisors, settings.realm, settings.advisor_ha1)
     uacreg = uacreg_text(settings.trunks, settings.ip, settings.port)
-    tls_cfg = None if settings.tls is None else tls_config_text(settings.tls)
+    wss = settings.webrtc.wss if settings.webrtc is not None else None
+    tls_cfg = tls_config_text(settings.tls, wss, settings.ip)
     template = resources.files("cti.edge").joinpath("kamailio.cfg.tmpl").read_text()
     config = _fill(
         template,
@@ -573,7 +497,7 @@ def render(settings: EdgeSettings) -> RenderedEdge:
             "AUTH_LOCKOUT_S": str(settings.auth_lockout_s),
             "REGISTER_MODULES": register_modules(edge, settings.ip, settings.port,
                                                  uacreg is not None),
-            "TLS_BLOCK": tls_block(edge, settings.ip, settings.tls),
+            "TLS_BLOCK": tls_block(edge.tls_config, settings.ip, settings.tls, wss),
             "TLS_ROUTES": tls_routes(settings.tls),
             **webrtc_values(settings.webrtc),
         },

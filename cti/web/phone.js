@@ -59,10 +59,22 @@ const AgentPhone = (() => {
       }
       this.ui.panel.dataset.mode = "browser";
       this.ui.mode.textContent = "Browser phone: calls ring in this page.";
+      if (!this.checkSecureSocket(creds.ws_url)) return;
       if (!(await this.checkMicrophone())) return;
       await this.listDevices();
       this.processing = creds.audio_processing !== false;
       this.register(creds);
+    }
+
+    // An https page may not open ws:// (mixed content): the browser would fail
+    // the socket with no reason given, so say what is wrong and who can fix it.
+    checkSecureSocket(url) {
+      if (location.protocol !== "https:" || /^wss:/i.test(url)) return true;
+      this.renderReg("failed");
+      this.fail(`This page is secure (https) but the phone's server is not (${url}): `
+        + "the browser refuses it. Calls cannot ring here; ask the administrator to "
+        + "turn on wss (webrtc.wss_port).", "insecure-websocket");
+      return false;
     }
 
     // Without a microphone the advisor cannot talk: say so before any call rings.

@@ -120,7 +120,8 @@ class Floor:
         self.team = team  # the crisis team's phone, if the test asked for one
         self._stack = stack
         s = gw.settings
-        self.base_url = f"http://{s.http.host}:{s.http.port}"
+        web = "https" if s.http.tls is not None else "http"
+        self.base_url = f"{web}://{s.http.host}:{s.http.port}"
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return self.loop.run(coro, timeout)

@@ -5,6 +5,7 @@ unhold and hang-up from the page."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -25,8 +26,10 @@ from tests.audio import (
     write_tone,
 )
 from tests.browser.conftest import CHROMIUM, Floor, floor_of, login, screenshot
+from tests.e2e.gateway_harness import self_signed_cert
 from tests.e2e.test_webrtc_edge import browser_advisors
 from tests.peers.phone import Phone
+from tests.peers.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -64,23 +67,43 @@ def mic_wav(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def webrtc_browser(browser_type: BrowserType, mic_wav: Path) -> Iterator[Browser]:
+def webrtc_browser(browser_type: BrowserType, mic_wav: Path, scheme: str) -> Iterator[Browser]:
+    # wss: the page and the edge show a self-signed certificate (cti.tlsfiles).
+    trust = ["--ignore-certificate-errors"] if scheme == "wss" else []
     browser = browser_type.launch(executable_path=CHROMIUM, args=[
         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={mic_wav}",
         "--autoplay-policy=no-user-gesture-required",
         # rtpengine's ICE candidate is on loopback in these tests.
-        "--allow-loopback-in-peer-connection"])
+        "--allow-loopback-in-peer-connection", *trust])
     yield browser
     browser.close()
 
 
+def _rtc_floor(tmp_path: Path, **overrides: Any) -> contextlib.AbstractContextManager[Floor]:
+    # Pure tones: the browser's noise suppressor would fade them out (see config).
+    return floor_of(tmp_path, short_prompts=True, webrtc__enabled=True,
+                    webrtc__audio_processing=False, advisors=browser_advisors("sofia"),
+                    **overrides)
+
+
+def _https(tmp_path: Path, wss: bool) -> dict[str, Any]:
+    """The page over https (a self-signed certificate), the phone on wss or not."""
+    crt, key = self_signed_cert(tmp_path / "pem")
+    return {"http__tls": {"cert_file": str(crt), "key_file": str(key)},
+            "webrtc__wss_port": free_port() if wss else 0}
+
+
 @pytest.fixture
 def rtc_floor(tmp_path: Path) -> Iterator[Floor]:
-    # Pure tones: the browser's noise suppressor would fade them out (see config).
-    with floor_of(tmp_path, short_prompts=True, webrtc__enabled=True,
-                  webrtc__audio_processing=False,
-                  advisors=browser_advisors("sofia")) as f:
+    with _rtc_floor(tmp_path) as f:
+        yield f
+
+
+@pytest.fixture
+def call_floor(tmp_path: Path, scheme: str) -> Iterator[Floor]:
+    """ws: the page on http; wss: the page on https, the phone on wss."""
+    with _rtc_floor(tmp_path, **(_https(tmp_path, True) if scheme == "wss" else {})) as f:
         yield f
 
 
@@ -112,13 +135,16 @@ def _record(floor: Floor, caller: Phone, leg: str, path: Path, seconds: float) -
     return path
 
 
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
 def test_advisor_answers_in_the_browser_and_both_sides_hear_each_other(
-        webrtc_browser: Browser, rtc_floor: Floor, tmp_path: Path) -> None:
-    floor = rtc_floor
+        webrtc_browser: Browser, call_floor: Floor, tmp_path: Path, scheme: str) -> None:
+    floor = call_floor
     errors: list[str] = []
     page = _page(webrtc_browser, errors)
     login(page, floor, "/agent", "sofia")
     expect(page.get_by_test_id("phone-registration")).to_have_text("Registered")
+    assert page.evaluate("location.protocol") == ("https:" if scheme == "wss" else "http:")
+    assert floor.run(_registered_over(floor, "sofia")) == scheme
     expect(page.get_by_test_id("phone")).to_have_attribute("data-mode", "browser")
     page.get_by_test_id("state-available").click()
     expect(page.get_by_test_id("agent-state")).to_have_text("available")
@@ -146,7 +172,7 @@ def test_advisor_answers_in_the_browser_and_both_sides_hear_each_other(
     expect(page.get_by_test_id("phone-ringing")).to_have_text("On the phone")
     page.wait_for_function("window.__heard.first !== null", timeout=15_000)
     first = page.evaluate("window.__heard.first")
-    print(f"\nAnswer -> 400 Hz heard in the page: {first - answered:.0f} ms "
+    print(f"\n[{scheme}] Answer -> 400 Hz heard in the page: {first - answered:.0f} ms "
           f"(call connected after {time.monotonic() - t0:.2f} s)")
     screenshot(page, "agent-webrtc-call")
 
@@ -182,7 +208,7 @@ def test_advisor_answers_in_the_browser_and_both_sides_hear_each_other(
     expect(page.get_by_test_id("phone-mute")).to_have_attribute("aria-pressed", "false")
 
     cpu_s, wall_s = _cpu_s(rtp.pid) - cpu_before[0], time.monotonic() - cpu_before[1]
-    print(f"rtpengine CPU during the WebRTC call: {100 * cpu_s / wall_s:.2f} % of a core "
+    print(f"[{scheme}] rtpengine CPU during the WebRTC call: {100 * cpu_s / wall_s:.2f} % of a core "
           f"({cpu_s:.2f} s in {wall_s:.1f} s)")
 
     # Hang-up from the page ends both legs: the caller's and the browser's.
@@ -192,6 +218,18 @@ def test_advisor_answers_in_the_browser_and_both_sides_hear_each_other(
     expect(page.get_by_test_id("call-state")).to_have_text("ended")
     floor.run(_until_no_sessions(floor))
     assert not errors, errors
+
+
+async def _registered_over(floor: Floor, advisor: str) -> str:
+    """How the advisor's page registered at the edge: ws, wss or what else. (The
+    registrar writes ;transport=ws for both; the socket it came in on tells.)"""
+    rpc = floor.gw.rpc
+    assert rpc is not None
+    found = await rpc.call("ul.lookup", "location", advisor)
+    contact = found["Contacts"][0]["Contact"]
+    socket, s = contact["Socket"], floor.gw.settings
+    return {f"tcp:{s.sip.ip}:{s.webrtc.ws_port}": "ws",
+            f"tls:{s.sip.ip}:{s.webrtc.wss_port}": "wss"}.get(socket, str(contact))
 
 
 def _cpu_s(pid: int) -> float:
@@ -234,3 +272,25 @@ def test_a_desk_phone_advisor_sees_the_desk_phone(page: Page, rtc_floor: Floor) 
     login(page, rtc_floor, "/agent", "michel")
     expect(page.get_by_test_id("phone-registration")).to_have_text("Desk phone")
     expect(page.get_by_test_id("phone")).to_have_attribute("data-mode", "desk")
+
+
+def test_an_https_page_without_wss_says_why_the_phone_cannot_ring(
+        browser_type: BrowserType, tmp_path: Path) -> None:
+    browser = browser_type.launch(executable_path=CHROMIUM, args=[
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        "--ignore-certificate-errors"])
+    try:
+        with _rtc_floor(tmp_path, **_https(tmp_path, False)) as floor:
+            errors: list[str] = []
+            page = browser.new_context(permissions=["microphone"]).new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            login(page, floor, "/agent", "sofia")
+            expect(page.get_by_test_id("phone")).to_have_attribute(
+                "data-problem", "insecure-websocket")
+            expect(page.get_by_test_id("phone-error")).to_contain_text(
+                "This page is secure (https) but the phone's server is not (ws://")
+            expect(page.get_by_test_id("phone-registration")).to_have_text(
+                "Registration failed")
+            assert not errors, errors
+    finally:
+        browser.close()

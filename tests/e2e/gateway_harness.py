@@ -71,6 +71,21 @@ def gateway_settings(tmp: Path, workers: int = 2, **overrides: Any) -> Settings:
     return parse_settings(data, cfg)
 
 
+def self_signed_cert(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """(certificate, key) in folder: self-signed for host (its own CA), the key 0600."""
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    crt, key = folder / "cti.crt", folder / "cti.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}",
+         "-keyout", str(key), "-out", str(crt)],
+        check=True, capture_output=True)
+    key.chmod(0o600)
+    return crt, key
+
+
 def ivr_gateway(tmp: Path, prompts: Path, other: dict[str, Any] | None = None,
                 **ivr: Any):  # noqa: ANN201
     """A running gateway with ivr settings overridden and prompts from ``prompts``;

@@ -3,6 +3,7 @@ at the edge: an advisor's phone registers over TLS and takes a call over it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import ssl
@@ -22,9 +23,12 @@ from tests.e2e.gateway_harness import (
     gateway_settings,
     hear_each_other,
     running_gateway,
+    self_signed_cert,
 )
+from tests.e2e.test_webrtc_edge import browser_advisors
 from tests.peers.phone import Phone
 from tests.peers.ports import free_port
+from tests.peers.wssip import WsSip
 
 pytestmark = pytest.mark.e2e
 
@@ -32,14 +36,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def cert(tmp_path: Path) -> tuple[Path, Path]:
     """(certificate, key): self-signed for 127.0.0.1, the certificate its own CA."""
-    crt, key = tmp_path / "cti.crt", tmp_path / "cti.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(crt)],
-        check=True, capture_output=True)
-    key.chmod(0o600)
-    return crt, key
+    return self_signed_cert(tmp_path)
 
 
 def _files(cert: tuple[Path, Path]) -> dict[str, str]:
@@ -118,19 +115,79 @@ async def test_an_advisor_registered_over_tls_takes_a_call_with_audio(
         await sofia.stream.wait_for("call.ended", call_id=offered["call_id"])
 
 
+async def test_an_https_page_gets_wss_with_the_apis_certificate(
+        tmp_path: Path, cert: tuple[Path, Path]) -> None:
+    ctx = ssl.create_default_context(cafile=str(cert[0]))
+    wss_port = free_port()
+    async with running_gateway(tmp_path, http__tls=_files(cert), webrtc__enabled=True,
+                               webrtc__wss_port=wss_port,
+                               advisors=browser_advisors("sofia")) as gw:
+        s, h = gw.settings, gw.settings.http
+        async with httpx.AsyncClient(base_url=f"https://{h.host}:{h.port}/api/v1",
+                                     verify=ctx) as client:
+            login = await client.post("/login",
+                                      json={"username": "sofia", "password": "demo-sofia"})
+            auth = {"Authorization": f"Bearer {login.json()['token']}"}
+            creds = (await client.post("/agents/me/phone", headers=auth)).json()
+        assert creds["ws_url"] == f"wss://{s.sip.ip}:{wss_port}", creds
+        page = f"https://{h.host}:{h.port}"
+        # The edge shows http.tls's certificate on wss (the one the page was trusted with).
+        async with WsSip(creds["ws_url"], page, ssl=ctx) as ws:
+            reply = await ws.register("sofia", s.sip.realm, creds["auth_user"],
+                                      creds["password"])
+            assert reply.status == 200, reply
+        assert gw.rpc is not None and await gw.rpc.registered("sofia")
+        assert not (gw.runtime_dir / "wss").exists()  # none self-signed
+        # The pages are https now: an http origin is not one of them.
+        with pytest.raises(Exception, match="403"):
+            async with WsSip(creds["ws_url"], f"http://{h.host}:{h.port}", ssl=ctx):
+                pass
+
+
+async def test_wss_shows_its_own_certificate_beside_sip_tls(
+        tmp_path: Path, cert: tuple[Path, Path]) -> None:
+    wss_cert = self_signed_cert(tmp_path / "wss-pem")
+    wss_port, tls_port = free_port(), free_port()
+    async with running_gateway(tmp_path, sip__tls={"port": tls_port, **_files(cert)},
+                               webrtc__enabled=True, webrtc__wss_port=wss_port,
+                               webrtc__tls=_files(wss_cert)) as gw:
+        s = gw.settings
+        # Each listener its own certificate: a client trusting only one of them
+        # gets through on its port and is refused on the other.
+        only_sip = ssl.create_default_context(cafile=str(cert[0]))
+        only_wss = ssl.create_default_context(cafile=str(wss_cert[0]))
+        async with WsSip(f"wss://{s.sip.ip}:{wss_port}", f"http://{s.http.host}:{s.http.port}",
+                         ssl=only_wss) as ws:
+            reply = await ws.register("sofia", s.sip.realm, "sofia", "demo-sofia")
+            assert reply.status == 200, reply
+        with pytest.raises(ssl.SSLCertVerificationError):
+            async with WsSip(f"wss://{s.sip.ip}:{wss_port}", "http://x", ssl=only_sip):
+                pass
+        for ctx, ok in ((only_sip, True), (only_wss, False)):
+            try:
+                _, writer = await asyncio.open_connection(s.sip.ip, tls_port, ssl=ctx)
+                writer.close()
+                verified = True
+            except ssl.SSLCertVerificationError:
+                verified = False
+            assert verified is ok
+
+
 def _check_config(cfg: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cti.cli", "check-config", "--config", str(cfg)],
                           cwd=REPO, capture_output=True, text=True, timeout=30)
 
 
-@pytest.mark.parametrize("section", ["http", "sip"])
+@pytest.mark.parametrize("section", ["http", "sip", "webrtc"])
 def test_check_config_names_a_missing_key_file(tmp_path: Path, cert: tuple[Path, Path],
                                                section: str) -> None:
     missing = tmp_path / "nowhere.key"
     tls: dict[str, object] = {"cert_file": str(cert[0]), "key_file": str(missing)}
     if section == "sip":
         tls["port"] = free_port()
-    gateway_settings(tmp_path, **{f"{section}__tls": tls})
+    wss = {"webrtc__enabled": True, "webrtc__wss_port": free_port()} if section == "webrtc" \
+        else {}
+    gateway_settings(tmp_path, **{f"{section}__tls": tls}, **wss)
     res = _check_config(tmp_path / "cti.yaml")
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert res.stderr.strip() == (f"cti: config error: {tmp_path / 'cti.yaml'}: "

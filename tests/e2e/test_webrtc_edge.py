@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from cti.config import Settings
 from tests.e2e.gateway_harness import demo_config_data, running_gateway, until
 from tests.e2e.test_serve_process import _descendants, _serve, _until_gone
+from tests.peers.ports import free_port
 from tests.peers.rawsip import SipUA
 from tests.peers.wssip import WsSip
 
@@ -159,6 +161,58 @@ async def test_websocket_only_from_the_gateways_pages(tmp_path: Path) -> None:
             # sofia's desk password over WebSocket: the desk phone path is unchanged.
             reply = await ws.register("sofia", s.sip.realm, "sofia", "demo-sofia")
             assert reply.status == 200, reply
+
+
+async def test_wss_with_a_self_signed_certificate_takes_the_browser_credentials(
+        tmp_path: Path) -> None:
+    wss_port = free_port()
+    async with running_gateway(tmp_path, webrtc__enabled=True, webrtc__wss_port=wss_port,
+                               advisors=browser_advisors("sofia")) as gw, \
+            await _api(gw.settings) as http:
+        s = gw.settings
+        # No webrtc.tls, no http.tls: the gateway made one; the test trusts it.
+        ctx = ssl.create_default_context(cafile=str(gw.runtime_dir / "wss" / "cert.pem"))
+        url, origin = f"wss://{s.sip.ip}:{wss_port}", _ws(s)[1]
+        auth = await _login(http, "sofia")
+        # An http page gets ws, whatever it claims (no trusted proxy configured).
+        creds = await _phone(http, {**auth, "X-Forwarded-Proto": "https"})
+        assert creds["ws_url"] == _ws(s)[0]
+        async with WsSip(url, origin, ssl=ctx) as ws:
+            reply = await ws.register("sofia", s.sip.realm, creds["auth_user"],
+                                      creds["password"])
+            assert reply.status == 200, reply
+        assert gw.rpc is not None and await gw.rpc.registered("sofia")
+        with pytest.raises(Exception, match="403"):
+            async with WsSip(url, "http://evil.example", ssl=ctx):
+                pass
+        with pytest.raises(ssl.SSLCertVerificationError):  # an untrusted certificate
+            async with WsSip(url, origin, ssl=ssl.create_default_context()):
+                pass
+        # Logout ends them over wss too, and drops the wss registration.
+        (await http.post("/logout", headers=auth)).raise_for_status()
+        await until_async(lambda: gw.rpc.registered("sofia"), False)  # type: ignore[union-attr]
+
+        async def over_wss() -> int:
+            async with WsSip(url, origin, ssl=ctx) as ws:
+                return (await ws.register("sofia", s.sip.realm, creds["auth_user"],
+                                          creds["password"])).status
+
+        await until_async(over_wss, 401)
+
+
+async def test_a_trusted_proxys_https_gets_the_wss_url(tmp_path: Path) -> None:
+    wss_port = free_port()
+    async with running_gateway(tmp_path, webrtc__enabled=True, webrtc__wss_port=wss_port,
+                               http__trusted_proxies=["127.0.0.1"],
+                               advisors=browser_advisors("sofia")) as gw, \
+            await _api(gw.settings) as http:
+        s = gw.settings
+        auth = await _login(http, "sofia")
+        creds = await _phone(http, {**auth, "X-Forwarded-Proto": "https"})
+        assert creds["ws_url"] == f"wss://{s.sip.ip}:{wss_port}"
+        assert (await _phone(http, auth))["ws_url"] == _ws(s)[0]
+        health = await _health(s)
+        assert health["status"] == "ok", health
 
 
 async def test_browser_credentials_stop_working_after_logout(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from ssl import SSLContext
 from typing import Any
 
 import websockets
@@ -21,15 +22,19 @@ from tests.peers.rawsip import (
 class WsSip:
     """A WebSocket SIP client; ``origin`` is the page it pretends to be."""
 
-    def __init__(self, url: str, origin: str) -> None:
+    def __init__(self, url: str, origin: str, ssl: SSLContext | None = None) -> None:
+        """``ssl``: for a wss:// URL, the context that trusts the edge's certificate."""
         self.url = url
         self.origin = origin
+        self.ssl = ssl
         self.ws: Any = None
         self.host = f"{uuid.uuid4().hex[:10]}.invalid"  # as browsers do
+        self.via = "WSS" if url.startswith("wss:") else "WS"  # (JsSIP's Via)
 
     async def __aenter__(self) -> WsSip:
+        extra = {"ssl": self.ssl} if self.ssl is not None else {}
         self.ws = await websockets.connect(self.url, subprotocols=["sip"],  # type: ignore[list-item]
-                                           origin=self.origin)  # type: ignore[arg-type]
+                                           origin=self.origin, **extra)  # type: ignore[arg-type]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -57,7 +62,7 @@ class WsSip:
 
         def build(cseq: int, auth: list[str]) -> str:
             lines = [f"REGISTER {ruri} SIP/2.0",
-                     f"Via: SIP/2.0/WS {self.host};branch={new_branch()}",
+                     f"Via: SIP/2.0/{self.via} {self.host};branch={new_branch()}",
                      "Max-Forwards: 70", f"From: {aor};tag={tag}", f"To: {aor}",
                      f"Call-ID: {call_id}", f"CSeq: {cseq} REGISTER",
                      f"Contact: {contact};expires={expires}", f"Expires: {expires}",

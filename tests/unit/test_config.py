@@ -126,6 +126,10 @@ def test_max_wait_action_must_name_an_ivr_topic() -> None:
      r"sip\.tls\.port: ports 5060-5060 on 127\.0\.0\.1 overlap sip\.port"),
     ({"webrtc": {"ws_port": 8080}},
      r"webrtc\.ws_port: ports 8080-8080 on 127\.0\.0\.1 overlap http\.port"),
+    ({"webrtc": {"wss_port": 5060}},
+     r"webrtc\.wss_port: ports 5060-5060 on 127\.0\.0\.1 overlap sip\.port"),
+    ({"webrtc": {"wss_port": 5066}},
+     r"webrtc\.wss_port: ports 5066-5066 on 127\.0\.0\.1 overlap webrtc\.ws_port"),
     ({"webrtc": {"rtp_port_min": 20050, "rtp_port_max": 20100}},
      r"workers\.rtp_port_base: ports 20000-20079 on 127\.0\.0\.1 overlap webrtc\.rtp_port_min"),
 ])
@@ -196,3 +200,13 @@ def test_every_reference_to_a_topic_or_training_is_checked(
     d = demo()
     d[where[0]][where[1]] = value
     assert error(d).startswith(message)
+
+
+def test_webrtc_tls_without_a_wss_port_is_an_error() -> None:
+    data = demo()
+    data["webrtc"]["tls"] = {"cert_file": "c.pem", "key_file": "k.pem"}
+    assert "webrtc: tls is set but wss_port is 0" in error(data)
+    data["webrtc"]["wss_port"] = 5067
+    settings = parse_settings(data, SRC)
+    assert settings.webrtc.wss_port == 5067 and settings.webrtc.tls is not None
+    assert parse_settings(demo(), SRC).webrtc.wss_port == 0  # off unless asked for

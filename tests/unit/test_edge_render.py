@@ -179,3 +179,49 @@ def test_per_source_limits_are_rendered_and_checked(tmp_path: Path) -> None:
     assert "$var(src_calls) >= 3" in cfg and "$var(src_attempts) > 7" in cfg
     with pytest.raises(ValueError, match="max_calls_per_source"):
         render(settings(tmp_path, max_calls_per_source=-1))
+
+
+def _wss_edge(tmp: Path, sip_tls: bool) -> EdgeSettings:
+    from cti.edge.render import EdgeTls, WebRtcEdge
+
+    (tmp / "pem").mkdir(parents=True, exist_ok=True)
+    files = [tmp / "pem" / n for n in ("sip.crt", "sip.key", "wss.crt", "wss.key")]
+    return settings(
+        tmp / "rt", tls=EdgeTls(5071, files[0], files[1]) if sip_tls else None,
+        webrtc=WebRtcEdge(5066, 2223, ["https://127.0.0.1:8443"],
+                          wss=EdgeTls(5067, files[2], files[3])))
+
+
+@pytest.mark.parametrize("sip_tls", [False, True])
+def test_wss_gets_a_tls_listener_and_a_profile_of_its_own(tmp_path: Path, sip_tls: bool) -> None:
+    edge = render(_wss_edge(tmp_path, sip_tls))
+    cfg, tls = edge.config.read_text(), edge.tls_config.read_text()
+    assert "enable_tls=yes" in cfg and "listen=tls:127.0.0.1:5067" in cfg
+    assert ("listen=tls:127.0.0.1:5071" in cfg) is sip_tls
+    # The handshake route takes both WebSocket ports, from the https page only.
+    assert "if ($Rp != 5066 && $Rp != 5067) {" in cfg
+    assert '$hdr(Origin) == "https://127.0.0.1:8443"' in cfg
+    profile = tls.split("[server:127.0.0.1:5067]")[1].split("[")[0]
+    assert f"certificate = {tmp_path / 'pem' / 'wss.crt'}" in profile
+    assert f"private_key = {tmp_path / 'pem' / 'wss.key'}" in profile
+    default = tls.split("[server:default]")[1].split("[")[0]
+    assert f"certificate = {tmp_path / 'pem' / ('sip.crt' if sip_tls else 'wss.crt')}" in default
+
+
+def test_without_wss_the_handshake_route_takes_the_ws_port_only(tmp_path: Path) -> None:
+    from cti.edge.render import WebRtcEdge
+
+    edge = render(settings(tmp_path, webrtc=WebRtcEdge(5066, 2223, ["http://127.0.0.1:8080"])))
+    cfg = edge.config.read_text()
+    assert "if ($Rp != 5066 && $Rp != 0) {" in cfg and "listen=tls:" not in cfg
+    assert not edge.tls_config.exists()
+
+
+@pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio not installed")
+@pytest.mark.parametrize("sip_tls", [False, True])
+def test_kamailio_accepts_config_with_wss(tmp_path: Path, sip_tls: bool) -> None:
+    edge = render(_wss_edge(tmp_path, sip_tls))
+    check = subprocess.run(
+        ["kamailio", "-c", "-f", str(edge.config)], capture_output=True, text=True, timeout=10
+    )
+    assert check.returncode == 0, check.stderr[-2000:]
