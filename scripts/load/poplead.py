@@ -134,10 +134,11 @@ async def measure(plan: Plan) -> tuple[PopLead, int]:
         r.stop()
     log = Path(r.folder / "advisor-invites.log")
     res = leads(socks.offers, invite_times(log.read_text() if log.exists() else ""))
-    res.run = run_table(r.result)
     failed = r.result.failed + res.unmatched
     if not failed and not plan.keep:
         shutil.rmtree(r.folder, ignore_errors=True)
+        r.result.folder = None
+    res.run = run_table(r.result)
     return res, failed
 
 
