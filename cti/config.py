@@ -142,6 +142,9 @@ class HttpSettings(ConfigModel):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     # A WebSocket client gets {"type": "heartbeat"} this often.
     ws_heartbeat_s: float = Field(15.0, gt=0, le=3600)
+    # Messages a WebSocket client may have unsent before it is closed as too slow
+    # (4408); it resumes with ?since= from the replay buffer.
+    ws_send_queue: int = Field(1000, ge=10, le=100_000)
     # HTTPS (and wss) on http.port instead of plain HTTP; null: plain.
     tls: TlsFiles | None = None
 

@@ -77,6 +77,9 @@ def render(gw: GatewayApi, reports: Reports) -> str:
              [({"worker": link.worker_id}, link.restarts) for link in links])
     w.family("cti_websocket_clients", "gauge", "Connected CTI WebSocket clients.",
              [({}, len(gw.hub.clients))])
+    w.family("cti_websocket_slow_closes", "counter",
+             "WebSocket clients closed (4408) because they stopped reading: send queue full.",
+             [({}, gw.hub.slow_closes)])
     w.family("cti_events", "counter", "Events published on the bus.",
              [({}, gw.bus.last_seq)])
     errors = gw.plugins.error_counts()

@@ -124,7 +124,7 @@ class Gateway:
         self.runtime_dir = settings.path(settings.runtime_dir)
         self.bus = EventBus()  # plugins' event types are declared on it at load
         self.store = Store(settings.path(settings.store.path))
-        self.hub = Hub(self.bus)
+        self.hub = Hub(self.bus, self.settings.http.ws_send_queue)
         specs = worker_specs(settings)
         # The edge adds it to every INVITE it relays to a worker (X-CTI-Edge); the
         # workers refuse INVITEs without it. New at every start.
@@ -214,6 +214,9 @@ class Gateway:
         # loopback, which let any local client pick its address for the limits).
         return uvicorn.Config(
             create_app(self), log_level="warning", lifespan="off", access_log=False,
+            # The event socket sends the same small JSON to every client: compressing
+            # it per client cost more CPU than the fan-out itself (docs/benchmarks.md).
+            ws_per_message_deflate=False,
             proxy_headers=bool(h.trusted_proxies),
             forwarded_allow_ips=list(h.trusted_proxies) or None,
             # With http.tls the port speaks HTTPS only (and wss for the WebSocket).
