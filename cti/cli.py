@@ -55,7 +55,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level)
     settings = load_settings(args.config)
     before, after = raise_open_files_limit()
-    logging.getLogger("cti").info("open files limit %d -> %d", before, after)
+    # Debug only: a config error found later must stay the one line on stderr.
+    logging.getLogger("cti").debug("open files limit %d -> %d", before, after)
     return asyncio.run(_serve(settings))
 
 

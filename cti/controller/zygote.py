@@ -49,9 +49,15 @@ class ForkedProcess:
         return self.returncode
 
     def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def send_signal(self, sig: int) -> None:
         # Only while the zygote has not reported it reaped: its pid is still its own.
         if self.returncode is None:
-            os.kill(self.pid, signal.SIGTERM)
+            os.kill(self.pid, sig)
 
     def exited(self, code: int) -> None:
         if self.returncode is None:

@@ -33,6 +33,7 @@ from cti.media import quality
 from cti.media.commands import PLAYER_GRACE_S, CommandError, Commands
 from cti.media.model import EngineConfig, Leg
 from cti.media.pacing import CLOCK_RATE, Pacer, arm_null_device, attach_pacer, media_busy
+from cti.media.pjconfig import MAX_CALLS, account_config, endpoint_config
 from cti.media.pjobjects import MediaAccount, MediaCall, MediaEndpoint, release
 from cti.media.recording import Recording
 from cti.media.sipmsg import parse_headers
@@ -40,7 +41,6 @@ from cti.media.sound import NULL_DEVICE, choose_sound
 
 log = logging.getLogger("cti.media")
 
-MAX_CALLS = 4  # PJSUA_MAX_CALLS of the wheel; higher values are silently clamped
 POLL_MS = 5000  # idle poll; the doorbell wakes us for anything else
 DOORBELL = b"\r\n\r\n"
 # Every call opens 2 RTP/RTCP sockets in PJSIP's select() ioqueue (64 keys; SIP
@@ -122,7 +122,7 @@ class Engine(Commands):
         self._ep = ep
         try:
             ep.libCreate()
-            ep.libInit(self._ep_config())
+            ep.libInit(endpoint_config(self.cfg))
             self._create_transports()
             ep.libStart()
             # Workers clock the bridge themselves (pacing.py); else the null device or sound card.
@@ -172,23 +172,6 @@ class Engine(Commands):
             self._shutdown()
         return 0
 
-    def _ep_config(self) -> pj.EpConfig:
-        cfg = pj.EpConfig()
-        ua = cfg.uaConfig
-        ua.threadCnt = 0
-        ua.mainThreadOnly = False
-        ua.maxCalls = MAX_CALLS
-        ua.userAgent = self.cfg.user_agent
-        med = cfg.medConfig
-        med.hasIoqueue = False  # RTP read by the same poll as SIP: no media thread
-        med.threadCnt = 0
-        med.clockRate = med.sndClockRate = CLOCK_RATE
-        med.sndAutoCloseTime = self.cfg.snd_auto_close_s  # see EngineConfig
-        logc = cfg.logConfig
-        logc.level = self.cfg.pj_log_level
-        logc.consoleLevel = self.cfg.pj_log_level
-        return cfg
-
     def _create_transports(self) -> None:
         assert self._ep is not None
         for kind in (pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP):
@@ -217,26 +200,7 @@ class Engine(Commands):
                 log.warning("codec=%s priority not set: %s", codec, exc.reason)
 
     def _account_config(self, id_uri: str) -> pj.AccountConfig:
-        acfg = pj.AccountConfig()
-        acfg.idUri = id_uri
-        tc = acfg.mediaConfig.transportConfig
-        tc.port = self.cfg.rtp_port
-        # rtp_range is the span of ports this engine owns. PJSIP binds RTP+RTCP
-        # pairs and wraps only once the RTP port is *past* port + portRange, so it
-        # binds up to port + portRange + 1: two below the span keeps every socket
-        # inside it (else the last pair lands on the next worker's first ports:
-        # "Address already in use" under churn, issue 15).
-        tc.portRange = max(2, self.cfg.rtp_range - 2)
-        tc.boundAddress = self.cfg.ip  # else RTP leaves from the outside address
-        if self.cfg.session_expires_s > 0:
-            # RFC 4028 on every call, whether the peer supports it or not: when it
-            # does not, we refresh (re-INVITE/UPDATE at half the interval); PJSIP
-            # ends a session that is not refreshed in time (README "Dead calls").
-            cc = acfg.callConfig
-            cc.timerUse = pj.PJSUA_SIP_TIMER_ALWAYS
-            cc.timerSessExpiresSec = self.cfg.session_expires_s
-            cc.timerMinSESec = min(90, self.cfg.session_expires_s)
-        return acfg
+        return account_config(self.cfg, id_uri)
 
     def _create_local_account(self) -> MediaAccount:
         acc = MediaAccount(self, self.cfg.user)
