@@ -47,7 +47,7 @@ async def measure(workers: int, idle_s: float, spawn: bool) -> dict[str, float]:
     ok = False
     try:
         async with httpx.AsyncClient(base_url=cfg.api, timeout=30) as http:
-            await api.wait_healthy(http, min(600, 60 + workers * 0.5))
+            await api.wait_healthy(http, min(600, 60 + workers * 0.5), gw, folder / "gateway.log")
         up_s = time.monotonic() - started
         roles = {q: procstat.gateway_role(q, gw.pid) for q in procstat.descendants(gw.pid)}
         pids = [q for q, role in roles.items() if role == "workers"]

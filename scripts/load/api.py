@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,16 +18,34 @@ import websockets
 from scripts.load.gwconfig import ADVISOR_PASSWORD, SUPERVISOR, LoadConfig
 
 
-async def wait_healthy(http: httpx.AsyncClient, timeout: float) -> None:
-    """Until GET /health answers 200 (the gateway is up: edge, workers, API)."""
+async def wait_healthy(http: httpx.AsyncClient, timeout: float,
+                       gateway: subprocess.Popen[bytes] | None = None,
+                       log: Path | None = None) -> None:
+    """Until GET /health answers 200 (the gateway is up: edge, workers, API).
+
+    A gateway that exits on the way (a taken port, a worker that would not start)
+    fails at once with the end of its log, not after the whole timeout."""
     deadline = time.monotonic() + timeout
+    last = "no answer"
     while True:
         with contextlib.suppress(httpx.HTTPError):
-            if (await http.get("/api/v1/health")).status_code == 200:
+            r = await http.get("/api/v1/health")
+            if r.status_code == 200:
                 return
+            last = f"{r.status_code} {r.text[:300]}"
+        if gateway is not None and gateway.poll() is not None:
+            raise RuntimeError(f"the gateway exited with {gateway.returncode} before it was "
+                               f"healthy:\n{_tail(log)}")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the gateway was not healthy within {timeout:.0f} s")
+            raise TimeoutError(f"the gateway was not healthy within {timeout:.0f} s "
+                               f"(last /health: {last}):\n{_tail(log)}")
         await asyncio.sleep(0.2)
+
+
+def _tail(log: Path | None, lines: int = 25) -> str:
+    if log is None or not log.exists():
+        return "(no log)"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 async def login(http: httpx.AsyncClient, name: str, password: str) -> str:

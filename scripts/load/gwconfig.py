@@ -11,7 +11,9 @@ crisis-trained advisors).
 
 from __future__ import annotations
 
+import random
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,8 @@ SUPERVISOR = ("nadia", "demo-nadia")
 # hands to tests' gateways (20000-32000): in a test run those small random spans,
 # remembered for the whole process, leave no run of hundreds of free ports there.
 RTP_LOW, RTP_HIGH = 10000, 20000
+# The workers' SIP ports: below the RTP ones (5,000 workers at most fit).
+SIP_LOW, SIP_HIGH = 4000, 10000
 # Ports a worker: 40 while they fit, fewer for a large pool (a worker holds at most
 # 4 calls, an RTP+RTCP pair each: 16 leave room to churn), so 500+ workers fit.
 RTP_PER_WORKER, RTP_PER_WORKER_MIN = 40, 16
@@ -63,14 +67,17 @@ class LoadConfig:
 
 
 def _free_tcp_udp_block(n: int) -> int:
-    """First of n consecutive ports free for both TCP and UDP (the workers' SIP)."""
-    import socket
+    """First of n consecutive ports free for both TCP and UDP (the workers' SIP).
 
-    while True:
-        base = free_port()
+    Below every range anything else here takes ports from: in the kernel's
+    ephemeral range (32768+) a client socket opened while the gateway starts
+    could take one of them, and the worker bound to it would fail the start."""
+    for _ in range(500):
+        base = random.randrange(SIP_LOW, SIP_HIGH - n)
         if all(bindable(base + i, (socket.SOCK_STREAM, socket.SOCK_DGRAM), "127.0.0.1")
                for i in range(n)):
             return base
+    raise RuntimeError(f"no {n} consecutive free SIP ports in {SIP_LOW}-{SIP_HIGH}")
 
 
 def rtp_per_worker(workers: int) -> int:

@@ -111,7 +111,8 @@ class Run:
         self.gateway = subprocess.Popen(
             [str(cti), "serve", "--config", str(self.cfg.path)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        await api.wait_healthy(self.http, 60 + self.result.workers * 0.5)
+        await api.wait_healthy(self.http, 60 + self.result.workers * 0.5, self.gateway,
+                              self.folder / "gateway.log")
         return await self.events.connect(self.http)
 
     async def start_advisors(self, token: str, hold_s: float) -> None:

@@ -4,6 +4,7 @@ latencies, adding the client processes' results up."""
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +102,29 @@ def test_pop_lead_pairs_each_advisors_offers_and_invites_in_order() -> None:
     assert (res.offers, res.invites, res.unmatched) == (2, 3, 1)
     assert sorted(round(x) for x in res.leads_ms) == [-10, 20]
     assert res.pop_first_pct == 50.0
+
+
+def test_the_workers_sip_ports_are_outside_the_ephemeral_range() -> None:
+    # A client socket opened while the gateway starts must not take a worker's port.
+    from scripts.load.gwconfig import SIP_HIGH, _free_tcp_udp_block
+
+    base = _free_tcp_udp_block(60)
+    assert base + 60 <= SIP_HIGH < 32768
+
+
+async def test_waiting_for_health_ends_when_the_gateway_exits(tmp_path: Path) -> None:
+    import subprocess
+
+    import httpx
+
+    from scripts.load.api import wait_healthy
+    from tests.peers.ports import free_port
+
+    log = tmp_path / "gateway.log"
+    log.write_text("starting\nmedia worker w7 exited during start: Address already in use\n")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{free_port()}") as http:
+        with pytest.raises(RuntimeError, match="exited with 0") as err:
+            await wait_healthy(http, 600, gone, log)
+    assert "w7 exited during start" in str(err.value)
