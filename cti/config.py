@@ -25,6 +25,7 @@ from pydantic import (
 from cti.config_base import ConfigError, ConfigModel, valid_network
 from cti.config_errors import UniqueKeyLoader, describe_validation_error
 from cti.config_ivr import IvrSettings, MenuEntry, OpeningHours, PromptSettings
+from cti.config_overload import OverloadSettings
 from cti.config_trunk import TrunkSettings
 from cti.ivr import Flow, FlowError, check_flow, parse_flow, standard_flow
 
@@ -420,6 +421,7 @@ class Settings(ConfigModel):
     # campaign's rows, a call back): an advisor's language is one or the other.
     extra_languages: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,16}$")]] = []
     webrtc: WebRtcSettings = WebRtcSettings()
+    overload: OverloadSettings = OverloadSettings()
     # Reasons an advisor may give for `away` (the API refuses others).
     away_reasons: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]] = [
         "break", "lunch", "meeting", "training", "admin"]

@@ -109,6 +109,18 @@ def render(gw: GatewayApi, reports: Reports) -> str:
     w.family("cti_event_loop_lag_seconds", "gauge",
              "How late the controller's event loop last woke up.",
              [({}, health["event_loop"]["lag_ms"] / 1000)])
+    overload = health["overload"]
+    w.family("cti_overload_refusing", "gauge",
+             "1 while new hotline calls are refused for overload (503 Lines busy).",
+             [({}, 1 if overload["shedding"] else 0)])
+    w.family("cti_overload_refused_calls", "counter",
+             "Hotline calls the edge refused for overload.",
+             [({}, overload["calls_refused"])])
+    w.family("cti_overload_episodes", "counter", "Times the gateway began refusing for overload.",
+             [({}, overload["episodes"])])
+    w.family("cti_machine_cpu_percent", "gauge",
+             "The machine's CPU busy (all cores) at the last overload sample.",
+             [({}, overload["cpu_percent"])])
     w.family("cti_degraded", "gauge", "1 when /health says degraded or down.",
              [({}, 1 if health["status"] != "ok" else 0)])
     w.family("cti_down", "gauge", "1 when /health says down (no call can be answered).",

@@ -22,6 +22,7 @@ from cti.controller.admin import AdvisorAdmin
 from cti.controller.durable import restore_states
 from cti.controller.flow import CallFlow
 from cti.controller.loopwatch import DEGRADED_LAG_MS, LoopWatch
+from cti.controller.overload import OverloadGuard
 from cti.controller.plugin_runtime import PluginRuntime
 from cti.controller.presence import PhonePresence
 from cti.controller.prompts import PromptLibrary
@@ -39,7 +40,7 @@ from cti.edge.render import (
     WorkerTarget,
     new_edge_secret,
 )
-from cti.edge.rpc import EdgeRpc
+from cti.edge.rpc import EdgeRpc, EdgeRpcError
 from cti.edge.rtpengine import RtpEngine, RtpEngineSettings
 from cti.edge.users import EdgeUsers
 from cti.events import EventBus
@@ -166,6 +167,8 @@ class Gateway:
         self._stopping = False
         self.started_at = time.time()
         self.loop_watch = LoopWatch()
+        self.overload = OverloadGuard(settings.overload, self._set_overload_flag,
+                                      lambda: self.loop_watch.lag_ms)
 
     def _rtpengine(self) -> RtpEngine | None:
         rtc = self.settings.webrtc
@@ -204,6 +207,7 @@ class Gateway:
             accept_from=None if s.sip.accept_from == "any" else list(s.sip.accept_from),
             max_calls_per_source=s.sip.max_calls_per_source,
             call_attempts_per_source_per_minute=s.sip.call_attempts_per_source_per_minute,
+            overload_retry_after_s=s.overload.retry_after_s,
             tls=None if s.sip.tls is None else EdgeTls(
                 s.sip.tls.port, s.path(s.sip.tls.cert_file), s.path(s.sip.tls.key_file)),
         )
@@ -264,6 +268,7 @@ class Gateway:
                 self.edge, "SIP edge (kamailio)", lambda: self._stopping,
                 self._edge_restored, "calls cannot reach the gateway until it is back"))
             self._edge_watch = asyncio.create_task(self._watch_edge())
+            self.overload.start()
             if self.settings.routing.state_follows_phone:
                 self.presence.start()
             self._http = uvicorn.Server(self._http_config())
@@ -278,6 +283,7 @@ class Gateway:
 
     async def stop(self) -> None:
         self._stopping = True
+        await self.overload.stop()
         await self.presence.stop()
         for task in (self._edge_watch, self._edge_task, self._rtpengine_task):
             if task is not None:
@@ -362,6 +368,10 @@ class Gateway:
         loop = self.loop_watch.status()
         if loop["lag_ms"] > DEGRADED_LAG_MS:
             reasons.append(f"event loop lag {loop['lag_ms']:.0f} ms")
+        overload = self.overload.status()
+        if overload["shedding"]:
+            reasons.append(f"overloaded, new hotline calls refused (503 Lines busy): "
+                           f"{overload['reason']}")
         return {
             "status": "down" if out else "degraded" if reasons else "ok",
             # "reason": the first of "reasons" (every one), while not ok.
@@ -383,7 +393,18 @@ class Gateway:
             # A failed write never strands a call: it is queued (cti/store/spool.py).
             "store": store,
             "event_loop": loop,
+            # Refusing new calls early (cti/controller/overload.py).
+            "overload": overload,
         }
+
+    async def _set_overload_flag(self, on: bool) -> int | None:
+        if self.rpc is None:
+            return None
+        try:
+            return await self.rpc.set_overload(on)
+        except EdgeRpcError as exc:
+            log.debug("overload flag not set at the edge: %s", exc)
+            return None
 
     # ---------------------------------------------------------------- edge
     async def _watch_edge(self) -> None:

@@ -138,6 +138,7 @@ class EdgeSettings:
     max_calls_per_source: int = 10
     # Hotline INVITEs per source IP per minute from outside (trunks exempt); 0: no limit.
     call_attempts_per_source_per_minute: int = 60
+    overload_retry_after_s: int = 30  # the Retry-After of a 503 Lines busy
     tls: EdgeTls | None = None  # None: UDP and TCP only
     # Browser phones (webrtc.enabled); None: the edge speaks UDP and TCP only.
     webrtc: WebRtcEdge | None = None
@@ -472,6 +473,7 @@ def render(settings: EdgeSettings) -> RenderedEdge:
             "ACCEPT_FROM_CONDITION": accept_from_condition(settings.accept_from),
             "MAX_CALLS_PER_SOURCE": str(settings.max_calls_per_source),
             "CALL_ATTEMPTS_PER_SOURCE": str(settings.call_attempts_per_source_per_minute),
+            "OVERLOAD_RETRY_AFTER_S": str(settings.overload_retry_after_s),
             "REGISTERED_CONTACT_CONDITION": registered_contact_condition(settings.trunks),
             "LOCATION_DB": str(edge.location_db),
             "AUTH_LOCKOUT_FAILURES": str(settings.auth_lockout_failures),

@@ -121,6 +121,21 @@ class EdgeRpc:
                     return int(dset["ID"])
         raise EdgeRpcError("dispatcher.set_duid_state", f"no worker {duid!r} in the dispatcher")
 
+    async def set_overload(self, on: bool) -> int:
+        """Raise (or refresh: it expires in a few seconds) or drop the flag that makes
+        the edge refuse new hotline calls (cti/controller/overload.py); the number of
+        calls this edge refused for it so far."""
+        if on:
+            await self.call("htable.seti", "overload", "shed", 1)
+        else:
+            with contextlib.suppress(EdgeRpcError):  # gone already (expired)
+                await self.call("htable.delete", "overload", "shed")
+        try:
+            result = await self.call("htable.get", "overloadn", "calls")
+        except EdgeRpcError:  # no such item: none refused yet
+            return 0
+        return int((result or {}).get("item", {}).get("value", 0))
+
     async def reload_dispatcher(self) -> None:
         """Re-read the list file (resets run-time states to the file's flags)."""
         await self.call("dispatcher.reload")

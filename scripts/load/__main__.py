@@ -28,6 +28,9 @@ def parse(argv: list[str] | None = None) -> Plan:
     r.add_argument("--rate", type=float, default=10.0, help="rate: new calls a second")
     r.add_argument("--call-seconds", type=float, default=4.0, help="rate: each call's length")
     r.add_argument("--no-webrtc", action="store_true", help="without rtpengine")
+    r.add_argument("--overload-cpu", type=float, default=0.0, metavar="PERCENT",
+                   help="the gateway refuses new calls (503 Lines busy) past this machine "
+                        "CPU %%; default 0: off (the load generator shares the machine)")
     r.add_argument("--keep", action="store_true",
                    help="keep the run's folder (config, gateway and SIPp logs)")
     a = ap.parse_args(argv)
@@ -38,7 +41,7 @@ def parse(argv: list[str] | None = None) -> Plan:
     if a.rate * a.seconds > MAX_CALLERS * 10:
         ap.error("too many calls for one run")
     return Plan(a.scenario, a.callers, a.advisors, a.seconds, a.workers, a.rate,
-                a.call_seconds, not a.no_webrtc, a.keep)
+                a.call_seconds, not a.no_webrtc, a.keep, a.overload_cpu)
 
 
 def main(argv: list[str] | None = None) -> int:

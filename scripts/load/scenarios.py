@@ -50,6 +50,9 @@ class Plan:
     call_s: float = 4.0  # rate: each call's length
     webrtc: bool = True
     keep: bool = False  # keep the run's folder (config, logs, SIPp files)
+    # The gateway's overload limit (overload.cpu_percent); 0: off, since the load
+    # generator's own CPU is on the same machine and would count.
+    overload_cpu: float = 0.0
 
     def worker_count(self) -> int:
         if self.workers:
@@ -88,7 +91,8 @@ class Run:
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        self.cfg: LoadConfig = generate(plan.worker_count(), plan.advisors, plan.webrtc)
+        self.cfg: LoadConfig = generate(plan.worker_count(), plan.advisors, plan.webrtc,
+                                           overload_cpu=plan.overload_cpu)
         self.folder = self.cfg.path.parent
         self.result = Result(plan, plan.worker_count(), folder=self.folder)
         self.gateway: subprocess.Popen[bytes] | None = None

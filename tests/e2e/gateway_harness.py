@@ -56,6 +56,9 @@ def gateway_settings(tmp: Path, workers: int = 2, **overrides: Any) -> Settings:
                        "override_dir": str(REPO / "config" / "prompts")}
     data["store"] = {"path": str(tmp / "cti.sqlite3")}
     data["routing"]["wrap_up_s"] = 0  # tests that want wrap-up say so
+    # A test machine runs busy (phones, browsers, other gateways): refusing calls
+    # for overload only in the tests that ask (overload__cpu_percent=...).
+    data["overload"] = {"cpu_percent": 0, "loop_lag_ms": 0}
     # No rtpengine unless a test asks (webrtc__enabled=True); its ports are free ones.
     rtp_min = free_port_range(16)
     data["webrtc"].update(enabled=False, ws_port=free_port(), ng_port=free_port(),
@@ -63,7 +66,7 @@ def gateway_settings(tmp: Path, workers: int = 2, **overrides: Any) -> Settings:
     for key, value in overrides.items():
         section, _, name = key.partition("__")
         if name:
-            data[section][name] = value
+            data.setdefault(section, {})[name] = value
         else:
             data[section] = value
     cfg = tmp / "cti.yaml"
