@@ -67,6 +67,9 @@ class SipSettings(ConfigModel):
     # Hotline INVITEs from one source IP per minute (trunks exempt); more get 503
     # with Retry-After. 0: no limit.
     call_attempts_per_source_per_minute: int = Field(60, ge=0)
+    # Requests a second from one source IP (averaged over 2 s) past which the edge
+    # drops its requests for a while (pike; trunks and the workers exempt). 0: off.
+    flood_requests_per_second: int = Field(200, ge=0, le=100_000)
     # SIP over TLS for phones (null: UDP and TCP only).
     tls: SipTlsSettings | None = None
 

@@ -208,6 +208,7 @@ class Gateway:
             max_calls_per_source=s.sip.max_calls_per_source,
             call_attempts_per_source_per_minute=s.sip.call_attempts_per_source_per_minute,
             overload_retry_after_s=s.overload.retry_after_s,
+            flood_requests_per_s=s.sip.flood_requests_per_second,
             tls=None if s.sip.tls is None else EdgeTls(
                 s.sip.tls.port, s.path(s.sip.tls.cert_file), s.path(s.sip.tls.key_file)),
         )
@@ -418,7 +419,7 @@ class Gateway:
             if not self.edge.alive:
                 self.edge_liveness.reset()  # the supervisor is on it
                 continue
-            self.edge_liveness.answered(await probe_once(s.ip, s.port))
+            self.edge_liveness.answered(await probe_once(s.ip, s.port, self.edge_secret))
             if self.edge_liveness.hung and self.edge.pid == pid:
                 log.error("SIP edge (kamailio) pid=%s answered no SIP OPTIONS on %s:%d "
                           "for %d probes: killing it to start a new one", pid, s.ip,

@@ -130,8 +130,10 @@ def generate(workers: int, advisors: int, webrtc: bool = True,
     # the crisis line's plugin needs crisis-trained advisors; the load has none
     data["plugins"].pop("crisis_line", None)
     data["runtime_dir"] = str(root / "run")
+    # SIPp stands in for a carrier: every call from one address (no per-source
+    # limits, no flood guard: a trunk is exempt from both).
     data["sip"].update(port=free_port(), max_calls_per_source=0,
-                       call_attempts_per_source_per_minute=0)
+                       call_attempts_per_source_per_minute=0, flood_requests_per_second=0)
     data["http"].update(port=free_port(), login_attempts_per_minute=10_000)
     per = rtp_per_worker(workers)
     data["workers"].update(count=workers, sip_port_base=_free_tcp_udp_block(workers),

@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 
 from cti.edge import EdgeSettings, EdgeStartError, KamailioEdge, WorkerTarget
+from cti.edge.probe import sip_answers
+from cti.edge.render import TrunkTarget
 from tests.peers.rawsip import (
     SDP,
     Dialog,
@@ -917,3 +919,30 @@ async def test_digest_guessing_locks_that_user_out_from_that_address_only(
     assert guesser.register("bob", ADVISORS["bob"]).status == 200
     assert ua_factory().register("alice", ADVISORS["alice"]).status == 200
     assert await edge.rpc.registered("alice")
+
+
+def _flood(ua: SipUA, edge_port: int, count: int = 1500) -> None:
+    for i in range(count):  # in well under 2 s: far above 400 requests per 2 s
+        ua.send(ua.request(
+            "OPTIONS", f"sip:127.0.0.1:{edge_port}", call_id=f"flood-{i}", cseq=1,
+            from_hdr=f"<sip:x@{ua.host}>;tag=f", to_hdr=f"<sip:127.0.0.1:{edge_port}>",
+        ))  # fmt: skip
+    _drain(ua)
+
+
+async def test_the_controllers_probe_and_a_trunk_pass_a_blocked_address(
+    make_edge: EdgeFactory, ua_factory: Callable[..., SipUA], edge_port: int
+) -> None:
+    """Seen at 90 calls/s from one address: pike blocked it, the controller's probe
+    (from the same address) went unanswered, and the edge was killed as hung. The
+    probe proves itself with the edge's secret; a trunk is never flood-blocked."""
+    trunk_ua = ua_factory(local=("127.0.0.3", 0))
+    trunk = TrunkTarget("carrier", "127.0.0.3", trunk_ua.port, ["+31"])
+    edge = await make_edge(trunks=[trunk])
+    flooder = ua_factory()  # 127.0.0.1: the probe's own address
+    _flood(flooder, edge_port)
+    assert not _options_answered(flooder, edge_port, 0.5)  # blocked
+    assert await sip_answers("127.0.0.1", edge_port, secret=edge.settings.edge_secret)
+    assert not await sip_answers("127.0.0.1", edge_port, secret="not-the-secret-0000")
+    _flood(trunk_ua, edge_port)
+    assert _options_answered(trunk_ua, edge_port, 2.0)  # the carrier still gets through

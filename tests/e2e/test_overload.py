@@ -30,7 +30,8 @@ async def _invite(gw, user: str):  # noqa: ANN001, ANN202
 
 async def test_overloaded_new_calls_get_503_lines_busy_and_the_calls_in_go_on(
         tmp_path: Path) -> None:
-    async with running_gateway(tmp_path, workers=2, overload__over_s=2, overload__clear_s=2,
+    async with running_gateway(tmp_path, workers=2, overload__cpu_percent=95,
+                               overload__over_s=2, overload__clear_s=2,
                                overload__retry_after_s=45) as gw, \
             Phone(name="+905321234567") as caller, \
             httpx.AsyncClient(base_url=f"http://{gw.settings.http.host}:"

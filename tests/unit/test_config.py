@@ -44,7 +44,7 @@ def test_an_unknown_key_without_a_close_match_lists_the_keys() -> None:
     d = demo()
     d["sip"]["xyzzy"] = 1
     assert error(d) == ("sip.xyzzy: unknown key (expected one of ip, port, realm, hotlines, "
-                        "accept_from, max_calls_per_source, call_attempts_per_source_per_minute, tls)")
+                        "accept_from, max_calls_per_source, call_attempts_per_source_per_minute, flood_requests_per_second, tls)")
 
 
 def test_a_typo_inside_a_mapping_of_lists_gets_a_suggestion() -> None:
