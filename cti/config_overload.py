@@ -24,5 +24,9 @@ class OverloadSettings(ConfigModel):
     # Seconds in a row below every limit minus the margin before taking calls again.
     clear_s: int = Field(5, ge=1, le=600)
     clear_margin_percent: float = Field(10.0, ge=0, le=50)
+    # New hotline calls admitted a second at most (a carrier's CAPS limit), set from
+    # what the machine was measured to hold (docs/benchmarks.md); more get the same
+    # 503. Steadier than the flag alone, which takes calls in bursts. 0: no cap.
+    max_new_calls_per_second: int = Field(0, ge=0, le=100_000)
     # The Retry-After of the 503.
     retry_after_s: int = Field(30, ge=1, le=3600)

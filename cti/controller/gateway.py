@@ -208,6 +208,7 @@ class Gateway:
             max_calls_per_source=s.sip.max_calls_per_source,
             call_attempts_per_source_per_minute=s.sip.call_attempts_per_source_per_minute,
             overload_retry_after_s=s.overload.retry_after_s,
+            max_new_calls_per_second=s.overload.max_new_calls_per_second,
             flood_requests_per_s=s.sip.flood_requests_per_second,
             tls=None if s.sip.tls is None else EdgeTls(
                 s.sip.tls.port, s.path(s.sip.tls.cert_file), s.path(s.sip.tls.key_file)),
@@ -398,7 +399,7 @@ class Gateway:
             "overload": overload,
         }
 
-    async def _set_overload_flag(self, on: bool) -> int | None:
+    async def _set_overload_flag(self, on: bool | None) -> int | None:
         if self.rpc is None:
             return None
         try:

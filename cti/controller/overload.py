@@ -101,7 +101,7 @@ class CpuMeter:
 
 
 # The edge's side: set (or refresh) the flag, drop it, read how many it refused.
-SetFlag = Callable[[bool], Awaitable[int | None]]
+SetFlag = Callable[[bool | None], Awaitable[int | None]]  # None: only read the count
 
 
 class OverloadGuard:
@@ -125,7 +125,7 @@ class OverloadGuard:
     @property
     def enabled(self) -> bool:
         o = self.state.settings
-        return bool(o.cpu_percent or o.loop_lag_ms)
+        return bool(o.cpu_percent or o.loop_lag_ms or o.max_new_calls_per_second)
 
     def start(self) -> None:
         if self.enabled and self._task is None:
@@ -159,9 +159,10 @@ class OverloadGuard:
                         "calls again", self._clock() - (self.since or self._clock()),
                         self.refused)
             self.since = None
-        if self.state.shedding or change is False:
-            # Refreshed every second while shedding: the flag expires on its own.
-            self._count(await self._set_flag(self.state.shedding))
+        # Refreshed every second while shedding (the flag expires on its own);
+        # the count read every second (the call-rate cap refuses without it).
+        flag = self.state.shedding if self.state.shedding or change is False else None
+        self._count(await self._set_flag(flag))
 
     def _count(self, edge_count: int | None) -> None:
         if edge_count is None:  # the edge did not answer: it shows in /health

@@ -139,6 +139,7 @@ class EdgeSettings:
     # Hotline INVITEs per source IP per minute from outside (trunks exempt); 0: no limit.
     call_attempts_per_source_per_minute: int = 60
     overload_retry_after_s: int = 30  # the Retry-After of a 503 Lines busy
+    max_new_calls_per_second: int = 0  # new hotline calls admitted a second; 0: no cap
     flood_requests_per_s: int = 200  # pike, per source IP (trunks exempt); 0: off
     tls: EdgeTls | None = None  # None: UDP and TCP only
     # Browser phones (webrtc.enabled); None: the edge speaks UDP and TCP only.
@@ -475,6 +476,7 @@ def render(settings: EdgeSettings) -> RenderedEdge:
             "MAX_CALLS_PER_SOURCE": str(settings.max_calls_per_source),
             "CALL_ATTEMPTS_PER_SOURCE": str(settings.call_attempts_per_source_per_minute),
             "OVERLOAD_RETRY_AFTER_S": str(settings.overload_retry_after_s),
+            "MAX_NEW_CALLS_PER_SECOND": str(settings.max_new_calls_per_second),
             "PIKE_DENSITY": str(max(1, settings.flood_requests_per_s * 2)),
             "PIKE_ON": "1" if settings.flood_requests_per_s else "0",
             "REGISTERED_CONTACT_CONDITION": registered_contact_condition(settings.trunks),

@@ -121,13 +121,14 @@ class EdgeRpc:
                     return int(dset["ID"])
         raise EdgeRpcError("dispatcher.set_duid_state", f"no worker {duid!r} in the dispatcher")
 
-    async def set_overload(self, on: bool) -> int:
+    async def set_overload(self, on: bool | None) -> int:
         """Raise (or refresh: it expires in a few seconds) or drop the flag that makes
-        the edge refuse new hotline calls (cti/controller/overload.py); the number of
-        calls this edge refused for it so far."""
+        the edge refuse new hotline calls (cti/controller/overload.py), or (None)
+        leave it; the number of calls this edge refused for overload (the flag or
+        the call-rate cap) so far."""
         if on:
             await self.call("htable.seti", "overload", "shed", 1)
-        else:
+        elif on is False:
             with contextlib.suppress(EdgeRpcError):  # gone already (expired)
                 await self.call("htable.delete", "overload", "shed")
         try:

@@ -31,6 +31,9 @@ def parse(argv: list[str] | None = None) -> Plan:
     r.add_argument("--overload-cpu", type=float, default=0.0, metavar="PERCENT",
                    help="the gateway refuses new calls (503 Lines busy) past this machine "
                         "CPU %%; default 0: off (the load generator shares the machine)")
+    r.add_argument("--max-call-rate", type=int, default=0, metavar="N",
+                   help="the gateway admits N new calls a second at most "
+                        "(overload.max_new_calls_per_second); default 0: no cap")
     r.add_argument("--keep", action="store_true",
                    help="keep the run's folder (config, gateway and SIPp logs)")
     a = ap.parse_args(argv)
@@ -41,7 +44,8 @@ def parse(argv: list[str] | None = None) -> Plan:
     if a.rate * a.seconds > MAX_CALLERS * 10:
         ap.error("too many calls for one run")
     return Plan(a.scenario, a.callers, a.advisors, a.seconds, a.workers, a.rate,
-                a.call_seconds, not a.no_webrtc, a.keep, a.overload_cpu)
+                a.call_seconds, not a.no_webrtc, a.keep, a.overload_cpu,
+                a.max_call_rate)
 
 
 def main(argv: list[str] | None = None) -> int:

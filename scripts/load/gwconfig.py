@@ -113,13 +113,14 @@ def _supervisor(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def generate(workers: int, advisors: int, webrtc: bool = True,
-             root: Path | None = None, overload_cpu: float = 0.0) -> LoadConfig:
+             root: Path | None = None, overload_cpu: float = 0.0,
+             max_call_rate: int = 0) -> LoadConfig:
     """Write the config into a fresh runtime folder under /tmp (unix socket paths are
     capped at 107 bytes: it stays short)."""
     if root is None:
         root = Path(tempfile.mkdtemp(prefix="cti-load-"))
         try:
-            return generate(workers, advisors, webrtc, root, overload_cpu)
+            return generate(workers, advisors, webrtc, root, overload_cpu, max_call_rate)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)  # no free ports: leave nothing
             raise
@@ -148,6 +149,7 @@ def generate(workers: int, advisors: int, webrtc: bool = True,
     # Refusing for overload only when asked: SIPp's CPU is the machine's too.
     data["overload"] = ({"cpu_percent": overload_cpu} if overload_cpu
                         else {"cpu_percent": 0, "loop_lag_ms": 0})
+    data["overload"]["max_new_calls_per_second"] = max_call_rate
     rtp_min = free_port_range(RTPENGINE_PORTS, low=RTP_LOW, high=RTP_HIGH)
     data["webrtc"].update(enabled=webrtc, ws_port=free_port(), ng_port=free_port(),
                           rtp_port_min=rtp_min, rtp_port_max=rtp_min + RTPENGINE_PORTS - 1)

@@ -53,6 +53,7 @@ class Plan:
     # The gateway's overload limit (overload.cpu_percent); 0: off, since the load
     # generator's own CPU is on the same machine and would count.
     overload_cpu: float = 0.0
+    max_call_rate: int = 0  # overload.max_new_calls_per_second; 0: no cap
 
     def worker_count(self) -> int:
         if self.workers:
@@ -92,7 +93,8 @@ class Run:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.cfg: LoadConfig = generate(plan.worker_count(), plan.advisors, plan.webrtc,
-                                           overload_cpu=plan.overload_cpu)
+                                           overload_cpu=plan.overload_cpu,
+                                           max_call_rate=plan.max_call_rate)
         self.folder = self.cfg.path.parent
         self.result = Result(plan, plan.worker_count(), folder=self.folder)
         self.gateway: subprocess.Popen[bytes] | None = None

@@ -92,3 +92,31 @@ async def test_the_edge_stops_refusing_by_itself_when_nobody_refreshes_the_flag(
         while not await answered():  # the flag's expiry (5 s) in the edge
             assert asyncio.get_running_loop().time() < deadline, "the flag never expired"
             await asyncio.sleep(0.5)
+
+
+async def test_past_the_call_rate_cap_new_calls_get_503_lines_busy(tmp_path: Path) -> None:
+    """overload.max_new_calls_per_second: a carrier's CAPS limit at the edge."""
+    async with running_gateway(tmp_path, workers=2,
+                               overload__max_new_calls_per_second=1) as gw:
+        edge = (gw.settings.sip.ip, gw.settings.sip.port)
+
+        def burst() -> list[tuple[int, str]]:
+            uas = [SipUA(edge, local=("127.0.0.1", 0), user=f"b{i}") for i in range(3)]
+            try:  # three INVITEs at once: in one second, or at most across two
+                dialogs = [ua.send_invite(hotline_uri(gw), from_user=f"+4477009001{i}")
+                           for i, ua in enumerate(uas)]
+                replies = [ua.wait_invite(d, timeout=10) for ua, d in zip(uas, dialogs,
+                                                                          strict=True)]
+                for ua, d, r in zip(uas, dialogs, replies, strict=True):
+                    if r.status == 200:
+                        ua.bye(d)
+                return [(r.status, r.reason) for r in replies]
+            finally:
+                for ua in uas:
+                    ua.close()
+
+        replies = await asyncio.to_thread(burst)
+        assert (503, "Lines busy") in replies
+        assert 1 <= sum(status == 200 for status, _ in replies) <= 2
+        await until(lambda: gw.overload.refused >= 1)
+        assert gw.overload.refused == replies.count((503, "Lines busy"))
