@@ -53,6 +53,9 @@ from cti.tlsfiles import check_tls_files, wss_files
 
 log = logging.getLogger("cti.gateway")
 
+#: Seconds the API's connections get to close when the gateway stops.
+HTTP_SHUTDOWN_S = 5
+
 CUSTOMERS_PER_WORKER = 2  # 4 pjsua calls per process, 2 per bridged customer call
 
 
@@ -223,6 +226,10 @@ class Gateway:
             # The event socket sends the same small JSON to every client: compressing
             # it per client cost more CPU than the fan-out itself (docs/benchmarks.md).
             ws_per_message_deflate=False,
+            # A stop must not wait on a client: a WebSocket whose peer never answers
+            # the close frame held a test's gateway stop past 90 s. Whatever is still
+            # open after this is cancelled.
+            timeout_graceful_shutdown=HTTP_SHUTDOWN_S,
             proxy_headers=bool(h.trusted_proxies),
             forwarded_allow_ips=list(h.trusted_proxies) or None,
             # With http.tls the port speaks HTTPS only (and wss for the WebSocket).
